@@ -1,0 +1,278 @@
+"""cairn build: a family's root images, for each platform, into an OCI layout or an archive.
+
+A fixed sequence of named steps per image and platform (rootfs, layer,
+manifest), run in parallel across platforms; the store changes only when
+every step of every job has succeeded.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from cairn.debian.cache import DebCache
+from cairn.debian.mmdebstrap import RootfsRequest, build_rootfs, describe
+from cairn.debian.suites import apt_sources
+from cairn.engines import require
+from cairn.errors import CairnError, UsageError
+from cairn.oci import skopeo
+from cairn.oci.image import (
+    ANN_CREATED,
+    ANN_DESCRIPTION,
+    ANN_REVISION,
+    ANN_SOURCE,
+    ANN_TITLE,
+    Descriptor,
+    LayerInfo,
+    RunConfig,
+    image_config,
+    image_index,
+    image_manifest,
+    rfc3339,
+)
+from cairn.oci.layer import compress_layer
+from cairn.oci.layout import OciLayout, Staging, store_failure
+from cairn.oci.reference import ImageRef, parse_ref
+from cairn.platforms import Platform, check_emulation, parse_platform
+from cairn.results import SCHEMA_VERSION, BuildResult, ImageBuild, PlatformBuild
+from cairn.spec import Family, RootImage
+
+
+class Progress(Protocol):
+    """How a build tells the user what it is doing (the CLI renders it)."""
+
+    def step(self, job: str, text: str) -> None: ...
+
+    def done(self, job: str, seconds: float) -> None: ...
+
+
+class Silent:
+    def step(self, job: str, text: str) -> None:
+        pass
+
+    def done(self, job: str, seconds: float) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    images: tuple[str, ...] = ()
+    platforms: tuple[str, ...] = ()
+    output: str | None = None
+    cache_dir: Path | None = None
+    jobs: int = 2
+
+
+@dataclass(frozen=True)
+class _Job:
+    image: RootImage
+    platform: Platform
+
+    @property
+    def label(self) -> str:
+        return f"{self.image.name} {self.platform.name}"
+
+
+def plan_jobs(family: Family, opts: BuildOptions) -> tuple[_Job, ...]:
+    """The (image, platform) pairs to build, in spec order; pure."""
+    images = tuple(family.image(n) for n in opts.images) if opts.images else family.images
+    chosen: tuple[Platform, ...] | None = None
+    if opts.platforms:
+        try:
+            chosen = tuple(parse_platform(p) for p in opts.platforms)
+        except KeyError as e:
+            raise UsageError(
+                f"--platform {e.args[0]} is not a platform cairn knows.",
+                "Try: linux/amd64 or linux/arm64.",
+            ) from None
+    return tuple(_Job(img, p) for img in images for p in (chosen or img.platforms))
+
+
+def build(family: Family, opts: BuildOptions, progress: Progress | None = None) -> BuildResult:
+    progress = progress or Silent()
+    jobs = plan_jobs(family, opts)
+    out = parse_ref(opts.output or family.output)
+    if out.transport not in ("oci", "docker-archive"):
+        raise UsageError(
+            f"cairn build cannot write to {out}.",
+            "Try: --output oci:DIR or --output docker-archive:FILE.",
+        )
+    if out.transport == "docker-archive" and len(jobs) != 1:
+        raise UsageError(
+            f"A docker-archive holds one image for one platform, and this build makes {len(jobs)}.",
+            "Try: --image NAME --platform linux/amd64 (or --output oci:DIR for several).",
+        )
+    _preflight(jobs, out)
+
+    if out.transport == "oci":
+        results = _build_into(OciLayout(out.path), family, jobs, opts, progress)
+        return BuildResult(SCHEMA_VERSION, str(out), family.source_date_epoch, results)
+
+    with tempfile.TemporaryDirectory(prefix="cairn-build-", dir=_tmp_beside(out.path)) as tmp:
+        layout = OciLayout(Path(tmp) / "oci")
+        results = _build_into(layout, family, jobs, opts, progress)
+        name = results[0].name
+        _export_archive(layout, name, out, jobs[0].platform, progress)
+    return BuildResult(SCHEMA_VERSION, str(out), family.source_date_epoch, results)
+
+
+def _tmp_beside(path: Path) -> Path:
+    parent = path.absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise store_failure("Creating the output directory", parent, e) from None
+    return parent
+
+
+def _preflight(jobs: tuple[_Job, ...], out: ImageRef) -> None:
+    """Everything that can be checked before minutes of work."""
+    require("mmdebstrap", "Building a Debian root file system")
+    require("mmtarfilter", "Building a Debian root file system")
+    if out.transport == "docker-archive":
+        require("skopeo", f"Writing {out}")
+    for p in sorted({j.platform for j in jobs}):
+        check_emulation(p)
+
+
+def _build_into(
+    layout: OciLayout,
+    family: Family,
+    jobs: tuple[_Job, ...],
+    opts: BuildOptions,
+    progress: Progress,
+) -> list[ImageBuild]:
+    with layout.staging() as stage:
+        done: dict[_Job, tuple[Descriptor, PlatformBuild]] = {}
+
+        def one(job: _Job) -> Callable[[], None]:
+            def task() -> None:
+                done[job] = _build_platform(stage, family, job, opts, progress)
+
+            return task
+
+        run_parallel([one(j) for j in jobs], opts.jobs)
+        results: list[ImageBuild] = []
+        for image in dict.fromkeys(j.image for j in jobs):
+            mine = [done[j] for j in jobs if j.image == image]
+            index = stage.add(image_index(tuple(d for d, _ in mine), _annotations(family, image)))
+            stage.set_ref(image.name, index)
+            results.append(ImageBuild(image.name, index.digest, [b for _, b in mine]))
+        for j in jobs:
+            progress.step(j.label, "writing the image layout")
+    return results
+
+
+def run_parallel(tasks: list[Callable[[], None]], workers: int) -> None:
+    """Run every task; when some fail, wait for the rest and raise the first error."""
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures: list[Future[None]] = [pool.submit(t) for t in tasks]
+        errors = [f.exception() for f in futures]
+    for e in errors:
+        if e is not None:
+            raise e
+
+
+def _build_platform(
+    stage: Staging, family: Family, job: _Job, opts: BuildOptions, progress: Progress
+) -> tuple[Descriptor, PlatformBuild]:
+    start = time.monotonic()
+    img, plat = job.image, job.platform
+    work = stage.work / f"{img.name}-{plat.debian_arch}"
+    work.mkdir()
+    req = RootfsRequest(
+        suite=img.suite,
+        platform=plat,
+        variant=img.variant,
+        packages=img.packages,
+        sources=apt_sources(img.suite, img.mirror, img.security_mirror),
+        profile=img.profile,
+        source_date_epoch=family.source_date_epoch,
+    )
+    cache = DebCache.for_arch(opts.cache_dir, plat.debian_arch) if opts.cache_dir else None
+
+    progress.step(job.label, f"mmdebstrap {img.suite.name} {plat.debian_arch}")
+    rootfs = build_rootfs(req, work, cache)
+
+    progress.step(job.label, "compressing the layer")
+    try:
+        layer = compress_layer(rootfs.tar, work / "layer.tar.gz")
+    except OSError as e:
+        raise store_failure("Compressing the layer", work, e) from None
+    rootfs.tar.unlink()
+    stage.adopt(layer.path, layer.digest)
+
+    progress.step(job.label, "writing config and manifest")
+    info = LayerInfo(
+        digest=layer.digest,
+        size=layer.size,
+        diff_id=layer.diff_id,
+        uncompressed_size=layer.uncompressed_size,
+        created_by=describe(req),
+    )
+    annotations = _annotations(family, img)
+    run = RunConfig(
+        env=img.env,
+        cmd=img.cmd,
+        entrypoint=img.entrypoint,
+        user=img.user,
+        workdir=img.workdir,
+        labels=tuple({**dict(annotations), **dict(img.labels)}.items()),
+    )
+    config = stage.add(image_config(plat, (info,), family.source_date_epoch, run))
+    manifest = stage.add(image_manifest(plat, config, (info,), annotations))
+    seconds = time.monotonic() - start
+    progress.done(job.label, seconds)
+    return manifest, PlatformBuild(
+        platform=plat.name,
+        manifest_digest=manifest.digest,
+        config_digest=config.digest,
+        layers=[layer.digest],
+        uncompressed_bytes=layer.uncompressed_size,
+        compressed_bytes=layer.size,
+        packages=len(rootfs.packages),
+        files=rootfs.files,
+        seconds=round(seconds, 2),
+    )
+
+
+def _annotations(family: Family, img: RootImage) -> tuple[tuple[str, str], ...]:
+    ann = {
+        ANN_CREATED: rfc3339(family.source_date_epoch),
+        ANN_TITLE: img.name,
+        "vnd.cairn.debian.suite": img.suite.name,
+    }
+    if img.description:
+        ann[ANN_DESCRIPTION] = img.description
+    if family.source:
+        ann[ANN_SOURCE] = family.source
+    if family.revision:
+        ann[ANN_REVISION] = family.revision
+    return tuple(sorted(ann.items()))
+
+
+def _export_archive(
+    layout: OciLayout, name: str, out: ImageRef, platform: Platform, progress: Progress
+) -> None:
+    """skopeo writes the archive beside its final name; a rename publishes it."""
+    final = out.path
+    partial = final.with_name(f".{final.name}.cairn-partial")
+    progress.step(f"{name} {platform.name}", f"writing {out}")
+    tag = out.name or f"{name}:latest"
+    try:
+        partial.unlink(missing_ok=True)
+        skopeo.copy(f"oci:{layout.root}:{name}", f"docker-archive:{partial}:{tag}", platform)
+        partial.replace(final)
+    except OSError as e:
+        raise store_failure("Writing the archive", final, e) from None
+    except CairnError:
+        partial.unlink(missing_ok=True)
+        raise
+    finally:
+        if partial.exists():
+            partial.unlink()

@@ -1,0 +1,1 @@
+"""Debian: suites, slim profiles and the mmdebstrap runner that builds root file systems."""

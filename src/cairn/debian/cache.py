@@ -1,0 +1,83 @@
+"""cairn's package cache: downloaded .debs kept per architecture between builds.
+
+apt checked every .deb against the signed archive index when it downloaded
+it; cairn records each file's SHA-256 when it takes it into the cache and
+checks it again before handing it to the next build, so a damaged or altered
+file is dropped (and downloaded afresh) instead of installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+MANIFEST = "SHA256SUMS"
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "cairn"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class DebCache:
+    """The .debs of one architecture: DIR/debs/ARCH/*.deb plus their SHA256SUMS."""
+
+    directory: Path
+
+    @classmethod
+    def for_arch(cls, root: Path, debian_arch: str) -> DebCache:
+        return cls(root / "debs" / debian_arch)
+
+    def _read_manifest(self) -> dict[str, str]:
+        try:
+            lines = (self.directory / MANIFEST).read_text().splitlines()
+        except FileNotFoundError:
+            return {}
+        out: dict[str, str] = {}
+        for line in lines:
+            digest, _, name = line.partition("  ")
+            if digest and name:
+                out[name] = digest
+        return out
+
+    def _write_manifest(self, entries: dict[str, str]) -> None:
+        tmp = self.directory / f".{MANIFEST}.{os.getpid()}.tmp"
+        tmp.write_text("".join(f"{d}  {n}\n" for n, d in sorted(entries.items())))
+        tmp.replace(self.directory / MANIFEST)
+
+    def verify(self) -> int:
+        """Drop every .deb whose hash is unknown or wrong; returns how many were dropped."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        manifest = self._read_manifest()
+        dropped = 0
+        good: dict[str, str] = {}
+        for deb in self.directory.glob("*.deb"):
+            if manifest.get(deb.name) == _sha256(deb):
+                good[deb.name] = manifest[deb.name]
+            else:
+                deb.unlink()
+                dropped += 1
+        self._write_manifest(good)
+        return dropped
+
+    def record_new(self) -> int:
+        """Hash the .debs a build added to the cache; returns how many were added."""
+        manifest = self._read_manifest()
+        added = 0
+        for deb in self.directory.glob("*.deb"):
+            if deb.name not in manifest:
+                manifest[deb.name] = _sha256(deb)
+                added += 1
+        self._write_manifest(manifest)
+        return added

@@ -1,0 +1,200 @@
+"""Build a slim Debian root file system tar with mmdebstrap.
+
+`mmdebstrap_command` is pure (and unit-tested); `build_rootfs` runs it, strips
+device nodes with mmtarfilter (a container runtime provides /dev), and turns
+mmdebstrap's failures into errors that name the cause.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from debian.deb822 import Deb822
+
+from cairn.data import data_path
+from cairn.debian.cache import DebCache
+from cairn.debian.profiles import Profile
+from cairn.debian.suites import Suite
+from cairn.engines import echo, require, run_logged, tail
+from cairn.errors import BuildError
+from cairn.platforms import Platform
+
+MERGED_USR_HOOKS = Path("/usr/share/mmdebstrap/hooks/merged-usr")
+INSTALL_PACKAGES = "/usr/sbin/install_packages"
+
+
+@dataclass(frozen=True)
+class RootfsRequest:
+    suite: Suite
+    platform: Platform
+    variant: str
+    packages: tuple[str, ...]
+    sources: tuple[str, ...]
+    profile: Profile
+    source_date_epoch: int
+
+
+@dataclass(frozen=True)
+class Rootfs:
+    """A finished root file system tar and what cairn read from it."""
+
+    tar: Path
+    packages: tuple[tuple[str, str], ...]
+    files: int
+
+
+def _sh(path: str) -> str:
+    """A path inside the chroot as a shell word rooted at "$1" (globs stay live)."""
+    return '"$1"' + path
+
+
+def mmdebstrap_command(
+    req: RootfsRequest, output: Path, dpkg_cfg: Path, cache: DebCache | None, root_mode: bool
+) -> list[str]:
+    """The mmdebstrap command line that builds `req` into the tar `output`."""
+    prof = req.profile
+    cmd = [
+        "mmdebstrap",
+        f"--mode={'root' if root_mode else 'unshare'}",
+        f"--variant={req.variant}",
+        f"--architectures={req.platform.debian_arch}",
+        "--format=tar",
+        # Without it, bookworm pulls in usrmerge and with it all of perl.
+        f"--hook-dir={MERGED_USR_HOOKS}",
+        '--aptopt=Acquire::Languages "none"',
+        "--dpkgopt=force-unsafe-io",
+    ]
+    # mmdebstrap honours these already while it extracts the Essential set.
+    cmd += [f"--dpkgopt={opt}" for opt in prof.dpkg_options()]
+    if req.packages:
+        cmd.append(f"--include={','.join(req.packages)}")
+    if cache is not None:
+        cmd += [
+            "--skip=essential/unlink",
+            '--setup-hook=mkdir -p "$1"/var/cache/apt/archives',
+            f"--setup-hook=sync-in {cache.directory} /var/cache/apt/archives",
+            f"--customize-hook=sync-out /var/cache/apt/archives {cache.directory}",
+        ]
+    customize = [
+        # mmdebstrap's copy of the options has no comment; ours says where it comes from.
+        'rm -f "$1"/etc/dpkg/dpkg.cfg.d/99mmdebstrap "$1"/etc/apt/apt.conf.d/99mmdebstrap',
+        f"upload {data_path('apt.conf')} /etc/apt/apt.conf.d/90cairn",
+        f"upload {data_path('install_packages')} {INSTALL_PACKAGES}",
+        f"chmod 0755 {_sh(INSTALL_PACKAGES)}",
+        # The build host's resolver and name must not leak into the image.
+        'rm -f "$1"/etc/resolv.conf "$1"/etc/hostname',
+        ': > "$1"/etc/resolv.conf && echo localhost > "$1"/etc/hostname',
+        'chmod 0644 "$1"/etc/resolv.conf "$1"/etc/hostname',
+    ]
+    if prof.dpkg_options():
+        customize.insert(1, f"upload {dpkg_cfg} /etc/dpkg/dpkg.cfg.d/10cairn-{prof.name}")
+    if prof.keep_dirs:
+        dirs = " ".join(_sh(d) for d in prof.keep_dirs)
+        # dpkg keeps symlinks below an included directory (its include rule is
+        # a prefix match for them): the skeleton is meant to be empty.
+        customize.append(f"mkdir -p {dirs} && find {dirs} -mindepth 1 ! -type d -delete")
+    if prof.remove:
+        customize.append("rm -rf " + " ".join(_sh(p) for p in prof.remove))
+    cmd += [f"--customize-hook={h}" for h in customize]
+    cmd += [req.suite.name, str(output), *req.sources]
+    return cmd
+
+
+_MISSING_PACKAGE = re.compile(r"(?:Unable to locate package|Package '?)([a-z0-9][a-z0-9+.:-]*)'?")
+_NETWORK = re.compile(
+    r"Could not resolve|Temporary failure resolving|Could not connect|Connection refused|"
+    r"Failed to fetch|Unable to connect|Network is unreachable|Connection timed out"
+)
+
+
+def _failure(req: RootfsRequest, log: Path) -> BuildError:
+    text = tail(log, 400)
+    what = f"Building the {req.suite.name} root file system for {req.platform.name}"
+    if "No space left on device" in text:
+        return BuildError(
+            f"{what} failed because the disk is full "
+            f"(mmdebstrap works in {os.environ.get('TMPDIR', '/tmp')}).",
+            "Try: free some space, or point TMPDIR at a larger disk.",
+        )
+    for line in text.splitlines():
+        if "Unable to locate package" in line or "has no installation candidate" in line:
+            m = _MISSING_PACKAGE.search(line)
+            name = m.group(1) if m else "a requested package"
+            return BuildError(
+                f"{what} failed because package '{name}' does not exist in {req.suite.name} "
+                f"for {req.platform.debian_arch}.",
+                "Try: check the name with `apt-cache policy NAME` (or packages.debian.org) and fix "
+                "`packages` in cairn.toml.",
+            )
+    if _NETWORK.search(text):
+        return BuildError(
+            f"{what} failed because the Debian mirror could not be reached:\n{tail(log, 8)}",
+            "Try: check the network and `mirror` / `security_mirror` in cairn.toml.",
+        )
+    return BuildError(f"{what} failed; mmdebstrap said:\n{tail(log, 15)}")
+
+
+def build_rootfs(req: RootfsRequest, workdir: Path, cache: DebCache | None) -> Rootfs:
+    """Build `req` in `workdir` (scratch space the caller removes) and return the tar."""
+    mmdebstrap = require("mmdebstrap", f"Building a {req.suite.name} root file system")
+    mmtarfilter = require("mmtarfilter", "Stripping device nodes from the root file system")
+    log = workdir / "mmdebstrap.log"
+    raw = workdir / "raw.tar"
+    dpkg_cfg = workdir / "dpkg.cfg"
+    dpkg_cfg.write_text(req.profile.dpkg_cfg())
+    if cache is not None:
+        cache.verify()
+    cmd = mmdebstrap_command(req, raw, dpkg_cfg, cache, root_mode=os.geteuid() == 0)
+    cmd[0] = mmdebstrap
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(req.source_date_epoch), "LC_ALL": "C.UTF-8"}
+    if run_logged(cmd, log, env=env) != 0:
+        raise _failure(req, log)
+    if cache is not None:
+        cache.record_new()
+
+    tar = workdir / "rootfs.tar"
+    filt = [mmtarfilter, "--path-exclude=/dev/*"]
+    with raw.open("rb") as src, tar.open("wb") as dst:
+        echo([*filt, "<", str(raw)])
+        proc = subprocess.run(filt, stdin=src, stdout=dst, stderr=subprocess.PIPE, check=False)
+    raw.unlink()
+    if proc.returncode != 0:
+        raise BuildError(
+            f"Filtering the root file system failed: {proc.stderr.decode(errors='replace').strip()}"
+        )
+    packages, files = read_rootfs_tar(tar)
+    return Rootfs(tar=tar, packages=packages, files=files)
+
+
+def read_rootfs_tar(tar: Path) -> tuple[tuple[tuple[str, str], ...], int]:
+    """Installed packages (from the dpkg status file) and the regular-file count."""
+    packages: list[tuple[str, str]] = []
+    files = 0
+    with tarfile.open(tar) as tf:
+        for member in tf:
+            if member.isfile():
+                files += 1
+            if member.name.lstrip("./") == "var/lib/dpkg/status":
+                fileobj = tf.extractfile(member)
+                if fileobj is None:
+                    continue
+                for para in Deb822.iter_paragraphs(fileobj):
+                    if para.get("Status", "").endswith(" installed"):
+                        packages.append((para["Package"], para["Version"]))
+    return tuple(sorted(packages)), files
+
+
+def describe(req: RootfsRequest) -> str:
+    """The history line of the layer: how it was made, in words a person can rerun."""
+    extra = f" --include={','.join(req.packages)}" if req.packages else ""
+    return (
+        shlex.join(["mmdebstrap", f"--variant={req.variant}", req.suite.name])
+        + extra
+        + f" (cairn profile {req.profile.name})"
+    )

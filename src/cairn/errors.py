@@ -1,0 +1,57 @@
+"""Every fatal condition cairn reports, one class per cause, one exit code per class.
+
+Code below the CLI raises these; only the CLI turns them into a message and an
+exit code. A message reads "X failed because Y." and the hint "Try Z.".
+"""
+
+from __future__ import annotations
+
+
+class CairnError(Exception):
+    """Base class: a problem the user can fix, with a hint saying how."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n{self.hint}" if self.hint else self.message
+
+
+class SpecError(CairnError):
+    """cairn.toml (or a command-line choice that plays its part) is invalid."""
+
+    exit_code = 2
+
+
+class UsageError(CairnError):
+    """Options that contradict each other or name nothing cairn knows."""
+
+    exit_code = 2
+
+
+class EngineMissingError(CairnError):
+    """A required external program or kernel feature is not there."""
+
+    exit_code = 3
+
+
+class BuildError(CairnError):
+    """An engine ran and failed: mmdebstrap, mmtarfilter, a package that does not exist."""
+
+    exit_code = 4
+
+
+class StoreError(CairnError):
+    """The image store or an output file could not be read or written."""
+
+    exit_code = 5
+
+
+class ImageRefError(CairnError):
+    """An image reference is malformed or names nothing."""
+
+    exit_code = 2

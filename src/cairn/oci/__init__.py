@@ -1,0 +1,1 @@
+"""The OCI image format: config/manifest/index builders, the layout store, references."""

@@ -1,0 +1,245 @@
+"""An OCI image layout on disk (oci:DIR), written atomically.
+
+A build stages every blob in a sibling directory and commits under a lock:
+blobs are moved in first (content-addressed, so harmless if left over), then
+index.json is replaced in one rename. A build that fails or is interrupted
+before that rename leaves the layout exactly as it was; blobs that nothing
+references any more are collected after each commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from cairn.errors import StoreError
+from cairn.oci.image import (
+    ANN_REF_NAME,
+    MEDIA_INDEX,
+    MEDIA_MANIFEST,
+    Blob,
+    Descriptor,
+    canonical_json,
+)
+
+OCI_LAYOUT = {"imageLayoutVersion": "1.0.0"}
+_STAGING = ".cairn-staging"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    with path.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def store_failure(action: str, path: Path, e: OSError) -> StoreError:
+    if e.errno == errno.ENOSPC:
+        return StoreError(
+            f"{action} failed because the disk holding {path} is full.",
+            "Try: free some space, or build to another place with --output.",
+        )
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StoreError(
+            f"{action} failed because {path} is not writable ({e.strerror}).",
+            "Try: --output to a directory you can write to.",
+        )
+    return StoreError(f"{action} failed at {path}: {e}.")
+
+
+class OciLayout:
+    """Read access to a layout, and `staging()` for changing it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def exists(self) -> bool:
+        return (self.root / "oci-layout").is_file() and (self.root / "index.json").is_file()
+
+    def index(self) -> dict[str, Any]:
+        if not self.exists():
+            return {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": []}
+        try:
+            loaded: dict[str, Any] = json.loads((self.root / "index.json").read_bytes())
+        except (OSError, ValueError) as e:
+            raise StoreError(
+                f"Reading the image layout {self.root} failed because its index.json "
+                f"is unreadable ({e}).",
+                "Try: remove the directory and build again.",
+            ) from None
+        return loaded
+
+    def refs(self) -> dict[str, Descriptor]:
+        """Image name -> descriptor, from org.opencontainers.image.ref.name."""
+        out: dict[str, Descriptor] = {}
+        for m in self.index().get("manifests", []):
+            name = m.get("annotations", {}).get(ANN_REF_NAME)
+            if name:
+                out[name] = Descriptor.from_json(m)
+        return out
+
+    def blob_path(self, digest: str) -> Path:
+        algo, _, hexdigest = digest.partition(":")
+        return self.root / "blobs" / algo / hexdigest
+
+    def read_json(self, digest: str) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.blob_path(digest).read_bytes())
+        return data
+
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[Staging]:
+        """Stage a change; it is committed when the block ends without an error."""
+        parent = self.root.parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise store_failure("Creating the output directory", parent, e) from None
+        stage = Staging(
+            self, parent / f".{self.root.name}{_STAGING}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        )
+        try:
+            yield stage
+            stage.commit()
+        finally:
+            shutil.rmtree(stage.dir, ignore_errors=True)
+
+
+class Staging:
+    """Blobs and ref changes waiting to be committed to an OciLayout."""
+
+    def __init__(self, layout: OciLayout, directory: Path) -> None:
+        self.layout = layout
+        self.dir = directory
+        self.blobs = directory / "blobs" / "sha256"
+        self.work = directory / "work"
+        self._refs: dict[str, Descriptor] = {}
+        try:
+            self.blobs.mkdir(parents=True)
+            self.work.mkdir()
+        except OSError as e:
+            raise store_failure("Staging the build", directory, e) from None
+
+    def add(self, blob: Blob) -> Descriptor:
+        target = self.blobs / blob.descriptor.digest.partition(":")[2]
+        try:
+            _write_file(target, blob.data)
+        except OSError as e:
+            raise store_failure("Writing a blob", target, e) from None
+        return blob.descriptor
+
+    def adopt(self, path: Path, digest: str) -> None:
+        """Take a finished blob file (written in self.work) into the staged blobs."""
+        target = self.blobs / digest.partition(":")[2]
+        try:
+            with path.open("rb") as f:
+                os.fsync(f.fileno())
+            path.replace(target)
+        except OSError as e:
+            raise store_failure("Staging a layer", target, e) from None
+
+    def set_ref(self, name: str, descriptor: Descriptor) -> None:
+        self._refs[name] = descriptor
+
+    def commit(self) -> None:
+        root = self.layout.root
+        try:
+            with _locked(root.parent):
+                self._commit_locked(root)
+        except OSError as e:
+            raise store_failure("Writing the image layout", root, e) from None
+
+    def _commit_locked(self, root: Path) -> None:
+        index = self.layout.index()
+        kept = [
+            m
+            for m in index.get("manifests", [])
+            if m.get("annotations", {}).get(ANN_REF_NAME) not in self._refs
+        ]
+        for name, desc in sorted(self._refs.items()):
+            entry = desc.to_json()
+            entry["annotations"] = {**entry.get("annotations", {}), ANN_REF_NAME: name}
+            kept.append(entry)
+        index["manifests"] = kept
+
+        blob_dir = root / "blobs" / "sha256"
+        blob_dir.mkdir(parents=True, exist_ok=True)
+        for staged in self.blobs.iterdir():
+            final = blob_dir / staged.name
+            if not final.exists():
+                staged.replace(final)
+        _fsync_dir(blob_dir)
+        layout_file = root / "oci-layout"
+        if not layout_file.exists():
+            _write_file(layout_file, canonical_json(OCI_LAYOUT))
+        tmp = root / f".index.json.{os.getpid()}.tmp"
+        _write_file(tmp, canonical_json(index))
+        tmp.replace(root / "index.json")
+        _fsync_dir(root)
+        collect_garbage(self.layout)
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """An exclusive flock on the directory that holds the layout (no lock file left behind)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _remove_stale_staging(directory)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_staging(directory: Path) -> None:
+    """Staging directories of cairn processes that died (killed mid-build)."""
+    for d in directory.glob(f".*{_STAGING}-*"):
+        pid = d.name.rsplit("-", 2)[-2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def reachable(layout: OciLayout) -> set[str]:
+    """Every blob digest that index.json reaches through indexes and manifests."""
+    seen: set[str] = set()
+    todo: list[dict[str, Any]] = list(layout.index().get("manifests", []))
+    while todo:
+        desc = todo.pop()
+        digest = desc["digest"]
+        if digest in seen:
+            continue
+        seen.add(digest)
+        media = desc.get("mediaType")
+        if media == MEDIA_INDEX:
+            todo += layout.read_json(digest).get("manifests", [])
+        elif media == MEDIA_MANIFEST:
+            doc = layout.read_json(digest)
+            todo += [doc["config"], *doc.get("layers", [])]
+    return seen
+
+
+def collect_garbage(layout: OciLayout) -> int:
+    """Delete blobs nothing references; returns how many bytes were freed."""
+    keep = {d.partition(":")[2] for d in reachable(layout)}
+    freed = 0
+    blob_dir = layout.root / "blobs" / "sha256"
+    for blob in blob_dir.iterdir():
+        if blob.name not in keep:
+            freed += blob.stat().st_size
+            blob.unlink()
+    return freed

@@ -1,0 +1,108 @@
+"""OCI platforms, their Debian architectures and the emulation a foreign one needs."""
+
+from __future__ import annotations
+
+import platform as host_platform
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from cairn.data import load_toml
+from cairn.errors import EngineMissingError
+
+BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
+
+
+@dataclass(frozen=True, order=True)
+class Platform:
+    """One OCI platform such as linux/arm64 (variant v8)."""
+
+    os: str
+    architecture: str
+    variant: str | None
+    debian_arch: str
+    machine: str
+    binfmt: str
+
+    @property
+    def name(self) -> str:
+        """The short form users write: linux/arm64, linux/arm/v7."""
+        if self.variant and self.architecture == "arm":
+            return f"{self.os}/{self.architecture}/{self.variant}"
+        return f"{self.os}/{self.architecture}"
+
+    def oci(self) -> dict[str, str]:
+        """The `platform` object of an OCI descriptor."""
+        out = {"architecture": self.architecture, "os": self.os}
+        if self.variant:
+            out["variant"] = self.variant
+        return out
+
+
+@cache
+def known_platforms() -> dict[str, Platform]:
+    table = load_toml("platforms.toml")
+    out: dict[str, Platform] = {}
+    for name, row in table.items():
+        os_, arch = name.split("/")[:2]
+        out[name] = Platform(
+            os=os_,
+            architecture=arch,
+            variant=row.get("variant"),
+            debian_arch=row["debian_arch"],
+            machine=row["machine"],
+            binfmt=row["binfmt"],
+        )
+    return out
+
+
+def parse_platform(name: str) -> Platform:
+    """linux/arm64 or linux/arm64/v8 -> Platform; KeyError names the unknown one."""
+    table = known_platforms()
+    if name in table:
+        return table[name]
+    for p in table.values():
+        if name == f"{p.os}/{p.architecture}/{p.variant}":
+            return p
+    raise KeyError(name)
+
+
+def host_machine() -> str:
+    return host_platform.machine()
+
+
+def check_emulation(platform: Platform, binfmt_dir: Path = BINFMT_DIR) -> None:
+    """Raise unless this host can run `platform` binaries (natively or via qemu-user).
+
+    mmdebstrap runs the target's maintainer scripts, so a foreign architecture
+    needs an enabled binfmt_misc handler for qemu.
+    """
+    if platform.machine == host_machine():
+        return
+    handler = binfmt_dir / platform.binfmt
+    conf = f"/usr/lib/binfmt.d/{platform.binfmt}.conf"
+    fix = (
+        "Try: apt-get install qemu-user-static; "
+        f"mountpoint -q {binfmt_dir} || mount -t binfmt_misc binfmt_misc {binfmt_dir}; "
+        f"cat {conf} > {binfmt_dir}/register"
+    )
+    try:
+        text = handler.read_text()
+    except FileNotFoundError:
+        raise EngineMissingError(
+            f"Building for {platform.name} on this {host_machine()} host failed because no "
+            f"binfmt_misc handler '{platform.binfmt}' is registered in {binfmt_dir}, "
+            "so the kernel cannot run its programs.",
+            fix,
+        ) from None
+    except OSError as e:
+        raise EngineMissingError(
+            f"Building for {platform.name} failed because {handler} cannot be read ({e}).",
+            fix,
+        ) from None
+    if not text.startswith("enabled"):
+        raise EngineMissingError(
+            f"Building for {platform.name} failed because the binfmt_misc handler "
+            f"{handler} is registered but disabled.",
+            f"Try: echo 1 > {handler}",
+        )

@@ -1,0 +1,1 @@
+"""Everything cairn prints: progress, tables, JSON."""

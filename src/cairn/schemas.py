@@ -1,0 +1,26 @@
+"""Regenerate the committed JSON schemas: python -m cairn.schemas [DIR]."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from cairn import results
+
+SCHEMAS = {"build.schema.json": results.json_schema}
+
+
+def render(name: str) -> str:
+    return json.dumps(SCHEMAS[name](), indent=2, sort_keys=True) + "\n"
+
+
+def main() -> None:
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/schemas")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in SCHEMAS:
+        (out / name).write_text(render(name))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,326 @@
+"""cairn.toml: the family spec, its validation, and the resolved images it describes.
+
+The pydantic models are the single source of truth for the file's schema; the
+resolved `RootImage` values are what the rest of cairn works with.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import subprocess
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from cairn.debian.profiles import Profile, known_profiles, load_profile
+from cairn.debian.suites import Suite, known_suites
+from cairn.errors import SpecError
+from cairn.platforms import Platform, known_platforms, parse_platform
+
+SPEC_FILE = "cairn.toml"
+
+_IMAGE_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+# Debian policy 5.6.1 package names, optionally with an architecture qualifier.
+_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(?::[a-z0-9-]+)?$")
+_LOCALE = re.compile(r"^[a-z]{2,3}(?:_[A-Z]{2})?(?:\.[A-Za-z0-9-]+)?(?:@[a-z]+)?$")
+
+
+def _suite(value: str) -> str:
+    if value not in known_suites():
+        raise ValueError(f"expected one of {', '.join(known_suites())}; got {value!r}")
+    return value
+
+
+def _platform(value: str) -> str:
+    try:
+        return parse_platform(value).name
+    except KeyError:
+        raise ValueError(f"expected one of {', '.join(known_platforms())}; got {value!r}") from None
+
+
+def _profile(value: str) -> str:
+    if value not in known_profiles():
+        raise ValueError(f"expected one of {', '.join(known_profiles())}; got {value!r}")
+    return value
+
+
+def _package(value: str) -> str:
+    if not _PACKAGE.match(value):
+        raise ValueError(
+            f"expected a Debian package name (lower case, digits, + - .); got {value!r}"
+        )
+    return value
+
+
+def _locale(value: str) -> str:
+    if not _LOCALE.match(value):
+        raise ValueError(f"expected a locale name such as zh_CN or de_DE.UTF-8; got {value!r}")
+    return value
+
+
+def _mirror(value: str) -> str:
+    if not re.match(r"^(https?|file)://[^\s]+$", value):
+        raise ValueError(f"expected an http://, https:// or file:// URL; got {value!r}")
+    return value.rstrip("/")
+
+
+def _output(value: str) -> str:
+    if not (value.startswith("oci:") or value.startswith("docker-archive:")):
+        raise ValueError(f"expected oci:DIR or docker-archive:FILE; got {value!r}")
+    return value
+
+
+SuiteName = Annotated[str, AfterValidator(_suite)]
+PlatformName = Annotated[str, AfterValidator(_platform)]
+ProfileName = Annotated[str, AfterValidator(_profile)]
+PackageName = Annotated[str, AfterValidator(_package)]
+LocaleName = Annotated[str, AfterValidator(_locale)]
+MirrorUrl = Annotated[str, AfterValidator(_mirror)]
+OutputRef = Annotated[str, AfterValidator(_output)]
+Variant = Literal["essential", "apt", "required", "minbase", "buildd", "important", "standard"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Defaults(_Strict):
+    """[defaults]: settings every image inherits unless it sets its own."""
+
+    suite: SuiteName = Field("bookworm", description="Debian suite the images are built from.")
+    platforms: list[PlatformName] = Field(
+        default_factory=lambda: ["linux/amd64", "linux/arm64"],
+        min_length=1,
+        description="OCI platforms every image is built for.",
+    )
+    mirror: MirrorUrl = Field("http://deb.debian.org/debian", description="Debian archive.")
+    security_mirror: MirrorUrl = Field(
+        "http://deb.debian.org/debian-security", description="Debian security archive."
+    )
+    source_date_epoch: int | None = Field(
+        None,
+        ge=0,
+        description="Timestamp of every file and of the image's `created`; "
+        "default: $SOURCE_DATE_EPOCH, else the family's last git commit, else now.",
+    )
+    output: OutputRef = Field(
+        "oci:out/oci",
+        description="Where images go: oci:DIR (relative to the spec) or docker-archive:FILE.",
+    )
+    source: str | None = Field(
+        None, description="URL of the family's sources (OCI `source` annotation)."
+    )
+    profile: ProfileName = Field("slim", description="Slim profile of root images.")
+    locales: list[LocaleName] = Field(default_factory=list, description="Translations to keep.")
+    env: dict[str, str] = Field(default_factory=dict, description="Environment of every image.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels of every image.")
+
+
+class ImageSpec(_Strict):
+    """[images.NAME]: one image of the family, built from Debian packages."""
+
+    description: str | None = None
+    packages: list[PackageName] = Field(default_factory=list, description="Debian packages to add.")
+    suite: SuiteName | None = None
+    variant: Variant = Field(
+        "minbase", description="mmdebstrap variant: the package set to start from."
+    )
+    profile: ProfileName | None = None
+    locales: list[LocaleName] | None = None
+    platforms: list[PlatformName] | None = Field(None, min_length=1)
+    env: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    cmd: list[str] | None = Field(None, description='Default command; default ["bash"].')
+    entrypoint: list[str] | None = None
+    user: str | None = None
+    workdir: str | None = None
+
+
+class FamilySpec(_Strict):
+    defaults: Defaults = Field(default_factory=Defaults)  # type: ignore[arg-type]
+    images: dict[str, ImageSpec] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class RootImage:
+    """A root image with every default applied: what the builder needs, nothing more."""
+
+    name: str
+    description: str | None
+    suite: Suite
+    platforms: tuple[Platform, ...]
+    mirror: str
+    security_mirror: str
+    variant: str
+    packages: tuple[str, ...]
+    profile: Profile
+    env: tuple[tuple[str, str], ...]
+    labels: tuple[tuple[str, str], ...]
+    cmd: tuple[str, ...]
+    entrypoint: tuple[str, ...] | None
+    user: str | None
+    workdir: str | None
+
+
+@dataclass(frozen=True)
+class Family:
+    """A loaded, validated cairn.toml."""
+
+    path: Path
+    spec: FamilySpec
+    images: tuple[RootImage, ...]
+    source_date_epoch: int
+    output: str
+    source: str | None
+    revision: str | None
+
+    @property
+    def directory(self) -> Path:
+        return self.path.parent
+
+    def image(self, name: str) -> RootImage:
+        for img in self.images:
+            if img.name == name:
+                return img
+        hint = _did_you_mean(name, [i.name for i in self.images])
+        raise SpecError(
+            f"{self.path}: there is no image '{name}'.",
+            hint or f"Images in this family: {', '.join(i.name for i in self.images)}.",
+        )
+
+
+_DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def load_family(directory: Path) -> Family:
+    """Read and validate DIR/cairn.toml (or the file itself); SpecError names file, key and fix."""
+    path = directory if directory.is_file() else directory / SPEC_FILE
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(
+            f"No family spec at {path}.",
+            f"Try: point cairn at a directory holding {SPEC_FILE} (see examples/qapm).",
+        ) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError(f"Reading {path} failed because {e}.") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{path} is not valid TOML: {e}.", "Fix the syntax at that line.") from None
+
+    try:
+        spec = FamilySpec.model_validate(raw)
+    except ValidationError as e:
+        raise SpecError(
+            _format_errors(path, raw, e), "Fix these keys in the spec and run again."
+        ) from None
+
+    for name in spec.images:
+        if not _IMAGE_NAME.match(name):
+            raise SpecError(
+                f"{path}: images.{name}: expected an image name of lower-case letters and digits "
+                "separated by '.', '_' or '-'.",
+            )
+    d = spec.defaults
+    images = tuple(_resolve(name, img, d) for name, img in spec.images.items())
+    output = d.output
+    if output.startswith("oci:"):
+        store = Path(output.removeprefix("oci:"))
+        output = f"oci:{store if store.is_absolute() else path.parent / store}"
+    return Family(
+        path=path,
+        spec=spec,
+        images=images,
+        source_date_epoch=_source_date_epoch(d.source_date_epoch, path.parent),
+        output=output,
+        source=d.source,
+        revision=_git(path.parent, "rev-parse", "HEAD"),
+    )
+
+
+def _resolve(name: str, img: ImageSpec, d: Defaults) -> RootImage:
+    locales = tuple(img.locales if img.locales is not None else d.locales)
+    env = dict(_split_env(_DEFAULT_PATH))
+    env.update(d.env)
+    env.update(img.env)
+    return RootImage(
+        name=name,
+        description=img.description,
+        suite=known_suites()[img.suite or d.suite],
+        platforms=tuple(parse_platform(p) for p in (img.platforms or d.platforms)),
+        mirror=d.mirror,
+        security_mirror=d.security_mirror,
+        variant=img.variant,
+        packages=tuple(img.packages),
+        profile=load_profile(img.profile or d.profile).with_locales(locales),
+        env=tuple(env.items()),
+        labels=tuple({**d.labels, **img.labels}.items()),
+        cmd=tuple(img.cmd) if img.cmd is not None else ("bash",),
+        entrypoint=tuple(img.entrypoint) if img.entrypoint is not None else None,
+        user=img.user,
+        workdir=img.workdir,
+    )
+
+
+def _split_env(item: str) -> list[tuple[str, str]]:
+    key, _, value = item.partition("=")
+    return [(key, value)]
+
+
+def _source_date_epoch(configured: int | None, directory: Path) -> int:
+    if configured is not None:
+        return configured
+    env = os.environ.get("SOURCE_DATE_EPOCH")
+    if env and env.isdigit():
+        return int(env)
+    commit_time = _git(directory, "log", "-1", "--format=%ct")
+    if commit_time and commit_time.isdigit():
+        return int(commit_time)
+    return int(time.time())
+
+
+def _git(directory: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(directory), *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+_MODELS: dict[str, type[BaseModel]] = {"": FamilySpec, "defaults": Defaults, "images": ImageSpec}
+
+
+def _format_errors(path: Path, raw: dict[str, Any], err: ValidationError) -> str:
+    lines = [f"{path} is not a valid family spec:"]
+    for e in err.errors():
+        loc = tuple(str(p) for p in e["loc"])
+        key = ".".join(loc) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            model = _MODELS["images" if loc[0] == "images" else loc[0] if len(loc) > 1 else ""]
+            hint = _did_you_mean(loc[-1], list(model.model_fields))
+            lines.append(f"  {key}: unknown key. {hint}".rstrip())
+        elif e["type"] == "missing":
+            lines.append(f"  {key}: required key is missing")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            got = e.get("input")
+            if e["type"].endswith("_type") or e["type"] == "literal_error":
+                msg = f"{msg}; got {got!r}"
+            lines.append(f"  {key}: {msg}")
+    return "\n".join(lines)
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f"Perhaps you meant '{close[0]}'?" if close else f"Known keys: {', '.join(choices)}."

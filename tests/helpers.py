@@ -1,0 +1,50 @@
+"""Small real images made by the tests themselves (no engine needed)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+from pathlib import Path
+
+from cairn.oci.image import Descriptor, LayerInfo, RunConfig, image_config, image_index, image_manifest
+from cairn.oci.layer import compress_layer
+from cairn.oci.layout import OciLayout, Staging
+from cairn.platforms import parse_platform
+
+
+def tiny_image(stage: Staging, name: str, content: bytes) -> Descriptor:
+    """Stage a one-file image index for linux/amd64 and linux/arm64 and name it `name`."""
+    tar = stage.work / f"{name}-{hashlib.sha256(content).hexdigest()[:8]}.tar"
+    with tarfile.open(tar, "w") as tf:
+        info = tarfile.TarInfo("hello.txt")
+        info.size = len(content)
+        tf.addfile(info, io.BytesIO(content))
+    layer = compress_layer(tar, tar.with_suffix(".gz"))
+    stage.adopt(layer.path, layer.digest)
+    info_ = LayerInfo(layer.digest, layer.size, layer.diff_id, layer.uncompressed_size, "test")
+    manifests = []
+    for p in ("linux/amd64", "linux/arm64"):
+        plat = parse_platform(p)
+        config = stage.add(image_config(plat, (info_,), 0, RunConfig(cmd=("cat", "/hello.txt"))))
+        manifests.append(stage.add(image_manifest(plat, config, (info_,), ())))
+    index = stage.add(image_index(tuple(manifests), (("org.opencontainers.image.title", name),)))
+    stage.set_ref(name, index)
+    return index
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under root (and beside it, where staging lives) with its bytes."""
+    return {
+        str(p.relative_to(root.parent)): p.read_bytes()
+        for p in sorted(root.parent.rglob("*"))
+        if p.is_file()
+    }
+
+
+def layout_with(root: Path, **images: bytes) -> OciLayout:
+    layout = OciLayout(root)
+    with layout.staging() as stage:
+        for name, content in images.items():
+            tiny_image(stage, name, content)
+    return layout

@@ -1,0 +1,155 @@
+"""Real engines for the integration tests: cairn's CLI, buildah, a Docker engine.
+
+Each image is built once per test session (fixtures below) and reused; the
+package cache is cairn's default one, so a second run downloads nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+EXAMPLE = ROOT / "examples" / "qapm"
+BINFMT = Path("/proc/sys/fs/binfmt_misc")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration" in item.path.parts:
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def binfmt_registered() -> None:
+    """arm64 builds need qemu's binfmt handler; register it as scripts/setup does."""
+    if (BINFMT / "qemu-aarch64").exists():
+        return
+    if os.geteuid() != 0:
+        pytest.skip("needs root to register the qemu-aarch64 binfmt handler")
+    if not os.path.ismount(BINFMT):
+        subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT)], check=True)
+    (BINFMT / "register").write_text(Path("/usr/lib/binfmt.d/qemu-aarch64.conf").read_text())
+
+
+def cairn(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    res = subprocess.run(
+        [sys.executable, "-m", "cairn", *args], capture_output=True, text=True, check=False
+    )
+    if check and res.returncode != 0:
+        raise AssertionError(f"cairn {' '.join(args)} exited {res.returncode}:\n{res.stderr}")
+    return res
+
+
+def cairn_json(*args: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(cairn(*args, "--json").stdout)
+    return data
+
+
+@dataclass(frozen=True)
+class Built:
+    store: Path
+    result: dict[str, Any]
+
+    def platform(self, image: str, platform: str) -> dict[str, Any]:
+        img = next(i for i in self.result["images"] if i["name"] == image)
+        found: dict[str, Any] = next(p for p in img["platforms"] if p["platform"] == platform)
+        return found
+
+
+@pytest.fixture(scope="session")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """The example family's base image, both platforms, built once for the session."""
+    store = tmp_path_factory.mktemp("store") / "oci"
+    return Built(store, cairn_json("build", str(EXAMPLE), "--output", f"oci:{store}"))
+
+
+class Buildah:
+    """Runs commands in images with buildah (vfs, chroot isolation: no daemon)."""
+
+    def __init__(self, root: Path) -> None:
+        self.base = ["buildah", "--storage-driver", "vfs", "--root", str(root / "root"),
+                     "--runroot", str(root / "run")]  # fmt: skip
+
+    def run(self, image: str, arch: str, script: str, timeout: int = 900) -> str:
+        ctr = subprocess.run(
+            [*self.base, "from", "--quiet", "--pull-always", "--arch", arch, image],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        try:
+            res = subprocess.run(
+                [*self.base, "run", "--isolation", "chroot", ctr, "--", "sh", "-ec", script],
+                capture_output=True, text=True, timeout=timeout, check=False,
+            )  # fmt: skip
+        finally:
+            subprocess.run([*self.base, "rm", ctr], capture_output=True, check=False)
+        if res.returncode != 0:
+            raise AssertionError(f"in {image} ({arch}) `{script}` failed:\n{res.stdout}\n{res.stderr}")
+        return res.stdout
+
+
+@pytest.fixture(scope="session")
+def buildah(tmp_path_factory: pytest.TempPathFactory) -> Buildah:
+    return Buildah(tmp_path_factory.mktemp("buildah"))
+
+
+@dataclass(frozen=True)
+class Docker:
+    host: str
+
+    def __call__(self, *args: str, timeout: int = 600) -> str:
+        # Debian's client (20.10) matches the engine it ships with.
+        res = subprocess.run(
+            ["/usr/bin/docker", "-H", self.host, *args],
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+        if res.returncode != 0:
+            raise AssertionError(f"docker {' '.join(args)} failed:\n{res.stdout}\n{res.stderr}")
+        return res.stdout
+
+
+@pytest.fixture(scope="session")
+def docker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Docker]:
+    """A private Docker engine (vfs storage, no bridge) for the session."""
+    if shutil.which("dockerd") is None:
+        pytest.fail("dockerd is missing: scripts/setup installs docker.io")
+    d = tmp_path_factory.mktemp("docker")
+    sock = d / "docker.sock"
+    log = (d / "dockerd.log").open("wb")
+    proc = subprocess.Popen(
+        ["dockerd", "--storage-driver=vfs", "--iptables=false", "--bridge=none",
+         "-H", f"unix://{sock}", "--data-root", str(d / "data"), "--exec-root", str(d / "exec"),
+         "--pidfile", str(d / "docker.pid")],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    client = Docker(f"unix://{sock}")
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"dockerd exited:\n{(d / 'dockerd.log').read_text()[-3000:]}")
+        try:
+            client("version")
+            break
+        except AssertionError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"dockerd did not start:\n{(d / 'dockerd.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+    yield client
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    log.close()

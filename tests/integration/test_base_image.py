@@ -1,0 +1,139 @@
+"""The slim base image, built by cairn for both platforms, run for real."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.integration.conftest import EXAMPLE, ROOT, Buildah, Built, cairn_json
+
+PLATFORMS = {"linux/amd64": ("amd64", "x86_64"), "linux/arm64": ("arm64", "aarch64")}
+
+
+def test_json_result_matches_schema_and_the_store(base: Built) -> None:
+    schema = json.loads((ROOT / "docs" / "schemas" / "build.schema.json").read_text())
+    jsonschema.validate(base.result, schema)
+    assert base.result["output"] == f"oci:{base.store}"
+    [img] = base.result["images"]
+    assert img["name"] == "base"
+    assert [p["platform"] for p in img["platforms"]] == ["linux/amd64", "linux/arm64"]
+
+    index = json.loads((base.store / "index.json").read_text())
+    [entry] = index["manifests"]
+    assert entry["annotations"]["org.opencontainers.image.ref.name"] == "base"
+    assert entry["digest"] == img["index_digest"]
+    # anyone can check a digest: it is the sha256 of the blob
+    for p in img["platforms"]:
+        for digest in (p["manifest_digest"], p["config_digest"], *p["layers"]):
+            blob = base.store / "blobs" / "sha256" / digest.split(":")[1]
+            assert "sha256:" + hashlib.sha256(blob.read_bytes()).hexdigest() == digest
+        assert 40 <= p["packages"] <= 150
+        assert p["compressed_bytes"] < p["uncompressed_bytes"]
+
+
+def test_index_platforms_annotations_and_config(base: Built) -> None:
+    store = base.store
+    raw = subprocess.run(
+        ["skopeo", "inspect", "--raw", f"oci:{store}:base"], capture_output=True, check=True
+    ).stdout
+    index = json.loads(raw)
+    assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    platforms = [m["platform"] for m in index["manifests"]]
+    assert platforms == [
+        {"architecture": "amd64", "os": "linux"},
+        {"architecture": "arm64", "os": "linux", "variant": "v8"},
+    ]
+    for arch in ("amd64", "arm64"):
+        cfg = json.loads(
+            subprocess.run(
+                ["skopeo", "inspect", "--config", "--override-arch", arch, f"oci:{store}:base"],
+                capture_output=True, check=True,
+            ).stdout  # fmt: skip
+        )
+        assert cfg["architecture"] == arch
+        assert cfg["created"] == "2025-01-01T00:00:00Z"
+        assert cfg["config"]["Cmd"] == ["bash"]
+        assert "LANG=C.UTF-8" in cfg["config"]["Env"]
+        labels = cfg["config"]["Labels"]
+        assert labels["org.opencontainers.image.title"] == "base"
+        assert labels["org.opencontainers.image.created"] == "2025-01-01T00:00:00Z"
+    manifest = json.loads(
+        (store / "blobs" / "sha256" / index["manifests"][0]["digest"].split(":")[1]).read_text()
+    )
+    ann = manifest["annotations"]
+    assert ann["org.opencontainers.image.title"] == "base"
+    assert ann["org.opencontainers.image.created"] == "2025-01-01T00:00:00Z"
+    head = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    assert ann.get("org.opencontainers.image.revision") == (head or None)
+    assert ann["vnd.cairn.debian.suite"] == "bookworm"
+
+
+@pytest.mark.parametrize(
+    "platform", ["linux/amd64", pytest.param("linux/arm64", marks=pytest.mark.arm64)]
+)
+def test_base_runs_and_installs_packages(base: Built, buildah: Buildah, platform: str) -> None:
+    arch, machine = PLATFORMS[platform]
+    out = buildah.run(
+        f"oci:{base.store}:base",
+        arch,
+        "uname -m; cat /etc/os-release; "
+        "install_packages curl >/dev/null 2>&1; curl --version | head -1; "
+        "apt-get check >/dev/null && echo APT-OK; "
+        "ls /var/lib/apt/lists | grep -v -x -e lock -e partial | wc -l",
+    )
+    lines = out.splitlines()
+    assert lines[0] == machine
+    assert 'VERSION_CODENAME=bookworm' in out
+    assert any(line.startswith("curl ") for line in lines)
+    assert "APT-OK" in lines
+    assert lines[-1] == "0"  # install_packages left no package lists behind
+
+
+def test_slim_profile_and_later_installs_stay_slim(base: Built, buildah: Buildah) -> None:
+    script = r"""
+        ls /usr/share/man; test -z "$(find /usr/share/man -mindepth 2)"
+        test -z "$(find /usr/share/doc -type f ! -name copyright)"
+        test "$(find /usr/share/doc -name copyright | wc -l)" -ge 80
+        echo LOCALES: $(ls /usr/share/locale)
+        test -z "$(find /usr/share/info /usr/share/lintian -type f 2>/dev/null)"
+        cat /etc/dpkg/dpkg.cfg.d/10cairn-slim
+        install_packages openjdk-17-jre-headless >/tmp/install.log 2>&1 || { tail -20 /tmp/install.log; exit 1; }
+        java -version 2>&1 | head -1
+        echo DOCS: $(find /usr/share/doc -type f ! -name copyright | wc -l)
+        echo MAN: $(find /usr/share/man -type f | wc -l)
+        echo COPYRIGHT: $(test -f /usr/share/doc/openjdk-17-jre-headless/copyright && echo yes)
+        echo CACHE: $(find /var/cache/apt/archives -name '*.deb' | wc -l)
+    """
+    out = buildah.run(f"oci:{base.store}:base", "amd64", script)
+    lines = out.splitlines()
+    assert lines[:8] == [f"man{i}" for i in range(1, 9)]
+    # the spec keeps zh_CN translations; every other language is left out
+    assert "LOCALES: locale.alias zh_CN" in lines
+    assert "path-exclude=/usr/share/doc/*" in lines
+    assert any(line.startswith("openjdk version") for line in lines)
+    assert "DOCS: 0" in lines
+    assert "MAN: 0" in lines
+    assert "COPYRIGHT: yes" in lines
+    assert "CACHE: 0" in lines
+
+
+@pytest.mark.arm64
+def test_same_inputs_give_identical_digests(base: Built, tmp_path: Path) -> None:
+    """A second build, from a cold package cache, gives byte-identical blobs per platform."""
+    again = cairn_json(
+        "build", str(EXAMPLE), "--output", f"oci:{tmp_path / 'oci'}",
+        "--cache-dir", str(tmp_path / "cache"),
+    )  # fmt: skip
+    assert again["images"][0]["index_digest"] == base.result["images"][0]["index_digest"]
+    for platform in PLATFORMS:
+        first, second = base.platform("base", platform), Built(tmp_path, again).platform("base", platform)
+        assert second["manifest_digest"] == first["manifest_digest"]
+        assert second["layers"] == first["layers"]
+        assert second["config_digest"] == first["config_digest"]

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cairn import schemas
+from cairn.build import BuildOptions, build, plan_jobs
+from cairn.errors import UsageError
+from cairn.spec import load_family
+
+ROOT = Path(__file__).parents[2]
+SPEC = "[defaults]\nplatforms = ['linux/amd64', 'linux/arm64']\n[images.base]\n[images.other]\n"
+
+
+def cairn(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cairn", *args], capture_output=True, text=True, env=env, check=False
+    )
+
+
+@pytest.fixture
+def family_dir(tmp_path: Path) -> Path:
+    (tmp_path / "cairn.toml").write_text(SPEC)
+    return tmp_path
+
+
+def test_plan_selects_images_and_overrides_platforms(family_dir: Path) -> None:
+    fam = load_family(family_dir)
+    assert [j.label for j in plan_jobs(fam, BuildOptions())] == [
+        "base linux/amd64",
+        "base linux/arm64",
+        "other linux/amd64",
+        "other linux/arm64",
+    ]
+    jobs = plan_jobs(fam, BuildOptions(images=("other",), platforms=("linux/arm64",)))
+    assert [j.label for j in jobs] == ["other linux/arm64"]
+    with pytest.raises(UsageError, match="linux/sparc"):
+        plan_jobs(fam, BuildOptions(platforms=("linux/sparc",)))
+
+
+def test_docker_archive_needs_one_image_and_platform(family_dir: Path) -> None:
+    with pytest.raises(UsageError, match="holds one image for one platform, and this build makes 4"):
+        build(load_family(family_dir), BuildOptions(output=f"docker-archive:{family_dir}/x.tar"))
+    with pytest.raises(UsageError, match="cannot write to docker://"):
+        build(load_family(family_dir), BuildOptions(output="docker://127.0.0.1:5000/x:1"))
+    assert not (family_dir / "x.tar").exists()
+
+
+def test_cli_spec_error_exits_2_and_names_the_key(tmp_path: Path) -> None:
+    (tmp_path / "cairn.toml").write_text("[images.base]\nsuite = 'buster'\n")
+    res = cairn("build", str(tmp_path))
+    assert res.returncode == 2
+    assert "images.base.suite: expected one of bookworm" in res.stderr
+    assert res.stdout == ""
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_missing_engine_exits_3_with_install_hint(family_dir: Path) -> None:
+    env = {**os.environ, "PATH": "/nonexistent"}
+    res = cairn("build", str(family_dir), "--platform", "linux/amd64", "--image", "base", env=env)
+    assert res.returncode == 3, res.stderr
+    assert "'mmdebstrap' is not installed" in res.stderr
+    assert "apt-get install mmdebstrap" in res.stderr
+    assert not (family_dir / "out").exists()
+
+
+def test_cli_version_and_help() -> None:
+    assert cairn("--version").stdout.startswith("cairn ")
+    assert "--platform" in cairn("build", "--help").stdout
+
+
+def test_committed_schema_matches_the_result_types() -> None:
+    committed = (ROOT / "docs" / "schemas" / "build.schema.json").read_text()
+    assert committed == schemas.render("build.schema.json"), "run: python -m cairn.schemas"
+    assert json.loads(committed)["required"] == ["schema_version", "output", "source_date_epoch", "images"]

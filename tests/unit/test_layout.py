@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from cairn.errors import StoreError
+from cairn.oci.layout import OciLayout, reachable, store_failure
+from tests.helpers import layout_with, snapshot, tiny_image
+
+
+def test_new_layout_is_valid_and_named(tmp_path: Path) -> None:
+    layout = layout_with(tmp_path / "store", base=b"one")
+    assert json.loads((tmp_path / "store" / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
+    assert set(layout.refs()) == {"base"}
+    # nothing but the layout itself is left beside it
+    assert [p.name for p in tmp_path.iterdir()] == ["store"]
+    # every blob is reachable and matches its digest
+    blobs = {p.name for p in (tmp_path / "store" / "blobs" / "sha256").iterdir()}
+    assert blobs == {d.partition(":")[2] for d in reachable(layout)}
+
+
+def test_adding_keeps_others_and_replacing_collects_garbage(tmp_path: Path) -> None:
+    layout = layout_with(tmp_path / "store", base=b"one", other=b"two")
+    old_base = layout.refs()["base"].digest
+    layout_with(tmp_path / "store", base=b"three")
+    refs = layout.refs()
+    assert set(refs) == {"base", "other"}
+    assert refs["base"].digest != old_base
+    assert not layout.blob_path(old_base).exists()
+    blobs = {p.name for p in (tmp_path / "store" / "blobs" / "sha256").iterdir()}
+    assert blobs == {d.partition(":")[2] for d in reachable(layout)}
+
+
+def test_failed_build_leaves_store_byte_identical(tmp_path: Path) -> None:
+    layout_with(tmp_path / "store", base=b"one")
+    before = snapshot(tmp_path / "store")
+    layout = OciLayout(tmp_path / "store")
+    with pytest.raises(RuntimeError), layout.staging() as stage:
+        tiny_image(stage, "base", b"changed")
+        tiny_image(stage, "new", b"new")
+        raise RuntimeError("the build failed here")
+    assert snapshot(tmp_path / "store") == before
+
+
+def test_failed_first_build_leaves_nothing(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError), OciLayout(tmp_path / "store").staging() as stage:
+        tiny_image(stage, "base", b"one")
+        raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stale_staging_of_dead_process_is_removed(tmp_path: Path) -> None:
+    stale = tmp_path / ".store.cairn-staging-999999999-abcd"
+    (stale / "blobs").mkdir(parents=True)
+    mine = tmp_path / f".store.cairn-staging-{os.getpid()}-live"
+    mine.mkdir()
+    layout_with(tmp_path / "store", base=b"one")
+    assert not stale.exists()
+    assert mine.exists()
+
+
+def test_disk_full_and_read_only_errors_name_the_fix(tmp_path: Path) -> None:
+    full = store_failure("Writing a blob", tmp_path, OSError(errno.ENOSPC, "No space left on device"))
+    assert isinstance(full, StoreError)
+    assert "disk holding" in full.message and "full" in full.message
+    assert "--output" in full.hint
+    ro = store_failure("Writing a blob", tmp_path, OSError(errno.EROFS, "Read-only file system"))
+    assert "not writable" in ro.message
+
+
+@pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is installed by scripts/setup")
+def test_skopeo_reads_our_layout_by_name_and_platform(tmp_path: Path) -> None:
+    layout_with(tmp_path / "store", base=b"one", other=b"two")
+    for arch in ("amd64", "arm64"):
+        out = subprocess.run(
+            ["skopeo", "inspect", "--override-arch", arch, f"oci:{tmp_path / 'store'}:other"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert json.loads(out.stdout)["Architecture"] == arch
+    # skopeo's own copy of the named image validates every digest on the way
+    subprocess.run(
+        ["skopeo", "copy", "--all", f"oci:{tmp_path / 'store'}:base", f"oci:{tmp_path / 'copy'}:base"],
+        check=True,
+        capture_output=True,
+    )
