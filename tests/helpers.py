@@ -7,7 +7,14 @@ import io
 import tarfile
 from pathlib import Path
 
-from cairn.oci.image import Descriptor, LayerInfo, RunConfig, image_config, image_index, image_manifest
+from cairn.oci.image import (
+    Descriptor,
+    LayerInfo,
+    RunConfig,
+    image_config,
+    image_index,
+    image_manifest,
+)
 from cairn.oci.layer import compress_layer
 from cairn.oci.layout import OciLayout, Staging
 from cairn.platforms import parse_platform

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from cairn import engines
 from cairn.debian.cache import DebCache
 from cairn.debian.mmdebstrap import RootfsRequest, build_rootfs, describe
 from cairn.debian.suites import apt_sources
@@ -172,7 +173,13 @@ def run_parallel(tasks: list[Callable[[], None]], workers: int) -> None:
     """Run every task; when some fail, wait for the rest and raise the first error."""
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures: list[Future[None]] = [pool.submit(t) for t in tasks]
-        errors = [f.exception() for f in futures]
+        try:
+            errors = [f.exception() for f in futures]
+        except KeyboardInterrupt:
+            for f in futures:
+                f.cancel()
+            engines.interrupt_all()
+            raise
     for e in errors:
         if e is not None:
             raise e

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from cairn import __version__
-from cairn.errors import CairnError
+from cairn.errors import CairnError, Interrupted
 
 app = typer.Typer(
     name="cairn",
@@ -95,8 +95,11 @@ def build(
         cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
         jobs=jobs,
     )
-    with progress(quiet=as_json) as shown:
-        result = run_build(family, opts, shown)
+    try:
+        with progress(quiet=as_json) as shown:
+            result = run_build(family, opts, shown)
+    except KeyboardInterrupt:
+        raise Interrupted("cairn build was interrupted; nothing was written.") from None
     if as_json:
         print(json.dumps(to_json(result), indent=2))
     else:
@@ -113,5 +116,4 @@ def main() -> None:
             err.print(e.hint, soft_wrap=True, markup=False)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
-        print("cairn: interrupted; nothing was written.", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(Interrupted.exit_code)

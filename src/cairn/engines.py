@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shlex
 import shutil
+import signal
 import subprocess
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,22 +43,54 @@ def echo(cmd: Sequence[str]) -> None:
     log.info("+ %s", shlex.join(cmd))
 
 
+_live: set[subprocess.Popen[bytes]] = set()
+_live_lock = threading.Lock()
+
+
 def run_logged(
     cmd: Sequence[str],
     logfile: Path,
     *,
     env: dict[str, str] | None = None,
+    stdin: Path | None = None,
     stdout: Path | None = None,
 ) -> int:
-    """Run `cmd`, stderr (and stdout unless redirected to a file) into `logfile`."""
-    echo(cmd)
-    with logfile.open("ab") as log_f:
-        if stdout is None:
-            return subprocess.run(
-                cmd, stdout=log_f, stderr=subprocess.STDOUT, env=env, check=False
-            ).returncode
-        with stdout.open("wb") as out_f:
-            return subprocess.run(cmd, stdout=out_f, stderr=log_f, env=env, check=False).returncode
+    """Run `cmd`, stderr (and stdout unless redirected to a file) into `logfile`.
+
+    Each engine runs in a session of its own: mmdebstrap signals its whole
+    process group when it fails, which must not reach cairn or whoever
+    started cairn. Ctrl-C reaches engines through `interrupt_all` instead.
+    """
+    echo([*cmd, *(["<", str(stdin)] if stdin else [])])
+    with contextlib.ExitStack() as files:
+        log_f = files.enter_context(logfile.open("ab"))
+        in_f = files.enter_context(stdin.open("rb")) if stdin else subprocess.DEVNULL
+        out_f = files.enter_context(stdout.open("wb")) if stdout else log_f
+        proc = subprocess.Popen(
+            cmd, stdin=in_f, stdout=out_f, stderr=log_f, env=env, start_new_session=True
+        )
+        with _live_lock:
+            _live.add(proc)
+        try:
+            return proc.wait()
+        finally:
+            with _live_lock:
+                _live.discard(proc)
+
+
+def interrupt_all() -> None:
+    """Pass a Ctrl-C on to every running engine and wait for them to clean up."""
+    with _live_lock:
+        procs = list(_live)
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)
+    for proc in procs:
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
 
 
 def tail(logfile: Path, lines: int = 15) -> str:

@@ -51,6 +51,12 @@ class StoreError(CairnError):
     exit_code = 5
 
 
+class Interrupted(CairnError):
+    """Ctrl-C: the engines were stopped and nothing was written."""
+
+    exit_code = 130
+
+
 class ImageRefError(CairnError):
     """An image reference is malformed or names nothing."""
 

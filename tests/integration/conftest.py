@@ -79,23 +79,37 @@ class Buildah:
     """Runs commands in images with buildah (vfs, chroot isolation: no daemon)."""
 
     def __init__(self, root: Path) -> None:
-        self.base = ["buildah", "--storage-driver", "vfs", "--root", str(root / "root"),
-                     "--runroot", str(root / "run")]  # fmt: skip
+        self.base = [
+            "buildah",
+            "--storage-driver",
+            "vfs",
+            "--root",
+            str(root / "root"),
+            "--runroot",
+            str(root / "run"),
+        ]
 
     def run(self, image: str, arch: str, script: str, timeout: int = 900) -> str:
         ctr = subprocess.run(
             [*self.base, "from", "--quiet", "--pull-always", "--arch", arch, image],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         try:
             res = subprocess.run(
                 [*self.base, "run", "--isolation", "chroot", ctr, "--", "sh", "-ec", script],
-                capture_output=True, text=True, timeout=timeout, check=False,
-            )  # fmt: skip
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
         finally:
             subprocess.run([*self.base, "rm", ctr], capture_output=True, check=False)
         if res.returncode != 0:
-            raise AssertionError(f"in {image} ({arch}) `{script}` failed:\n{res.stdout}\n{res.stderr}")
+            raise AssertionError(
+                f"in {image} ({arch}) `{script}` failed:\n{res.stdout}\n{res.stderr}"
+            )
         return res.stdout
 
 
@@ -112,8 +126,11 @@ class Docker:
         # Debian's client (20.10) matches the engine it ships with.
         res = subprocess.run(
             ["/usr/bin/docker", "-H", self.host, *args],
-            capture_output=True, text=True, timeout=timeout, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         if res.returncode != 0:
             raise AssertionError(f"docker {' '.join(args)} failed:\n{res.stdout}\n{res.stderr}")
         return res.stdout
@@ -128,11 +145,24 @@ def docker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Docker]:
     sock = d / "docker.sock"
     log = (d / "dockerd.log").open("wb")
     proc = subprocess.Popen(
-        ["dockerd", "--storage-driver=vfs", "--iptables=false", "--bridge=none",
-         "-H", f"unix://{sock}", "--data-root", str(d / "data"), "--exec-root", str(d / "exec"),
-         "--pidfile", str(d / "docker.pid")],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        [
+            "dockerd",
+            "--storage-driver=vfs",
+            "--iptables=false",
+            "--bridge=none",
+            "-H",
+            f"unix://{sock}",
+            "--data-root",
+            str(d / "data"),
+            "--exec-root",
+            str(d / "exec"),
+            "--pidfile",
+            str(d / "docker.pid"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     client = Docker(f"unix://{sock}")
     deadline = time.monotonic() + 60
     while True:
@@ -153,3 +183,13 @@ def docker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Docker]:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
     log.close()
+    unmount_below(d)
+
+
+def unmount_below(directory: Path) -> None:
+    """dockerd leaves mounts (its data root, a network namespace) under its directories."""
+    prefix = str(directory.resolve()) + "/"
+    with Path("/proc/self/mounts").open() as f:
+        points = [line.split()[1] for line in f if line.split()[1].startswith(prefix)]
+    for point in sorted(points, key=len, reverse=True):
+        subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)

@@ -44,7 +44,9 @@ def test_plan_selects_images_and_overrides_platforms(family_dir: Path) -> None:
 
 
 def test_docker_archive_needs_one_image_and_platform(family_dir: Path) -> None:
-    with pytest.raises(UsageError, match="holds one image for one platform, and this build makes 4"):
+    with pytest.raises(
+        UsageError, match="holds one image for one platform, and this build makes 4"
+    ):
         build(load_family(family_dir), BuildOptions(output=f"docker-archive:{family_dir}/x.tar"))
     with pytest.raises(UsageError, match="cannot write to docker://"):
         build(load_family(family_dir), BuildOptions(output="docker://127.0.0.1:5000/x:1"))
@@ -77,4 +79,9 @@ def test_cli_version_and_help() -> None:
 def test_committed_schema_matches_the_result_types() -> None:
     committed = (ROOT / "docs" / "schemas" / "build.schema.json").read_text()
     assert committed == schemas.render("build.schema.json"), "run: python -m cairn.schemas"
-    assert json.loads(committed)["required"] == ["schema_version", "output", "source_date_epoch", "images"]
+    assert json.loads(committed)["required"] == [
+        "schema_version",
+        "output",
+        "source_date_epoch",
+        "images",
+    ]

@@ -16,7 +16,9 @@ from tests.helpers import layout_with, snapshot, tiny_image
 
 def test_new_layout_is_valid_and_named(tmp_path: Path) -> None:
     layout = layout_with(tmp_path / "store", base=b"one")
-    assert json.loads((tmp_path / "store" / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
+    assert json.loads((tmp_path / "store" / "oci-layout").read_text()) == {
+        "imageLayoutVersion": "1.0.0"
+    }
     assert set(layout.refs()) == {"base"}
     # nothing but the layout itself is left beside it
     assert [p.name for p in tmp_path.iterdir()] == ["store"]
@@ -66,7 +68,9 @@ def test_stale_staging_of_dead_process_is_removed(tmp_path: Path) -> None:
 
 
 def test_disk_full_and_read_only_errors_name_the_fix(tmp_path: Path) -> None:
-    full = store_failure("Writing a blob", tmp_path, OSError(errno.ENOSPC, "No space left on device"))
+    full = store_failure(
+        "Writing a blob", tmp_path, OSError(errno.ENOSPC, "No space left on device")
+    )
     assert isinstance(full, StoreError)
     assert "disk holding" in full.message and "full" in full.message
     assert "--output" in full.hint
@@ -87,7 +91,13 @@ def test_skopeo_reads_our_layout_by_name_and_platform(tmp_path: Path) -> None:
         assert json.loads(out.stdout)["Architecture"] == arch
     # skopeo's own copy of the named image validates every digest on the way
     subprocess.run(
-        ["skopeo", "copy", "--all", f"oci:{tmp_path / 'store'}:base", f"oci:{tmp_path / 'copy'}:base"],
+        [
+            "skopeo",
+            "copy",
+            "--all",
+            f"oci:{tmp_path / 'store'}:base",
+            f"oci:{tmp_path / 'copy'}:base",
+        ],
         check=True,
         capture_output=True,
     )

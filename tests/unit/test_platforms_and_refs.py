@@ -41,7 +41,9 @@ def test_disabled_and_enabled_handler(tmp_path: Path) -> None:
 
 
 def test_native_platform_needs_no_handler(tmp_path: Path) -> None:
-    native = next(p for p in ("linux/amd64", "linux/arm64") if parse_platform(p).machine == host_machine())
+    native = next(
+        p for p in ("linux/amd64", "linux/arm64") if parse_platform(p).machine == host_machine()
+    )
     check_emulation(parse_platform(native), binfmt_dir=tmp_path)
 
 

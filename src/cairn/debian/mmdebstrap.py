@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import subprocess
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from cairn.data import data_path
 from cairn.debian.cache import DebCache
 from cairn.debian.profiles import Profile
 from cairn.debian.suites import Suite
-from cairn.engines import echo, require, run_logged, tail
+from cairn.engines import require, run_logged, tail
 from cairn.errors import BuildError
 from cairn.platforms import Platform
 
@@ -106,38 +105,40 @@ def mmdebstrap_command(
     return cmd
 
 
-_MISSING_PACKAGE = re.compile(r"(?:Unable to locate package|Package '?)([a-z0-9][a-z0-9+.:-]*)'?")
+_MISSING_PACKAGE = re.compile(
+    r"Unable to locate package (\S+)|Package '?([^' ]+)'? has no installation candidate"
+)
 _NETWORK = re.compile(
     r"Could not resolve|Temporary failure resolving|Could not connect|Connection refused|"
     r"Failed to fetch|Unable to connect|Network is unreachable|Connection timed out"
 )
 
 
-def _failure(req: RootfsRequest, log: Path) -> BuildError:
-    text = tail(log, 400)
+def explain_failure(req: RootfsRequest, log_text: str, workdir: Path) -> BuildError:
+    """mmdebstrap's log, read for the causes a user can fix; the log's end otherwise."""
     what = f"Building the {req.suite.name} root file system for {req.platform.name}"
-    if "No space left on device" in text:
+    last = "\n".join(log_text.splitlines()[-15:])
+    if "No space left on device" in log_text:
         return BuildError(
-            f"{what} failed because the disk is full "
-            f"(mmdebstrap works in {os.environ.get('TMPDIR', '/tmp')}).",
-            "Try: free some space, or point TMPDIR at a larger disk.",
+            f"{what} failed because a disk is full: mmdebstrap works in "
+            f"{os.environ.get('TMPDIR', '/tmp')} and writes the image beside {workdir.parents[2]}.",
+            "Try: free some space, build to another place with --output, or set TMPDIR.",
         )
-    for line in text.splitlines():
-        if "Unable to locate package" in line or "has no installation candidate" in line:
-            m = _MISSING_PACKAGE.search(line)
-            name = m.group(1) if m else "a requested package"
-            return BuildError(
-                f"{what} failed because package '{name}' does not exist in {req.suite.name} "
-                f"for {req.platform.debian_arch}.",
-                "Try: check the name with `apt-cache policy NAME` (or packages.debian.org) and fix "
-                "`packages` in cairn.toml.",
-            )
-    if _NETWORK.search(text):
+    missing = _MISSING_PACKAGE.search(log_text)
+    if missing:
+        name = missing.group(1) or missing.group(2)
         return BuildError(
-            f"{what} failed because the Debian mirror could not be reached:\n{tail(log, 8)}",
+            f"{what} failed because package '{name}' does not exist in {req.suite.name} "
+            f"for {req.platform.debian_arch}.",
+            "Try: check the name with `apt-cache policy NAME` (or packages.debian.org) and fix "
+            "`packages` in cairn.toml.",
+        )
+    if _NETWORK.search(log_text):
+        return BuildError(
+            f"{what} failed because the Debian mirror could not be reached:\n{last}",
             "Try: check the network and `mirror` / `security_mirror` in cairn.toml.",
         )
-    return BuildError(f"{what} failed; mmdebstrap said:\n{tail(log, 15)}")
+    return BuildError(f"{what} failed; mmdebstrap said:\n{last}")
 
 
 def build_rootfs(req: RootfsRequest, workdir: Path, cache: DebCache | None) -> Rootfs:
@@ -154,19 +155,17 @@ def build_rootfs(req: RootfsRequest, workdir: Path, cache: DebCache | None) -> R
     cmd[0] = mmdebstrap
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(req.source_date_epoch), "LC_ALL": "C.UTF-8"}
     if run_logged(cmd, log, env=env) != 0:
-        raise _failure(req, log)
+        raise explain_failure(req, tail(log, 400), workdir)
     if cache is not None:
         cache.record_new()
 
     tar = workdir / "rootfs.tar"
     filt = [mmtarfilter, "--path-exclude=/dev/*"]
-    with raw.open("rb") as src, tar.open("wb") as dst:
-        echo([*filt, "<", str(raw)])
-        proc = subprocess.run(filt, stdin=src, stdout=dst, stderr=subprocess.PIPE, check=False)
+    code = run_logged(filt, workdir / "mmtarfilter.log", stdin=raw, stdout=tar)
     raw.unlink()
-    if proc.returncode != 0:
+    if code != 0:
         raise BuildError(
-            f"Filtering the root file system failed: {proc.stderr.decode(errors='replace').strip()}"
+            f"Filtering the root file system failed: {tail(workdir / 'mmtarfilter.log')}"
         )
     packages, files = read_rootfs_tar(tar)
     return Rootfs(tar=tar, packages=packages, files=files)

@@ -25,14 +25,10 @@ class Profile:
     remove: tuple[str, ...]
 
     def with_locales(self, locales: tuple[str, ...]) -> Profile:
-        """The profile with the message catalogues of `locales` kept (zh_CN keeps zh too)."""
+        """The profile with the message catalogues of `locales` kept."""
         if not locales or not any(p.startswith("/usr/share/locale/") for p in self.path_exclude):
             return self
-        keep: list[str] = []
-        for loc in locales:
-            language = loc.split("_")[0].split(".")[0].split("@")[0]
-            for name in dict.fromkeys([loc, language]):
-                keep += [f"/usr/share/locale/{name}/*", f"/usr/share/locale/{name}.*/*"]
+        keep = [f"/usr/share/locale/{loc}/*" for loc in locales]
         return Profile(
             name=self.name,
             description=self.description,

@@ -1,0 +1,153 @@
+"""Other outputs (docker-archive into a real Docker engine, other suites into an existing
+store) and failures with real engines: each leaves the store exactly as it was."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tests.helpers import snapshot
+from tests.integration.conftest import EXAMPLE, Buildah, Built, Docker, cairn, cairn_json
+
+
+def family(tmp_path: Path, body: str) -> Path:
+    d = tmp_path / "family"
+    d.mkdir()
+    (d / "cairn.toml").write_text(
+        "[defaults]\nsource_date_epoch = 1735689600\nplatforms = ['linux/amd64']\n" + body
+    )
+    return d
+
+
+@pytest.fixture
+def store_copy(base: Built, tmp_path: Path) -> Path:
+    """A private copy of the session's store, to change or to fail to change."""
+    copy = tmp_path / "stores" / "oci"
+    shutil.copytree(base.store, copy)
+    return copy
+
+
+def test_docker_archive_loads_and_runs_in_docker(tmp_path: Path, docker: Docker) -> None:
+    archive = tmp_path / "base-amd64.tar"
+    result = cairn_json(
+        "build",
+        str(EXAMPLE),
+        "--image",
+        "base",
+        "--platform",
+        "linux/amd64",
+        "--output",
+        f"docker-archive:{archive}:qapm/base:test",
+    )
+    assert result["output"] == f"docker-archive:{archive}:qapm/base:test"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base-amd64.tar"]
+    assert "Loaded image: qapm/base:test" in docker("load", "-i", str(archive))
+    inspect = json.loads(docker("image", "inspect", "qapm/base:test"))[0]
+    assert inspect["Architecture"] == "amd64"
+    assert "LANG=C.UTF-8" in inspect["Config"]["Env"]
+    out = docker(
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "qapm/base:test",
+        "sh",
+        "-ec",
+        "cat /etc/os-release; install_packages curl >/dev/null 2>&1; curl --version",
+    )
+    assert "VERSION_CODENAME=bookworm" in out
+    assert out.splitlines()[-1].startswith("Features:") or "curl " in out
+
+
+def test_trixie_is_added_beside_the_existing_image(
+    base: Built, store_copy: Path, buildah: Buildah, tmp_path: Path
+) -> None:
+    fam = family(tmp_path, "[images.base-trixie]\nsuite = 'trixie'\n")
+    result = cairn_json("build", str(fam), "--output", f"oci:{store_copy}")
+    refs = {
+        m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
+        for m in json.loads((store_copy / "index.json").read_text())["manifests"]
+    }
+    # the new image is added; the one already there is kept unchanged
+    assert refs == {
+        "base": base.result["images"][0]["index_digest"],
+        "base-trixie": result["images"][0]["index_digest"],
+    }
+    out = buildah.run(
+        f"oci:{store_copy}:base-trixie",
+        "amd64",
+        ". /etc/os-release; echo $VERSION_CODENAME; apt-get update -qq; apt-get check; echo APT-OK",
+    )
+    assert out.splitlines()[0] == "trixie"
+    assert "APT-OK" in out
+
+
+def assert_fails_cleanly(args: list[str], store: Path, code: int, *needles: str) -> None:
+    before = snapshot(store)
+    res = cairn(*args, "--output", f"oci:{store}", check=False)
+    assert res.returncode == code, res.stderr
+    for needle in needles:
+        assert needle in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+    assert snapshot(store) == before
+
+
+def test_unreachable_mirror(store_copy: Path, tmp_path: Path) -> None:
+    fam = family(tmp_path, "mirror = 'http://127.0.0.1:9/debian'\n[images.base]\n")
+    assert_fails_cleanly(
+        ["build", str(fam)], store_copy, 4, "mirror could not be reached", "Try: check the network"
+    )
+
+
+def test_package_that_does_not_exist(store_copy: Path, tmp_path: Path) -> None:
+    fam = family(tmp_path, "[images.base]\npackages = ['curl', 'no-such-package-cairn']\n")
+    assert_fails_cleanly(
+        ["build", str(fam)], store_copy, 4, "package 'no-such-package-cairn' does not exist"
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs")
+def test_full_disk(tmp_path: Path) -> None:
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(small)], check=True)
+    try:
+        fam = family(tmp_path, "[images.base]\n")
+        res = cairn("build", str(fam), "--output", f"oci:{small / 'oci'}", check=False)
+        assert res.returncode in (4, 5), res.stderr
+        assert "full" in res.stderr
+        assert "Try: free some space" in res.stderr
+        assert list(small.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+
+def test_interrupted_build_leaves_store_as_it_was(store_copy: Path, tmp_path: Path) -> None:
+    before = snapshot(store_copy)
+    fam = family(tmp_path, "[images.base]\npackages = ['curl']\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cairn", "build", str(fam), "--output", f"oci:{store_copy}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    # wait until the staging area exists (mmdebstrap is running), then press Ctrl-C
+    deadline = time.monotonic() + 60
+    while not list(store_copy.parent.glob(".oci.cairn-staging-*")):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    time.sleep(3)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted; nothing was written." in err
+    assert snapshot(store_copy) == before
