@@ -41,6 +41,7 @@ from cairn.oci.layout import OciLayout, Staging, store_failure
 from cairn.oci.reference import ImageRef, parse_ref
 from cairn.platforms import Platform, check_emulation, parse_platform
 from cairn.results import SCHEMA_VERSION, BuildResult, ImageBuild, PlatformBuild
+from cairn.scratch import scratch_root
 from cairn.spec import Family, RootImage
 
 
@@ -190,8 +191,6 @@ def _build_platform(
 ) -> tuple[Descriptor, PlatformBuild]:
     start = time.monotonic()
     img, plat = job.image, job.platform
-    work = stage.work / f"{img.name}-{plat.debian_arch}"
-    work.mkdir()
     req = RootfsRequest(
         suite=img.suite,
         platform=plat,
@@ -203,15 +202,18 @@ def _build_platform(
     )
     cache = DebCache.for_arch(opts.cache_dir, plat.debian_arch) if opts.cache_dir else None
 
-    progress.step(job.label, f"mmdebstrap {img.suite.name} {plat.debian_arch}")
-    rootfs = build_rootfs(req, work, cache)
+    # The root file system is built in scratch space (memory, where there is
+    # room); only the compressed layer is written next to the store.
+    with tempfile.TemporaryDirectory(prefix="cairn-", dir=scratch_root()) as scratch:
+        progress.step(job.label, f"mmdebstrap {img.suite.name} {plat.debian_arch}")
+        rootfs = build_rootfs(req, Path(scratch), cache)
 
-    progress.step(job.label, "compressing the layer")
-    try:
-        layer = compress_layer(rootfs.tar, work / "layer.tar.gz")
-    except OSError as e:
-        raise store_failure("Compressing the layer", work, e) from None
-    rootfs.tar.unlink()
+        progress.step(job.label, "compressing the layer")
+        blob = stage.work / f"{img.name}-{plat.debian_arch}.tar.gz"
+        try:
+            layer = compress_layer(rootfs.tar, blob)
+        except OSError as e:
+            raise store_failure("Compressing the layer", blob, e) from None
     stage.adopt(layer.path, layer.digest)
 
     progress.step(job.label, "writing config and manifest")

@@ -22,6 +22,7 @@ PACKAGES = {
     "mmdebstrap": "mmdebstrap",
     "mmtarfilter": "mmdebstrap",
     "skopeo": "skopeo",
+    "pigz": "pigz",
     "buildah": "buildah",
     "qemu-aarch64-static": "qemu-user-static",
 }

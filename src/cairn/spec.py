@@ -129,7 +129,9 @@ class ImageSpec(_Strict):
     packages: list[PackageName] = Field(default_factory=list, description="Debian packages to add.")
     suite: SuiteName | None = None
     variant: Variant = Field(
-        "minbase", description="mmdebstrap variant: the package set to start from."
+        "apt",
+        description="mmdebstrap variant: the package set to start from. The default, apt, is "
+        "Debian's Essential set plus apt: no e2fsprogs, mount or tzdata (list it in packages).",
     )
     profile: ProfileName | None = None
     locales: list[LocaleName] | None = None

@@ -7,6 +7,7 @@ from cairn.debian.cache import DebCache
 
 def test_cache_records_and_drops_damaged_debs(tmp_path: Path) -> None:
     cache = DebCache.for_arch(tmp_path, "amd64")
+    assert cache.directory == tmp_path / "amd64" / "debs"
     assert cache.verify() == 0
     (cache.directory / "a_1_amd64.deb").write_bytes(b"good")
     (cache.directory / "b_1_all.deb").write_bytes(b"good too")

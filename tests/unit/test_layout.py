@@ -3,7 +3,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -78,7 +77,6 @@ def test_disk_full_and_read_only_errors_name_the_fix(tmp_path: Path) -> None:
     assert "not writable" in ro.message
 
 
-@pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is installed by scripts/setup")
 def test_skopeo_reads_our_layout_by_name_and_platform(tmp_path: Path) -> None:
     layout_with(tmp_path / "store", base=b"one", other=b"two")
     for arch in ("amd64", "arm64"):

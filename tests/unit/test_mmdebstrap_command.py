@@ -3,7 +3,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from cairn.debian.cache import DebCache
-from cairn.debian.mmdebstrap import RootfsRequest, describe, explain_failure, mmdebstrap_command
+from cairn.debian.mmdebstrap import (
+    HookFiles,
+    RootfsRequest,
+    describe,
+    explain_failure,
+    mmdebstrap_command,
+)
 from cairn.debian.profiles import load_profile
 from cairn.debian.suites import apt_sources, known_suites
 from cairn.platforms import parse_platform
@@ -30,10 +36,11 @@ def test_sources_cover_updates_and_security() -> None:
     )
 
 
+FILES = HookFiles(Path("/w/dpkg.cfg"), Path("/w/profile.json"), python="/venv/bin/python")
+
+
 def test_command_shape() -> None:
-    cmd = mmdebstrap_command(
-        request(), Path("/w/raw.tar"), Path("/w/dpkg.cfg"), None, root_mode=True
-    )
+    cmd = mmdebstrap_command(request(), Path("/w/raw.tar"), FILES, None, root_mode=True)
     assert cmd[:5] == [
         "mmdebstrap",
         "--mode=root",
@@ -44,33 +51,38 @@ def test_command_shape() -> None:
     # merged /usr without usrmerge (which drags in perl)
     assert "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr" in cmd
     assert "--include=ca-certificates" in cmd
-    assert "--dpkgopt=path-exclude=/usr/share/man/*" in cmd
-    assert (
-        cmd[-4:]
-        == [
-            "bookworm",
-            "/w/raw.tar",
-            "deb http://m/debian bookworm main",
-            "deb http://m/debian bookworm-updates main",
-        ]
-        or cmd[-5] == "bookworm"
-    )
+    # the filters reach dpkg as a file, not through mmdebstrap's slow extraction filter
+    assert not any(c.startswith("--dpkgopt=path-") for c in cmd)
+    assert "--setup-hook=upload /w/dpkg.cfg /etc/dpkg/dpkg.cfg.d/10cairn-slim" in cmd
+    assert cmd[-5:] == [
+        "bookworm",
+        "/w/raw.tar",
+        "deb http://m/debian bookworm main",
+        "deb http://m/debian bookworm-updates main",
+        "deb http://m/debian-security bookworm-security main",
+    ]
     hooks = [c.split("=", 1)[1] for c in cmd if c.startswith("--customize-hook=")]
-    assert "upload /w/dpkg.cfg /etc/dpkg/dpkg.cfg.d/10cairn-slim" in hooks
     assert any(h.startswith("upload ") and h.endswith(" /usr/sbin/install_packages") for h in hooks)
+    # slimming runs before any maintainer script, and last, after every package is in
+    slim = '/venv/bin/python -m cairn.debian.slimming /w/profile.json "$1"'
+    assert f"--extract-hook={slim}" in cmd
+    assert hooks[-1] == slim
     assert not any("sync-" in c for c in cmd)
 
 
 def test_cache_hooks_and_unshare_mode() -> None:
-    cache = DebCache(Path("/c/debs/arm64"))
-    cmd = mmdebstrap_command(request(()), Path("/w/r.tar"), Path("/w/d"), cache, root_mode=False)
+    cache = DebCache.for_arch(Path("/c"), "arm64")
+    cmd = mmdebstrap_command(request(()), Path("/w/r.tar"), FILES, cache, root_mode=False)
     assert "--mode=unshare" in cmd
     assert "--skip=essential/unlink" in cmd
-    assert "--setup-hook=sync-in /c/debs/arm64 /var/cache/apt/archives" in cmd
-    assert "--customize-hook=sync-out /var/cache/apt/archives /c/debs/arm64" in cmd
+    assert "--setup-hook=sync-in /c/arm64/debs /var/cache/apt/archives" in cmd
+    assert "--setup-hook=sync-in /c/arm64/lists /var/lib/apt/lists" in cmd
     # the cache is copied out before any clean-up hook runs
-    first_customize = next(c for c in cmd if c.startswith("--customize-hook="))
-    assert "sync-out" in first_customize
+    customize = [c for c in cmd if c.startswith("--customize-hook=")]
+    assert customize[:2] == [
+        "--customize-hook=sync-out /var/cache/apt/archives /c/arm64/debs",
+        "--customize-hook=sync-out /var/lib/apt/lists /c/arm64/lists",
+    ]
     assert not any(c.startswith("--include") for c in cmd)
 
 
@@ -81,7 +93,7 @@ def test_history_line_says_how_to_rebuild() -> None:
 
 
 def test_failures_are_explained_from_the_log(tmp_path: Path) -> None:
-    work = tmp_path / "store" / ".oci.cairn-staging-1-x" / "work" / "base-arm64"
+    work = tmp_path / "scratch" / "cairn-x"
     missing = "I: x\nE: Unable to locate package no-such-pkg\nE: apt-get failed\n"
     assert "package 'no-such-pkg' does not exist in bookworm for arm64" in str(
         explain_failure(request(), missing, work)
@@ -97,7 +109,8 @@ def test_failures_are_explained_from_the_log(tmp_path: Path) -> None:
     full = explain_failure(
         request(), "tar: ./usr/bin/x: Cannot write: No space left on device\n", work
     )
-    assert "disk is full" in full.message
-    assert str(tmp_path / "store") in full.message
+    assert "is full" in full.message
+    assert str(tmp_path / "scratch") in full.message
+    assert "TMPDIR" in full.hint
     other = explain_failure(request(), "E: something else entirely\n", work)
     assert other.message.endswith("E: something else entirely")

@@ -21,6 +21,7 @@ def test_example_family_loads_with_defaults_applied() -> None:
     assert base.suite.name == "bookworm"
     assert [p.name for p in base.platforms] == ["linux/amd64", "linux/arm64"]
     assert base.profile.name == "slim"
+    assert base.variant == "apt"
     assert "path-include=/usr/share/locale/zh_CN/*" in base.profile.dpkg_options()
     assert ("LANG", "C.UTF-8") in base.env
     assert base.env[0][0] == "PATH"

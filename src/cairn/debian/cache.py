@@ -1,9 +1,11 @@
-"""cairn's package cache: downloaded .debs kept per architecture between builds.
+"""cairn's package cache, per architecture: the .debs and apt's package indexes.
 
 apt checked every .deb against the signed archive index when it downloaded
 it; cairn records each file's SHA-256 when it takes it into the cache and
 checks it again before handing it to the next build, so a damaged or altered
-file is dropped (and downloaded afresh) instead of installed.
+file is dropped (and downloaded afresh) instead of installed. The indexes let
+`apt-get update` ask the mirror "changed since?" instead of downloading them
+again; apt verifies their signatures on every use.
 """
 
 from __future__ import annotations
@@ -31,13 +33,21 @@ def _sha256(path: Path) -> str:
 
 @dataclass(frozen=True)
 class DebCache:
-    """The .debs of one architecture: DIR/debs/ARCH/*.deb plus their SHA256SUMS."""
+    """DIR/ARCH/debs/*.deb with their SHA256SUMS, and DIR/ARCH/lists/ (apt's indexes)."""
 
-    directory: Path
+    root: Path
 
     @classmethod
-    def for_arch(cls, root: Path, debian_arch: str) -> DebCache:
-        return cls(root / "debs" / debian_arch)
+    def for_arch(cls, cache_dir: Path, debian_arch: str) -> DebCache:
+        return cls(cache_dir / debian_arch)
+
+    @property
+    def directory(self) -> Path:
+        return self.root / "debs"
+
+    @property
+    def lists(self) -> Path:
+        return self.root / "lists"
 
     def _read_manifest(self) -> dict[str, str]:
         try:
@@ -59,6 +69,7 @@ class DebCache:
     def verify(self) -> int:
         """Drop every .deb whose hash is unknown or wrong; returns how many were dropped."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        (self.lists / "partial").mkdir(parents=True, exist_ok=True)
         manifest = self._read_manifest()
         dropped = 0
         good: dict[str, str] = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import sys
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from debian.deb822 import Deb822
 from cairn.data import data_path
 from cairn.debian.cache import DebCache
 from cairn.debian.profiles import Profile
+from cairn.debian.slimming import write_profile
 from cairn.debian.suites import Suite
 from cairn.engines import require, run_logged, tail
 from cairn.errors import BuildError
@@ -40,6 +42,22 @@ class RootfsRequest:
 
 
 @dataclass(frozen=True)
+class HookFiles:
+    """Files the hooks read: written into the build's scratch directory."""
+
+    dpkg_cfg: Path
+    profile_json: Path
+    python: str = sys.executable
+
+    @classmethod
+    def write(cls, workdir: Path, profile: Profile) -> HookFiles:
+        files = cls(workdir / "dpkg.cfg", workdir / "profile.json")
+        files.dpkg_cfg.write_text(profile.dpkg_cfg())
+        write_profile(profile, files.profile_json)
+        return files
+
+
+@dataclass(frozen=True)
 class Rootfs:
     """A finished root file system tar and what cairn read from it."""
 
@@ -54,10 +72,10 @@ def _sh(path: str) -> str:
 
 
 def mmdebstrap_command(
-    req: RootfsRequest, output: Path, dpkg_cfg: Path, cache: DebCache | None, root_mode: bool
+    req: RootfsRequest, output: Path, files: HookFiles, cache: DebCache | None, root_mode: bool
 ) -> list[str]:
     """The mmdebstrap command line that builds `req` into the tar `output`."""
-    prof = req.profile
+    slim_hook = f'{shlex.quote(files.python)} -m cairn.debian.slimming {files.profile_json} "$1"'
     cmd = [
         "mmdebstrap",
         f"--mode={'root' if root_mode else 'unshare'}",
@@ -68,20 +86,27 @@ def mmdebstrap_command(
         f"--hook-dir={MERGED_USR_HOOKS}",
         '--aptopt=Acquire::Languages "none"',
         "--dpkgopt=force-unsafe-io",
+        # dpkg honours the profile's filters from the start; what mmdebstrap
+        # extracted before dpkg was in charge is slimmed before any maintainer
+        # script runs (so update-alternatives registers no excluded man page),
+        # and once more when every package is in.
+        '--setup-hook=mkdir -p "$1"/etc/dpkg/dpkg.cfg.d',
+        f"--setup-hook=upload {files.dpkg_cfg} /etc/dpkg/dpkg.cfg.d/10cairn-{req.profile.name}",
+        f"--extract-hook={slim_hook}",
     ]
-    # mmdebstrap honours these already while it extracts the Essential set.
-    cmd += [f"--dpkgopt={opt}" for opt in prof.dpkg_options()]
     if req.packages:
         cmd.append(f"--include={','.join(req.packages)}")
     if cache is not None:
         cmd += [
             "--skip=essential/unlink",
-            '--setup-hook=mkdir -p "$1"/var/cache/apt/archives',
+            '--setup-hook=mkdir -p "$1"/var/cache/apt/archives "$1"/var/lib/apt/lists',
             f"--setup-hook=sync-in {cache.directory} /var/cache/apt/archives",
+            f"--setup-hook=sync-in {cache.lists} /var/lib/apt/lists",
+            # before any clean-up hook empties them
             f"--customize-hook=sync-out /var/cache/apt/archives {cache.directory}",
+            f"--customize-hook=sync-out /var/lib/apt/lists {cache.lists}",
         ]
     customize = [
-        # mmdebstrap's copy of the options has no comment; ours says where it comes from.
         'rm -f "$1"/etc/dpkg/dpkg.cfg.d/99mmdebstrap "$1"/etc/apt/apt.conf.d/99mmdebstrap',
         f"upload {data_path('apt.conf')} /etc/apt/apt.conf.d/90cairn",
         f"upload {data_path('install_packages')} {INSTALL_PACKAGES}",
@@ -90,16 +115,8 @@ def mmdebstrap_command(
         'rm -f "$1"/etc/resolv.conf "$1"/etc/hostname',
         ': > "$1"/etc/resolv.conf && echo localhost > "$1"/etc/hostname',
         'chmod 0644 "$1"/etc/resolv.conf "$1"/etc/hostname',
+        slim_hook,
     ]
-    if prof.dpkg_options():
-        customize.insert(1, f"upload {dpkg_cfg} /etc/dpkg/dpkg.cfg.d/10cairn-{prof.name}")
-    if prof.keep_dirs:
-        dirs = " ".join(_sh(d) for d in prof.keep_dirs)
-        # dpkg keeps symlinks below an included directory (its include rule is
-        # a prefix match for them): the skeleton is meant to be empty.
-        customize.append(f"mkdir -p {dirs} && find {dirs} -mindepth 1 ! -type d -delete")
-    if prof.remove:
-        customize.append("rm -rf " + " ".join(_sh(p) for p in prof.remove))
     cmd += [f"--customize-hook={h}" for h in customize]
     cmd += [req.suite.name, str(output), *req.sources]
     return cmd
@@ -120,9 +137,8 @@ def explain_failure(req: RootfsRequest, log_text: str, workdir: Path) -> BuildEr
     last = "\n".join(log_text.splitlines()[-15:])
     if "No space left on device" in log_text:
         return BuildError(
-            f"{what} failed because a disk is full: mmdebstrap works in "
-            f"{os.environ.get('TMPDIR', '/tmp')} and writes the image beside {workdir.parents[2]}.",
-            "Try: free some space, build to another place with --output, or set TMPDIR.",
+            f"{what} failed because the disk holding {workdir.parent} is full.",
+            "Try: free some space there, or set TMPDIR to a directory with more room.",
         )
     missing = _MISSING_PACKAGE.search(log_text)
     if missing:
@@ -142,18 +158,25 @@ def explain_failure(req: RootfsRequest, log_text: str, workdir: Path) -> BuildEr
 
 
 def build_rootfs(req: RootfsRequest, workdir: Path, cache: DebCache | None) -> Rootfs:
-    """Build `req` in `workdir` (scratch space the caller removes) and return the tar."""
+    """Build `req` in `workdir` (scratch space the caller removes) and return the tar.
+
+    mmdebstrap's own chroot goes in `workdir` too (through TMPDIR).
+    """
     mmdebstrap = require("mmdebstrap", f"Building a {req.suite.name} root file system")
     mmtarfilter = require("mmtarfilter", "Stripping device nodes from the root file system")
     log = workdir / "mmdebstrap.log"
     raw = workdir / "raw.tar"
-    dpkg_cfg = workdir / "dpkg.cfg"
-    dpkg_cfg.write_text(req.profile.dpkg_cfg())
+    hook_files = HookFiles.write(workdir, req.profile)
     if cache is not None:
         cache.verify()
-    cmd = mmdebstrap_command(req, raw, dpkg_cfg, cache, root_mode=os.geteuid() == 0)
+    cmd = mmdebstrap_command(req, raw, hook_files, cache, root_mode=os.geteuid() == 0)
     cmd[0] = mmdebstrap
-    env = {**os.environ, "SOURCE_DATE_EPOCH": str(req.source_date_epoch), "LC_ALL": "C.UTF-8"}
+    env = {
+        **os.environ,
+        "SOURCE_DATE_EPOCH": str(req.source_date_epoch),
+        "LC_ALL": "C.UTF-8",
+        "TMPDIR": str(workdir),
+    }
     if run_logged(cmd, log, env=env) != 0:
         raise explain_failure(req, tail(log, 400), workdir)
     if cache is not None:

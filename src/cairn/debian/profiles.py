@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from cairn.data import data_path, load_toml
 
@@ -38,14 +39,21 @@ class Profile:
             remove=self.remove,
         )
 
+    @classmethod
+    def from_dict(cls, name: str, row: dict[str, Any]) -> Profile:
+        return cls(
+            name=name,
+            description=row["description"],
+            path_exclude=tuple(row["path_exclude"]),
+            path_include=tuple(row["path_include"]),
+            keep_dirs=tuple(row["keep_dirs"]),
+            remove=tuple(row["remove"]),
+        )
+
     def dpkg_options(self) -> tuple[str, ...]:
         """dpkg options in the order dpkg needs them: excludes first, then includes."""
-        # An exact include of a kept directory keeps the directory (not its
-        # contents) both for dpkg and for mmdebstrap, which filters its tar
-        # output with the same rules.
-        includes = self.path_include + self.keep_dirs
         return tuple(f"path-exclude={p}" for p in self.path_exclude) + tuple(
-            f"path-include={p}" for p in includes
+            f"path-include={p}" for p in self.path_include
         )
 
     def dpkg_cfg(self) -> str:
@@ -72,11 +80,4 @@ def load_profile(name: str) -> Profile:
         # These become shell words in mmdebstrap hooks: plain absolute paths and globs only.
         if not _SAFE_PATH.match(pattern):
             raise ValueError(f"profile {name}: unsafe path {pattern!r}")
-    return Profile(
-        name=name,
-        description=row["description"],
-        path_exclude=tuple(row["path_exclude"]),
-        path_include=tuple(row["path_include"]),
-        keep_dirs=tuple(row["keep_dirs"]),
-        remove=tuple(row["remove"]),
-    )
+    return Profile.from_dict(name, row)

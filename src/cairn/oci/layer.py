@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-import gzip
+import errno
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from cairn.engines import require, run_logged, tail
+from cairn.errors import BuildError
+from cairn.oci.layout import store_failure
+
 _CHUNK = 1 << 20
+# pigz's output depends on its level and block size only, not on how many
+# threads it uses, so every machine gets the same blob from the same tar.
+GZIP_LEVEL = "-6"
 
 
 @dataclass(frozen=True)
@@ -19,47 +26,28 @@ class CompressedLayer:
     uncompressed_size: int
 
 
-class _HashingWriter:
-    """A file wrapper that hashes and counts what gzip writes through it."""
-
-    def __init__(self, path: Path) -> None:
-        self._f = path.open("wb")
-        self.sha = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.sha.update(data)
-        self.size += len(data)
-        return self._f.write(data)
-
-    def flush(self) -> None:
-        self._f.flush()
-
-    def close(self) -> None:
-        self._f.close()
+def _sha256(path: Path) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+    return "sha256:" + h.hexdigest(), size
 
 
-def compress_layer(tar: Path, dest: Path, level: int = 6) -> CompressedLayer:
-    """gzip `tar` into `dest` with no name and a zero mtime in the header, so that
-    the same tar always gives the same blob (on the same zlib)."""
-    out = _HashingWriter(dest)
-    diff = hashlib.sha256()
-    raw = 0
-    try:
-        with (
-            tar.open("rb") as src,
-            gzip.GzipFile(filename="", mode="wb", fileobj=out, compresslevel=level, mtime=0) as gz,
-        ):
-            while chunk := src.read(_CHUNK):
-                diff.update(chunk)
-                raw += len(chunk)
-                gz.write(chunk)
-    finally:
-        out.close()
+def compress_layer(tar: Path, dest: Path) -> CompressedLayer:
+    """gzip `tar` into `dest` on every core, with no name and a zero mtime in the header."""
+    pigz = require("pigz", "Compressing a layer")
+    log = dest.with_name(dest.name + ".log")
+    if run_logged([pigz, "--no-name", GZIP_LEVEL, "--stdout", str(tar)], log, stdout=dest) != 0:
+        said = tail(log)
+        if "No space left" in said:
+            raise store_failure("Writing the layer", dest, OSError(errno.ENOSPC, said))
+        raise BuildError(f"Compressing {tar} failed: {said}")
+    log.unlink()
+    diff_id, raw = _sha256(tar)
+    digest, size = _sha256(dest)
     return CompressedLayer(
-        path=dest,
-        digest="sha256:" + out.sha.hexdigest(),
-        size=out.size,
-        diff_id="sha256:" + diff.hexdigest(),
-        uncompressed_size=raw,
+        path=dest, digest=digest, size=size, diff_id=diff_id, uncompressed_size=raw
     )

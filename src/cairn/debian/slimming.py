@@ -1,0 +1,115 @@
+"""Apply a slim profile to a root file system, with dpkg's own filter semantics.
+
+dpkg honours path-exclude/path-include for what it unpacks, but mmdebstrap
+extracts the Essential set before dpkg is in charge, and filtering that
+extraction through mmdebstrap's --dpkgopt costs more than the rest of the
+build together (measured: 8.7 s against 2 s, bookworm amd64). So dpkg gets
+the filters as a dpkg.cfg.d file, and this module removes what the extraction
+left, run by mmdebstrap as a hook:
+
+    python -m cairn.debian.slimming PROFILE.json ROOT
+
+Rules, as dpkg applies them: each pattern is matched with fnmatch against the
+absolute path (`*` also matches `/`), and the last matching pattern wins.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import shutil
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from cairn.debian.profiles import Profile
+
+
+@dataclass(frozen=True)
+class Slimmed:
+    files: int
+    bytes: int
+
+
+def excluded(path: str, profile: Profile) -> bool:
+    """Whether dpkg would leave `path` (absolute, inside the image) out."""
+    verdict = False
+    for pattern in profile.path_exclude:
+        if fnmatch.fnmatchcase(path, pattern):
+            verdict = True
+    if verdict:
+        for pattern in profile.path_include:
+            if fnmatch.fnmatchcase(path, pattern):
+                return False
+    return verdict
+
+
+def _literal_prefix(pattern: str) -> str:
+    """The directory a pattern can only match below: /usr/share/doc for /usr/share/doc/*."""
+    cut = min((i for i, c in enumerate(pattern) if c in "*?["), default=len(pattern))
+    return pattern[:cut].rsplit("/", 1)[0] or "/"
+
+
+def slim(root: Path, profile: Profile) -> Slimmed:
+    """Remove excluded files, empty directories they leave and the profile's leftovers."""
+    files = size = 0
+    tops = sorted({_literal_prefix(p) for p in profile.path_exclude})
+    for top in tops:
+        base = root / top.lstrip("/")
+        if not base.is_dir() or base.is_symlink():
+            continue
+        for dirpath, dirnames, filenames in os.walk(base, topdown=False):
+            here = Path(dirpath)
+            inside = "/" + str(here.relative_to(root))
+            for name in filenames + [d for d in dirnames if (here / d).is_symlink()]:
+                entry = here / name
+                # a link to a directory may be how a kept file is reached
+                # (/usr/share/doc/libgcc-s1 -> gcc-12-base): leave it
+                if entry.is_symlink() and (root / _inside_target(entry, root)).is_dir():
+                    continue
+                if excluded(f"{inside}/{name}", profile):
+                    files += 1
+                    size += entry.lstat().st_size
+                    entry.unlink()
+            if here != base and not any(here.iterdir()) and excluded(inside, profile):
+                here.rmdir()
+    for pattern in profile.remove:
+        for hit in root.glob(pattern.lstrip("/")):
+            if hit.is_dir() and not hit.is_symlink():
+                shutil.rmtree(hit)
+            else:
+                hit.unlink(missing_ok=True)
+    for keep in profile.keep_dirs:
+        (root / keep.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    return Slimmed(files, size)
+
+
+def _inside_target(link: Path, root: Path) -> str:
+    """Where a symlink points, resolved inside `root` (never on the build host)."""
+    target = str(link.readlink())
+    inside = os.path.normpath(
+        target.lstrip("/")
+        if target.startswith("/")
+        else str(link.parent.relative_to(root) / target)
+    )
+    return "nonexistent" if inside.startswith("..") else inside
+
+
+def write_profile(profile: Profile, path: Path) -> None:
+    path.write_text(json.dumps(asdict(profile)))
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: python -m cairn.debian.slimming PROFILE.json ROOT", file=sys.stderr)
+        return 2
+    data = json.loads(Path(argv[0]).read_text())
+    profile = Profile.from_dict(data["name"], data)
+    done = slim(Path(argv[1]), profile)
+    print(f"cairn slimming: removed {done.files} files, {done.bytes} bytes", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
