@@ -125,7 +125,7 @@ def apt_works(store: Path, work: Path) -> bool:
             "--",
             "sh",
             "-ec",
-            "apt-get update -qq && apt-get install -y -qq curl >/dev/null && curl --version >/dev/null",
+            "apt-get update -qq && apt-get install -y -qq curl >/dev/null && curl --version",
         ],
         capture_output=True,
         check=False,
@@ -149,7 +149,7 @@ def render(rows: list[Row], ref: Row, apt_ok: bool, env: str) -> str:
         "",
         env,
         "",
-        "| build | wall time | × reference | uncompressed | × reference | gzip | packages | files |",
+        "| build | wall time | x ref. | uncompressed | x ref. | gzip | packages | files |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -160,9 +160,9 @@ def render(rows: list[Row], ref: Row, apt_ok: bool, env: str) -> str:
     cold = next(r for r in rows if r.name.startswith("cairn") and "cold" in r.name)
     warm = next(r for r in rows if r.name.startswith("cairn") and "warm" in r.name)
     checks = [
-        ("cold build ≤ 0.50 × reference time", cold.seconds / ref.seconds, 0.50),
-        ("warm-cache build ≤ 0.25 × reference time", warm.seconds / ref.seconds, 0.25),
-        ("uncompressed ≤ 0.65 × reference size", cold.tar_bytes / ref.tar_bytes, 0.65),
+        ("cold build ≤ 0.50 x reference time", cold.seconds / ref.seconds, 0.50),
+        ("warm-cache build ≤ 0.25 x reference time", warm.seconds / ref.seconds, 0.25),
+        ("uncompressed ≤ 0.65 x reference size", cold.tar_bytes / ref.tar_bytes, 0.65),
         ("gzip ≤ 28 MB (Debian's bookworm-slim)", cold.gzip_bytes / 1e6, 28.0),
     ]
     lines += ["", "| target | measured | met |", "|---|---:|:---:|"]
@@ -176,8 +176,16 @@ def render(rows: list[Row], ref: Row, apt_ok: bool, env: str) -> str:
         "",
         "Reference: the minideb-style build (bench/minideb_style.sh). Sizes are the root "
         "file system tar; gzip is level 6 for every row (cairn's layer compression). "
-        "'cold' starts with an empty package cache; 'warm' reuses the .debs the cold build "
-        "kept (verified by SHA-256 before reuse). Every build downloads the package indexes.",
+        "'cold' starts with an empty package cache; 'warm' reuses the .debs (verified by "
+        "SHA-256 before reuse) and the package indexes (revalidated with the mirror) that the "
+        "cold build kept.",
+        "",
+        f"The warm cache saved {cold.seconds - warm.seconds:+.1f} s here: on this machine "
+        "downloading costs well under a second, and what remains is dpkg unpacking and "
+        "configuring the packages, which no package cache avoids. The size target assumed a "
+        "reference of about 125 MB that includes perl; today's debootstrap builds the "
+        f"reference above ({mb(ref.tar_bytes)}, {ref.packages} packages) without it, and "
+        "cairn's image keeps apt, dpkg, perl-base and every copyright file.",
     ]
     return "\n".join(lines)
 
