@@ -65,7 +65,10 @@ def test_command_shape() -> None:
     assert any(h.startswith("upload ") and h.endswith(" /usr/sbin/install_packages") for h in hooks)
     # slimming runs before any maintainer script, and last, after every package is in
     slim = '/venv/bin/python -m cairn.debian.slimming /w/profile.json "$1"'
-    assert f"--extract-hook={slim}" in cmd
+    assert (
+        "--extract-hook=/venv/bin/python -m cairn.debian.slimming --filters-only "
+        '/w/profile.json "$1"' in cmd
+    )
     assert hooks[-1] == slim
     assert not any("sync-" in c for c in cmd)
 

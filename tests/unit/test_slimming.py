@@ -70,6 +70,18 @@ def test_slim_removes_what_dpkg_would_have_left_out(tmp_path: Path) -> None:
     assert done.bytes >= 100
 
 
+def test_filters_only_keeps_apt_lists_for_the_install_that_follows(tmp_path: Path) -> None:
+    lists = "var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages"
+    tree(tmp_path, {lists: "Package: ca-certificates", "usr/share/doc/bash/README": "x"})
+    slim(tmp_path, SLIM, filters_only=True)
+    assert (tmp_path / lists).exists()
+    assert not (tmp_path / "usr/share/doc/bash/README").exists()
+    assert not (tmp_path / "usr/share/man/man1").exists()
+    slim(tmp_path, SLIM)
+    assert not (tmp_path / lists).exists()
+    assert (tmp_path / "usr/share/man/man1").is_dir()
+
+
 def test_links_are_resolved_inside_the_root_never_on_the_host(tmp_path: Path) -> None:
     # /usr/share/doc/evil -> /etc is a directory on the host, not in the image
     tree(tmp_path, {"usr/share/doc/evil": "->/etc", "usr/share/doc/up": "->../../../../../etc"})
@@ -84,3 +96,4 @@ def test_hook_entry_point(tmp_path: Path) -> None:
     assert main([str(tmp_path / "profile.json"), str(tmp_path / "root")]) == 0
     assert not (tmp_path / "root/usr/share/doc/bash").exists()
     assert main([]) == 2
+    assert main(["--filters-only"]) == 2

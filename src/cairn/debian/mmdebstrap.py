@@ -75,7 +75,8 @@ def mmdebstrap_command(
     req: RootfsRequest, output: Path, files: HookFiles, cache: DebCache | None, root_mode: bool
 ) -> list[str]:
     """The mmdebstrap command line that builds `req` into the tar `output`."""
-    slim_hook = f'{shlex.quote(files.python)} -m cairn.debian.slimming {files.profile_json} "$1"'
+    slimming = f"{shlex.quote(files.python)} -m cairn.debian.slimming"
+    slim_hook = f'{slimming} {files.profile_json} "$1"'
     cmd = [
         "mmdebstrap",
         f"--mode={'root' if root_mode else 'unshare'}",
@@ -92,7 +93,7 @@ def mmdebstrap_command(
         # and once more when every package is in.
         '--setup-hook=mkdir -p "$1"/etc/dpkg/dpkg.cfg.d',
         f"--setup-hook=upload {files.dpkg_cfg} /etc/dpkg/dpkg.cfg.d/10cairn-{req.profile.name}",
-        f"--extract-hook={slim_hook}",
+        f'--extract-hook={slimming} --filters-only {files.profile_json} "$1"',
     ]
     if req.packages:
         cmd.append(f"--include={','.join(req.packages)}")

@@ -7,7 +7,10 @@ build together (measured: 8.7 s against 2 s, bookworm amd64). So dpkg gets
 the filters as a dpkg.cfg.d file, and this module removes what the extraction
 left, run by mmdebstrap as a hook:
 
-    python -m cairn.debian.slimming PROFILE.json ROOT
+    python -m cairn.debian.slimming [--filters-only] PROFILE.json ROOT
+
+Right after extraction only the path filters apply (apt's lists are still
+needed then); the last hook also removes the profile's leftovers.
 
 Rules, as dpkg applies them: each pattern is matched with fnmatch against the
 absolute path (`*` also matches `/`), and the last matching pattern wins.
@@ -51,11 +54,25 @@ def _literal_prefix(pattern: str) -> str:
     return pattern[:cut].rsplit("/", 1)[0] or "/"
 
 
-def slim(root: Path, profile: Profile) -> Slimmed:
-    """Remove excluded files, empty directories they leave and the profile's leftovers."""
+def slim(root: Path, profile: Profile, filters_only: bool = False) -> Slimmed:
+    """Remove excluded files and the empty directories they leave; unless `filters_only`,
+    also the profile's leftovers (apt lists, logs), and make its kept directories."""
+    done = _apply_filters(root, profile)
+    if not filters_only:
+        for pattern in profile.remove:
+            for hit in root.glob(pattern.lstrip("/")):
+                if hit.is_dir() and not hit.is_symlink():
+                    shutil.rmtree(hit)
+                else:
+                    hit.unlink(missing_ok=True)
+        for keep in profile.keep_dirs:
+            (root / keep.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    return done
+
+
+def _apply_filters(root: Path, profile: Profile) -> Slimmed:
     files = size = 0
-    tops = sorted({_literal_prefix(p) for p in profile.path_exclude})
-    for top in tops:
+    for top in sorted({_literal_prefix(p) for p in profile.path_exclude}):
         base = root / top.lstrip("/")
         if not base.is_dir() or base.is_symlink():
             continue
@@ -74,14 +91,6 @@ def slim(root: Path, profile: Profile) -> Slimmed:
                     entry.unlink()
             if here != base and not any(here.iterdir()) and excluded(inside, profile):
                 here.rmdir()
-    for pattern in profile.remove:
-        for hit in root.glob(pattern.lstrip("/")):
-            if hit.is_dir() and not hit.is_symlink():
-                shutil.rmtree(hit)
-            else:
-                hit.unlink(missing_ok=True)
-    for keep in profile.keep_dirs:
-        (root / keep.lstrip("/")).mkdir(parents=True, exist_ok=True)
     return Slimmed(files, size)
 
 
@@ -101,12 +110,17 @@ def write_profile(profile: Profile, path: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: python -m cairn.debian.slimming PROFILE.json ROOT", file=sys.stderr)
+    filters_only = argv[:1] == ["--filters-only"]
+    args = argv[1:] if filters_only else argv
+    if len(args) != 2:
+        print(
+            "usage: python -m cairn.debian.slimming [--filters-only] PROFILE.json ROOT",
+            file=sys.stderr,
+        )
         return 2
-    data = json.loads(Path(argv[0]).read_text())
+    data = json.loads(Path(args[0]).read_text())
     profile = Profile.from_dict(data["name"], data)
-    done = slim(Path(argv[1]), profile)
+    done = slim(Path(args[1]), profile, filters_only)
     print(f"cairn slimming: removed {done.files} files, {done.bytes} bytes", file=sys.stderr)
     return 0
 

@@ -39,7 +39,8 @@ def _sha256(path: Path) -> tuple[str, int]:
 def compress_layer(tar: Path, dest: Path) -> CompressedLayer:
     """gzip `tar` into `dest` on every core, with no name and a zero mtime in the header."""
     pigz = require("pigz", "Compressing a layer")
-    log = dest.with_name(dest.name + ".log")
+    # beside the tar (scratch space), not the blob: the blob's disk may be the full one
+    log = tar.with_name(tar.name + ".pigz.log")
     if run_logged([pigz, "--no-name", GZIP_LEVEL, "--stdout", str(tar)], log, stdout=dest) != 0:
         said = tail(log)
         if "No space left" in said:
