@@ -136,6 +136,7 @@ def _preflight(jobs: tuple[_Job, ...], out: ImageRef) -> None:
     """Everything that can be checked before minutes of work."""
     require("mmdebstrap", "Building a Debian root file system")
     require("mmtarfilter", "Building a Debian root file system")
+    require("pigz", "Compressing a layer")
     if out.transport == "docker-archive":
         require("skopeo", f"Writing {out}")
     for p in sorted({j.platform for j in jobs}):
@@ -165,8 +166,6 @@ def _build_into(
             index = stage.add(image_index(tuple(d for d, _ in mine), _annotations(family, image)))
             stage.set_ref(image.name, index)
             results.append(ImageBuild(image.name, index.digest, [b for _, b in mine]))
-        for j in jobs:
-            progress.step(j.label, "writing the image layout")
     return results
 
 

@@ -190,10 +190,9 @@ class Family:
         for img in self.images:
             if img.name == name:
                 return img
-        hint = _did_you_mean(name, [i.name for i in self.images])
         raise SpecError(
             f"{self.path}: there is no image '{name}'.",
-            hint or f"Images in this family: {', '.join(i.name for i in self.images)}.",
+            _did_you_mean(name, [i.name for i in self.images], what="images"),
         )
 
 
@@ -323,6 +322,6 @@ def _format_errors(path: Path, raw: dict[str, Any], err: ValidationError) -> str
     return "\n".join(lines)
 
 
-def _did_you_mean(word: str, choices: list[str]) -> str:
+def _did_you_mean(word: str, choices: list[str], what: str = "keys") -> str:
     close = difflib.get_close_matches(word, choices, n=1)
-    return f"Perhaps you meant '{close[0]}'?" if close else f"Known keys: {', '.join(choices)}."
+    return f"Perhaps you meant '{close[0]}'?" if close else f"Known {what}: {', '.join(choices)}."

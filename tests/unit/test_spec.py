@@ -99,6 +99,9 @@ def test_unknown_image_name_suggests(tmp_path: Path) -> None:
     fam = load_family(write(tmp_path, "[images.base]\n"))
     with pytest.raises(SpecError, match="Perhaps you meant 'base'"):
         fam.image("bsae")
+    with pytest.raises(SpecError) as e:
+        fam.image("golang")
+    assert e.value.hint == "Known images: base."
 
 
 def test_image_settings_override_defaults(tmp_path: Path) -> None:

@@ -12,15 +12,17 @@ def mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
+def short(digest: str) -> str:
+    return digest[: len("sha256:") + 12]
+
+
 def render_build(result: BuildResult, console: Console) -> None:
-    table = Table(title=f"Built into {result.output}")
-    for col in ("image", "platform", "size", "compressed", "packages", "files", "time", "manifest"):
-        table.add_column(
-            col,
-            justify="right"
-            if col in ("size", "compressed", "packages", "files", "time")
-            else "left",
-        )
+    table = Table(title=f"Built into {result.output}", title_justify="left")
+    table.add_column("image")
+    table.add_column("platform", no_wrap=True)
+    for col in ("size", "gzip", "pkgs", "time"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("manifest", no_wrap=True)
     for img in result.images:
         for p in img.platforms:
             table.add_row(
@@ -29,10 +31,9 @@ def render_build(result: BuildResult, console: Console) -> None:
                 mb(p.uncompressed_bytes),
                 mb(p.compressed_bytes),
                 str(p.packages),
-                str(p.files),
                 f"{p.seconds:.0f}s",
-                p.manifest_digest[:19],
+                short(p.manifest_digest),
             )
     console.print(table)
     for img in result.images:
-        console.print(f"{img.name}: index {img.index_digest}")
+        console.print(f"{img.name}: index {img.index_digest}", soft_wrap=True)
