@@ -163,7 +163,11 @@ def _build_into(
         results: list[ImageBuild] = []
         for image in dict.fromkeys(j.image for j in jobs):
             mine = [done[j] for j in jobs if j.image == image]
-            index = stage.add(image_index(tuple(d for d, _ in mine), _annotations(family, image)))
+            # Platforms not rebuilt this time keep their manifests (and blobs).
+            built = {j.platform for j in jobs if j.image == image}
+            kept = [m for m in layout.platform_manifests(image.name) if m.platform not in built]
+            manifests = tuple(d for d, _ in mine) + tuple(kept)
+            index = stage.add(image_index(manifests, _annotations(family, image)))
             stage.set_ref(image.name, index)
             results.append(ImageBuild(image.name, index.digest, [b for _, b in mine]))
     return results

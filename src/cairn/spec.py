@@ -232,7 +232,7 @@ def load_family(directory: Path) -> Family:
     output = d.output
     if output.startswith("oci:"):
         store = Path(output.removeprefix("oci:"))
-        output = f"oci:{store if store.is_absolute() else path.parent / store}"
+        output = f"oci:{store if store.is_absolute() else path.parent.resolve() / store}"
     return Family(
         path=path,
         spec=spec,

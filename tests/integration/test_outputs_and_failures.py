@@ -89,6 +89,28 @@ def test_trixie_is_added_beside_the_existing_image(
     assert "APT-OK" in out
 
 
+def test_rebuilding_one_platform_keeps_the_others(base: Built, store_copy: Path) -> None:
+    result = cairn_json(
+        "build", str(EXAMPLE), "--platform", "linux/amd64", "--output", f"oci:{store_copy}"
+    )
+    [img] = result["images"]
+    assert [p["platform"] for p in img["platforms"]] == ["linux/amd64"]
+    index = json.loads(
+        subprocess.run(
+            ["skopeo", "inspect", "--raw", f"oci:{store_copy}:base"],
+            capture_output=True,
+            check=True,
+        ).stdout
+    )
+    by_arch = {m["platform"]["architecture"]: m["digest"] for m in index["manifests"]}
+    assert by_arch == {
+        "amd64": base.platform("base", "linux/amd64")["manifest_digest"],
+        "arm64": base.platform("base", "linux/arm64")["manifest_digest"],
+    }
+    # reproducible: the rebuilt amd64 manifest is the same, so the index is too
+    assert img["index_digest"] == base.result["images"][0]["index_digest"]
+
+
 def assert_fails_cleanly(args: list[str], store: Path, code: int, *needles: str) -> None:
     before = snapshot(store)
     res = cairn(*args, "--output", f"oci:{store}", check=False)

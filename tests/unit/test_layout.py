@@ -99,3 +99,13 @@ def test_skopeo_reads_our_layout_by_name_and_platform(tmp_path: Path) -> None:
         check=True,
         capture_output=True,
     )
+
+
+def test_platform_manifests_of_a_named_index(tmp_path: Path) -> None:
+    layout = layout_with(tmp_path / "store", base=b"one")
+    manifests = layout.platform_manifests("base")
+    assert [m.platform.name if m.platform else None for m in manifests] == [
+        "linux/amd64",
+        "linux/arm64",
+    ]
+    assert layout.platform_manifests("missing") == ()

@@ -26,7 +26,7 @@ def test_example_family_loads_with_defaults_applied() -> None:
     assert ("LANG", "C.UTF-8") in base.env
     assert base.env[0][0] == "PATH"
     assert fam.source_date_epoch == 1735689600
-    assert fam.output == f"oci:{EXAMPLE / 'out' / 'oci'}"
+    assert fam.output == f"oci:{EXAMPLE.resolve() / 'out' / 'oci'}"
 
 
 def test_unknown_key_names_file_key_and_suggestion(tmp_path: Path) -> None:

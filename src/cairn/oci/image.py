@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from cairn.platforms import Platform
+from cairn.platforms import Platform, known_platforms
 
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -41,6 +41,14 @@ def rfc3339(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def platform_of(obj: dict[str, str]) -> Platform | None:
+    """The Platform an OCI `platform` object names, if cairn knows it."""
+    for p in known_platforms().values():
+        if p.oci() == {k: obj[k] for k in ("architecture", "os", "variant") if k in obj}:
+            return p
+    return None
+
+
 @dataclass(frozen=True)
 class Descriptor:
     media_type: str
@@ -67,6 +75,7 @@ class Descriptor:
             media_type=obj["mediaType"],
             digest=obj["digest"],
             size=obj["size"],
+            platform=platform_of(obj["platform"]) if "platform" in obj else None,
             annotations=tuple(sorted(obj.get("annotations", {}).items())),
         )
 

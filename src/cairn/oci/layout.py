@@ -94,6 +94,13 @@ class OciLayout:
                 out[name] = Descriptor.from_json(m)
         return out
 
+    def platform_manifests(self, name: str) -> tuple[Descriptor, ...]:
+        """The per-platform manifests of the image index named `name` (none if absent)."""
+        ref = self.refs().get(name)
+        if ref is None or ref.media_type != MEDIA_INDEX:
+            return ()
+        return tuple(Descriptor.from_json(m) for m in self.read_json(ref.digest)["manifests"])
+
     def blob_path(self, digest: str) -> Path:
         algo, _, hexdigest = digest.partition(":")
         return self.root / "blobs" / algo / hexdigest
