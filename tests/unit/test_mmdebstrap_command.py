@@ -78,14 +78,16 @@ def test_cache_hooks_and_unshare_mode() -> None:
     cmd = mmdebstrap_command(request(()), Path("/w/r.tar"), FILES, cache, root_mode=False)
     assert "--mode=unshare" in cmd
     assert "--skip=essential/unlink" in cmd
-    assert "--setup-hook=sync-in /c/arm64/debs /var/cache/apt/archives" in cmd
-    assert "--setup-hook=sync-in /c/arm64/lists /var/lib/apt/lists" in cmd
-    # the cache is copied out before any clean-up hook runs
+    assert (
+        '--setup-hook=mkdir -p "$1"/var/cache/apt/archives && find /c/arm64/debs -maxdepth 1 '
+        """-name '*.deb' -exec cp -p -t "$1"/var/cache/apt/archives {} +""" in cmd
+    )
+    # new .debs are copied out first, before any clean-up hook runs
     customize = [c for c in cmd if c.startswith("--customize-hook=")]
-    assert customize[:2] == [
-        "--customize-hook=sync-out /var/cache/apt/archives /c/arm64/debs",
-        "--customize-hook=sync-out /var/lib/apt/lists /c/arm64/lists",
-    ]
+    assert customize[0] == (
+        """--customize-hook=find "$1"/var/cache/apt/archives -maxdepth 1 -name '*.deb' """
+        "-exec cp -p -n -t /c/arm64/debs {} +"
+    )
     assert not any(c.startswith("--include") for c in cmd)
 
 

@@ -1,11 +1,11 @@
-"""cairn's package cache, per architecture: the .debs and apt's package indexes.
+"""cairn's package cache: the .debs of every build, per architecture.
 
 apt checked every .deb against the signed archive index when it downloaded
 it; cairn records each file's SHA-256 when it takes it into the cache and
 checks it again before handing it to the next build, so a damaged or altered
-file is dropped (and downloaded afresh) instead of installed. The indexes let
-`apt-get update` ask the mirror "changed since?" instead of downloading them
-again; apt verifies their signatures on every use.
+file is dropped (and downloaded afresh) instead of installed. apt's package
+indexes are not kept: copying them in and out of a build cost more than
+downloading them (measured: 1.9 s against 0.6 s).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _sha256(path: Path) -> str:
 
 @dataclass(frozen=True)
 class DebCache:
-    """DIR/ARCH/debs/*.deb with their SHA256SUMS, and DIR/ARCH/lists/ (apt's indexes)."""
+    """DIR/ARCH/debs/*.deb with their SHA256SUMS."""
 
     root: Path
 
@@ -44,10 +44,6 @@ class DebCache:
     @property
     def directory(self) -> Path:
         return self.root / "debs"
-
-    @property
-    def lists(self) -> Path:
-        return self.root / "lists"
 
     def _read_manifest(self) -> dict[str, str]:
         try:
@@ -69,7 +65,6 @@ class DebCache:
     def verify(self) -> int:
         """Drop every .deb whose hash is unknown or wrong; returns how many were dropped."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        (self.lists / "partial").mkdir(parents=True, exist_ok=True)
         manifest = self._read_manifest()
         dropped = 0
         good: dict[str, str] = {}

@@ -98,14 +98,17 @@ def mmdebstrap_command(
     if req.packages:
         cmd.append(f"--include={','.join(req.packages)}")
     if cache is not None:
+        # Plain cp, and only new files on the way out: mmdebstrap's sync-in and
+        # sync-out copy everything both ways (measured: 1.5 s of a 10.8 s build).
+        debs = shlex.quote(str(cache.directory))
+        archives = '"$1"/var/cache/apt/archives'
         cmd += [
             "--skip=essential/unlink",
-            '--setup-hook=mkdir -p "$1"/var/cache/apt/archives "$1"/var/lib/apt/lists',
-            f"--setup-hook=sync-in {cache.directory} /var/cache/apt/archives",
-            f"--setup-hook=sync-in {cache.lists} /var/lib/apt/lists",
-            # before any clean-up hook empties them
-            f"--customize-hook=sync-out /var/cache/apt/archives {cache.directory}",
-            f"--customize-hook=sync-out /var/lib/apt/lists {cache.lists}",
+            f"--setup-hook=mkdir -p {archives} && "
+            f"find {debs} -maxdepth 1 -name '*.deb' -exec cp -p -t {archives} {{}} +",
+            # first of the customize hooks: before anything cleans the archives
+            f"--customize-hook=find {archives} -maxdepth 1 -name '*.deb' "
+            f"-exec cp -p -n -t {debs} {{}} +",
         ]
     customize = [
         'rm -f "$1"/etc/dpkg/dpkg.cfg.d/99mmdebstrap "$1"/etc/apt/apt.conf.d/99mmdebstrap',
