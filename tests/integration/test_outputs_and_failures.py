@@ -135,6 +135,21 @@ def test_package_that_does_not_exist(store_copy: Path, tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="switches the host's binfmt handler off and on")
+def test_missing_arm64_emulation_is_reported_before_any_work(tmp_path: Path) -> None:
+    handler = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+    fam = family(tmp_path, "[images.base]\nplatforms = ['linux/arm64']\n")
+    handler.write_text("0")
+    try:
+        res = cairn("build", str(fam), check=False)
+    finally:
+        handler.write_text("1")
+    assert res.returncode == 3, res.stderr
+    assert "binfmt_misc handler" in res.stderr and "disabled" in res.stderr
+    assert "Try: echo 1 > /proc/sys/fs/binfmt_misc/qemu-aarch64" in res.stderr
+    assert not (fam / "out").exists()
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs")
 def test_full_disk(tmp_path: Path) -> None:
     small = tmp_path / "small"
