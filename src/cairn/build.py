@@ -20,9 +20,11 @@ from cairn.debian.cache import DebCache
 from cairn.debian.mmdebstrap import RootfsRequest, build_rootfs, describe
 from cairn.debian.suites import apt_sources
 from cairn.engines import require
-from cairn.errors import CairnError, UsageError
+from cairn.errors import BuildError, CairnError, UsageError
 from cairn.oci import skopeo
 from cairn.oci.image import (
+    ANN_BASE_DIGEST,
+    ANN_BASE_NAME,
     ANN_CREATED,
     ANN_DESCRIPTION,
     ANN_REVISION,
@@ -37,12 +39,13 @@ from cairn.oci.image import (
     rfc3339,
 )
 from cairn.oci.layer import compress_layer
+from cairn.oci.layerdiff import layer_sizes, read_filesystem, write_diff
 from cairn.oci.layout import OciLayout, Staging, store_failure
 from cairn.oci.reference import ImageRef, parse_ref
 from cairn.platforms import Platform, check_emulation, parse_platform
 from cairn.results import SCHEMA_VERSION, BuildResult, ImageBuild, PlatformBuild
 from cairn.scratch import scratch_root
-from cairn.spec import Family, RootImage
+from cairn.spec import Family, Image
 
 
 class Progress(Protocol):
@@ -72,7 +75,7 @@ class BuildOptions:
 
 @dataclass(frozen=True)
 class _Job:
-    image: RootImage
+    image: Image
     platform: Platform
 
     @property
@@ -108,6 +111,13 @@ def build(family: Family, opts: BuildOptions, progress: Progress | None = None) 
         raise UsageError(
             f"A docker-archive holds one image for one platform, and this build makes {len(jobs)}.",
             "Try: --image NAME --platform linux/amd64 (or --output oci:DIR for several).",
+        )
+    if out.transport == "docker-archive" and jobs[0].image.parent:
+        raise UsageError(
+            f"cairn build writes a docker-archive of root images only; {jobs[0].image.name} "
+            f"is built on {jobs[0].image.parent}.",
+            f"Try: build into the layout, then `skopeo copy --override-arch ARCH "
+            f"oci:DIR:{jobs[0].image.name} {out}`.",
         )
     _preflight(jobs, out)
 
@@ -150,16 +160,22 @@ def _build_into(
     opts: BuildOptions,
     progress: Progress,
 ) -> list[ImageBuild]:
+    depth: dict[str, int] = {}
+    for img in family.images:  # parents come first
+        depth[img.name] = depth[img.parent] + 1 if img.parent else 0
     with layout.staging() as stage:
         done: dict[_Job, tuple[Descriptor, PlatformBuild]] = {}
 
         def one(job: _Job) -> Callable[[], None]:
             def task() -> None:
-                done[job] = _build_platform(stage, family, job, opts, progress)
+                base = _base_of(stage, done, job) if job.image.parent else None
+                done[job] = _build_platform(stage, family, job, opts, progress, base=base)
 
             return task
 
-        run_parallel([one(j) for j in jobs], opts.jobs)
+        # a level at a time: every parent is done before its children start
+        for level in sorted({depth[j.image.name] for j in jobs}):
+            run_parallel([one(j) for j in jobs if depth[j.image.name] == level], opts.jobs)
         results: list[ImageBuild] = []
         for image in dict.fromkeys(j.image for j in jobs):
             mine = [done[j] for j in jobs if j.image == image]
@@ -189,8 +205,70 @@ def run_parallel(tasks: list[Callable[[], None]], workers: int) -> None:
             raise e
 
 
+@dataclass(frozen=True)
+class _Base:
+    """What a child image builds on: its parent's manifest for the platform, read back."""
+
+    name: str
+    manifest: Descriptor
+    layers: tuple[LayerInfo, ...]
+    layer_paths: tuple[Path, ...]
+
+
+def _base_of(
+    stage: Staging, done: dict[_Job, tuple[Descriptor, PlatformBuild]], job: _Job
+) -> _Base:
+    """The parent as built in this run, else as it is in the layout."""
+    name = job.image.parent
+    assert name is not None
+    desc = next(
+        (d for j, (d, _) in done.items() if j.image.name == name and j.platform == job.platform),
+        None,
+    )
+    if desc is None:
+        desc = next(
+            (m for m in stage.layout.platform_manifests(name) if m.platform == job.platform), None
+        )
+    if desc is None:
+        raise BuildError(
+            f"Building {job.label} failed because its parent '{name}' has no "
+            f"{job.platform.name} image in {stage.layout.root}.",
+            f"Try: build both together, or first: cairn build DIR --image {name}.",
+        )
+    manifest = stage.read_json(desc.digest)
+    config = stage.read_json(manifest["config"]["digest"])
+    paths = tuple(stage.blob_path(layer["digest"]) for layer in manifest["layers"])
+    history = [h for h in config.get("history", []) if not h.get("empty_layer")]
+    if len(history) != len(paths):
+        history = [{}] * len(paths)
+    layers = tuple(
+        LayerInfo(
+            digest=layer["digest"],
+            size=layer["size"],
+            diff_id=diff_id,
+            uncompressed_size=size,
+            created_by=h.get("created_by", ""),
+            comment=h.get("comment", ""),
+        )
+        for layer, diff_id, size, h in zip(
+            manifest["layers"],
+            config["rootfs"]["diff_ids"],
+            layer_sizes(paths),
+            history,
+            strict=True,
+        )
+    )
+    return _Base(name, desc, layers, paths)
+
+
 def _build_platform(
-    stage: Staging, family: Family, job: _Job, opts: BuildOptions, progress: Progress
+    stage: Staging,
+    family: Family,
+    job: _Job,
+    opts: BuildOptions,
+    progress: Progress,
+    *,
+    base: _Base | None,
 ) -> tuple[Descriptor, PlatformBuild]:
     start = time.monotonic()
     img, plat = job.image, job.platform
@@ -210,11 +288,23 @@ def _build_platform(
     with tempfile.TemporaryDirectory(prefix="cairn-", dir=scratch_root()) as scratch:
         progress.step(job.label, f"mmdebstrap {img.suite.name} {plat.debian_arch}")
         rootfs = build_rootfs(req, Path(scratch), cache)
+        tar, created_by = rootfs.tar, describe(req)
+        if base is not None:
+            # A child is its parent's layers plus what its packages changed.
+            progress.step(job.label, f"comparing with {base.name}")
+            tar = Path(scratch) / "layer.tar"
+            diff = write_diff(
+                read_filesystem(base.layer_paths), rootfs.tar, tar, family.source_date_epoch
+            )
+            created_by = (
+                f"cairn: {' '.join(img.added) or 'nothing'} on {base.name}: {diff.added} added, "
+                f"{diff.modified} changed, {diff.deleted} removed ({created_by})"
+            )
 
         progress.step(job.label, "compressing the layer")
         blob = stage.work / f"{img.name}-{plat.debian_arch}.tar.gz"
         try:
-            layer = compress_layer(rootfs.tar, blob)
+            layer = compress_layer(tar, blob)
         except OSError as e:
             raise store_failure("Compressing the layer", blob, e) from None
     stage.adopt(layer.path, layer.digest)
@@ -225,9 +315,12 @@ def _build_platform(
         size=layer.size,
         diff_id=layer.diff_id,
         uncompressed_size=layer.uncompressed_size,
-        created_by=describe(req),
+        created_by=created_by,
     )
+    layers = (base.layers if base else ()) + (info,)
     annotations = _annotations(family, img)
+    if base is not None:
+        annotations = tuple(sorted((*annotations, (ANN_BASE_DIGEST, base.manifest.digest))))
     run = RunConfig(
         env=img.env,
         cmd=img.cmd,
@@ -236,24 +329,24 @@ def _build_platform(
         workdir=img.workdir,
         labels=tuple({**dict(annotations), **dict(img.labels)}.items()),
     )
-    config = stage.add(image_config(plat, (info,), family.source_date_epoch, run))
-    manifest = stage.add(image_manifest(plat, config, (info,), annotations))
+    config = stage.add(image_config(plat, layers, family.source_date_epoch, run))
+    manifest = stage.add(image_manifest(plat, config, layers, annotations))
     seconds = time.monotonic() - start
     progress.done(job.label, seconds)
     return manifest, PlatformBuild(
         platform=plat.name,
         manifest_digest=manifest.digest,
         config_digest=config.digest,
-        layers=[layer.digest],
-        uncompressed_bytes=layer.uncompressed_size,
-        compressed_bytes=layer.size,
+        layers=[layer.digest for layer in layers],
+        uncompressed_bytes=sum(layer.uncompressed_size for layer in layers),
+        compressed_bytes=sum(layer.size for layer in layers),
         packages=len(rootfs.packages),
         files=rootfs.files,
         seconds=round(seconds, 2),
     )
 
 
-def _annotations(family: Family, img: RootImage) -> tuple[tuple[str, str], ...]:
+def _annotations(family: Family, img: Image) -> tuple[tuple[str, str], ...]:
     ann = {
         ANN_CREATED: rfc3339(family.source_date_epoch),
         ANN_TITLE: img.name,
@@ -261,6 +354,8 @@ def _annotations(family: Family, img: RootImage) -> tuple[tuple[str, str], ...]:
     }
     if img.description:
         ann[ANN_DESCRIPTION] = img.description
+    if img.parent:
+        ann[ANN_BASE_NAME] = img.parent
     if family.source:
         ann[ANN_SOURCE] = family.source
     if family.revision:

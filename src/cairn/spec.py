@@ -123,8 +123,12 @@ class Defaults(_Strict):
 
 
 class ImageSpec(_Strict):
-    """[images.NAME]: one image of the family, built from Debian packages."""
+    """[images.NAME]: one image of the family. Without `from` it is a root built from Debian
+    packages; with it, a child: its parent's layers plus one layer with its own packages."""
 
+    from_: str | None = Field(
+        None, alias="from", description="Parent image; the child adds one layer to its layers."
+    )
     description: str | None = None
     packages: list[PackageName] = Field(default_factory=list, description="Debian packages to add.")
     suite: SuiteName | None = None
@@ -150,17 +154,19 @@ class FamilySpec(_Strict):
 
 
 @dataclass(frozen=True)
-class RootImage:
-    """A root image with every default applied: what the builder needs, nothing more."""
+class Image:
+    """An image with every default and everything inherited applied."""
 
     name: str
+    parent: str | None
     description: str | None
     suite: Suite
     platforms: tuple[Platform, ...]
     mirror: str
     security_mirror: str
     variant: str
-    packages: tuple[str, ...]
+    packages: tuple[str, ...]  # every package of the image, its ancestors' included
+    added: tuple[str, ...]  # the packages this image adds to its parent's
     profile: Profile
     env: tuple[tuple[str, str], ...]
     labels: tuple[tuple[str, str], ...]
@@ -176,7 +182,7 @@ class Family:
 
     path: Path
     spec: FamilySpec
-    images: tuple[RootImage, ...]
+    images: tuple[Image, ...]  # parents before their children
     source_date_epoch: int
     output: str
     source: str | None
@@ -186,7 +192,7 @@ class Family:
     def directory(self) -> Path:
         return self.path.parent
 
-    def image(self, name: str) -> RootImage:
+    def image(self, name: str) -> Image:
         for img in self.images:
             if img.name == name:
                 return img
@@ -228,7 +234,7 @@ def load_family(directory: Path) -> Family:
                 "separated by '.', '_' or '-'.",
             )
     d = spec.defaults
-    images = tuple(_resolve(name, img, d) for name, img in spec.images.items())
+    images = _resolve_all(path, spec)
     output = d.output
     if output.startswith("oci:"):
         store = Path(output.removeprefix("oci:"))
@@ -244,13 +250,92 @@ def load_family(directory: Path) -> Family:
     )
 
 
-def _resolve(name: str, img: ImageSpec, d: Defaults) -> RootImage:
+# A child image inherits these from its root: they decide how the root is built.
+_ROOT_ONLY = ("suite", "variant", "profile", "locales")
+
+
+def _resolve_all(path: Path, spec: FamilySpec) -> tuple[Image, ...]:
+    specs = spec.images
+    for name, img in specs.items():
+        if img.from_ is None:
+            continue
+        if img.from_ not in specs:
+            raise SpecError(
+                f"{path}: images.{name}.from: there is no image '{img.from_}' in this family.",
+                _did_you_mean(img.from_, list(specs), what="images"),
+            )
+        for key in _ROOT_ONLY:
+            if key in img.model_fields_set:
+                raise SpecError(
+                    f"{path}: images.{name}.{key}: a child image takes its {key} from its "
+                    "root image.",
+                    f"Try: remove `{key}` from images.{name}, or set it on the root image.",
+                )
+    resolved: dict[str, Image] = {}
+    for name in _parents_first(path, specs):
+        img = specs[name]
+        parent = resolved[img.from_] if img.from_ else None
+        resolved[name] = _resolve(path, name, img, spec.defaults, parent)
+    return tuple(resolved.values())
+
+
+def _parents_first(path: Path, specs: dict[str, ImageSpec]) -> list[str]:
+    """Image names with every parent before its children, else in spec order."""
+    order: list[str] = []
+    for start in specs:
+        chain: list[str] = []
+        name: str | None = start
+        while name is not None and name not in order:
+            if name in chain:
+                cycle = [*chain[chain.index(name) :], name]
+                raise SpecError(
+                    f"{path}: images form a cycle: {' -> '.join(cycle)}.",
+                    "Try: make one of them a root image (no `from`).",
+                )
+            chain.append(name)
+            name = specs[name].from_
+        order += reversed(chain)
+    return order
+
+
+def _resolve(path: Path, name: str, img: ImageSpec, d: Defaults, parent: Image | None) -> Image:
+    if parent is not None:
+        platforms = parent.platforms
+        if img.platforms is not None:
+            platforms = tuple(parse_platform(p) for p in img.platforms)
+            extra = [p.name for p in platforms if p not in parent.platforms]
+            if extra:
+                raise SpecError(
+                    f"{path}: images.{name}.platforms: {', '.join(extra)} is not a platform of "
+                    f"its parent '{parent.name}'.",
+                    f"Try: add it to {parent.name}'s platforms, or remove it here.",
+                )
+        return Image(
+            name=name,
+            parent=parent.name,
+            description=img.description,
+            suite=parent.suite,
+            platforms=platforms,
+            mirror=parent.mirror,
+            security_mirror=parent.security_mirror,
+            variant=parent.variant,
+            packages=tuple(dict.fromkeys(parent.packages + tuple(img.packages))),
+            added=tuple(img.packages),
+            profile=parent.profile,
+            env=tuple({**dict(parent.env), **img.env}.items()),
+            labels=tuple({**dict(parent.labels), **img.labels}.items()),
+            cmd=tuple(img.cmd) if img.cmd is not None else parent.cmd,
+            entrypoint=tuple(img.entrypoint) if img.entrypoint is not None else parent.entrypoint,
+            user=img.user if img.user is not None else parent.user,
+            workdir=img.workdir if img.workdir is not None else parent.workdir,
+        )
     locales = tuple(img.locales if img.locales is not None else d.locales)
     env = dict(_split_env(_DEFAULT_PATH))
     env.update(d.env)
     env.update(img.env)
-    return RootImage(
+    return Image(
         name=name,
+        parent=None,
         description=img.description,
         suite=known_suites()[img.suite or d.suite],
         platforms=tuple(parse_platform(p) for p in (img.platforms or d.platforms)),
@@ -258,6 +343,7 @@ def _resolve(name: str, img: ImageSpec, d: Defaults) -> RootImage:
         security_mirror=d.security_mirror,
         variant=img.variant,
         packages=tuple(img.packages),
+        added=tuple(img.packages),
         profile=load_profile(img.profile or d.profile).with_locales(locales),
         env=tuple(env.items()),
         labels=tuple({**d.labels, **img.labels}.items()),
@@ -309,7 +395,8 @@ def _format_errors(path: Path, raw: dict[str, Any], err: ValidationError) -> str
         key = ".".join(loc) or "(top level)"
         if e["type"] == "extra_forbidden":
             model = _MODELS["images" if loc[0] == "images" else loc[0] if len(loc) > 1 else ""]
-            hint = _did_you_mean(loc[-1], list(model.model_fields))
+            keys = [f.alias or n for n, f in model.model_fields.items()]
+            hint = _did_you_mean(loc[-1], keys)
             lines.append(f"  {key}: unknown key. {hint}".rstrip())
         elif e["type"] == "missing":
             lines.append(f"  {key}: required key is missing")

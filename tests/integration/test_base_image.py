@@ -18,14 +18,14 @@ def test_json_result_matches_schema_and_the_store(base: Built) -> None:
     schema = json.loads((ROOT / "docs" / "schemas" / "build.schema.json").read_text())
     jsonschema.validate(base.result, schema)
     assert base.result["output"] == f"oci:{base.store}"
-    [img] = base.result["images"]
-    assert img["name"] == "base"
+    assert [i["name"] for i in base.result["images"]] == ["base", "base-debug"]
+    img = base.result["images"][0]
     assert [p["platform"] for p in img["platforms"]] == ["linux/amd64", "linux/arm64"]
 
     index = json.loads((base.store / "index.json").read_text())
-    [entry] = index["manifests"]
-    assert entry["annotations"]["org.opencontainers.image.ref.name"] == "base"
-    assert entry["digest"] == img["index_digest"]
+    refs = {m["annotations"]["org.opencontainers.image.ref.name"]: m for m in index["manifests"]}
+    assert set(refs) == {"base", "base-debug"}
+    assert refs["base"]["digest"] == img["index_digest"]
     # anyone can check a digest: it is the sha256 of the blob
     for p in img["platforms"]:
         for digest in (p["manifest_digest"], p["config_digest"], *p["layers"]):
@@ -126,6 +126,38 @@ def test_slim_profile_and_later_installs_stay_slim(base: Built, buildah: Buildah
     assert "CACHE: 0" in lines
 
 
+@pytest.mark.parametrize(
+    "platform", ["linux/amd64", pytest.param("linux/arm64", marks=pytest.mark.arm64)]
+)
+def test_child_is_its_parents_layers_plus_one(base: Built, buildah: Buildah, platform: str) -> None:
+    parent, child = base.platform("base", platform), base.platform("base-debug", platform)
+    assert child["layers"][:-1] == parent["layers"]
+    assert len(child["layers"]) == 2
+    assert child["packages"] > parent["packages"]
+    manifest = json.loads(
+        (base.store / "blobs" / "sha256" / child["manifest_digest"].split(":")[1]).read_text()
+    )
+    assert manifest["annotations"]["org.opencontainers.image.base.name"] == "base"
+    assert (
+        manifest["annotations"]["org.opencontainers.image.base.digest"] == parent["manifest_digest"]
+    )
+    arch, machine = PLATFORMS[platform]
+    out = buildah.run(
+        f"oci:{base.store}:base-debug",
+        arch,
+        "uname -m; curl --version | head -1; ps -o comm= -p 1 >/dev/null && echo PS-OK; "
+        "strace -V | head -1; dpkg --audit && echo AUDIT-OK; "
+        "echo DOCS: $(find /usr/share/doc -type f ! -name copyright | wc -l)",
+    )
+    lines = out.splitlines()
+    assert lines[0] == machine
+    assert lines[1].startswith("curl ")
+    assert "PS-OK" in lines
+    assert lines[3].startswith("strace -- version")
+    assert "AUDIT-OK" in lines
+    assert "DOCS: 0" in lines
+
+
 @pytest.mark.arm64
 def test_same_inputs_give_identical_digests(base: Built, tmp_path: Path) -> None:
     """A second build, from a cold package cache, gives byte-identical blobs per platform."""
@@ -137,12 +169,13 @@ def test_same_inputs_give_identical_digests(base: Built, tmp_path: Path) -> None
         "--cache-dir",
         str(tmp_path / "cache"),
     )
-    assert again["images"][0]["index_digest"] == base.result["images"][0]["index_digest"]
-    for platform in PLATFORMS:
-        first, second = (
-            base.platform("base", platform),
-            Built(tmp_path, again).platform("base", platform),
-        )
-        assert second["manifest_digest"] == first["manifest_digest"]
-        assert second["layers"] == first["layers"]
-        assert second["config_digest"] == first["config_digest"]
+    for image in ("base", "base-debug"):
+        for platform in PLATFORMS:
+            first = base.platform(image, platform)
+            second = Built(tmp_path, again).platform(image, platform)
+            assert second["manifest_digest"] == first["manifest_digest"]
+            assert second["layers"] == first["layers"]
+            assert second["config_digest"] == first["config_digest"]
+    assert [i["index_digest"] for i in again["images"]] == [
+        i["index_digest"] for i in base.result["images"]
+    ]

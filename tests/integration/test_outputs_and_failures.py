@@ -75,9 +75,9 @@ def test_trixie_is_added_beside_the_existing_image(
         m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
         for m in json.loads((store_copy / "index.json").read_text())["manifests"]
     }
-    # the new image is added; the one already there is kept unchanged
+    # the new image is added; the ones already there are kept unchanged
     assert refs == {
-        "base": base.result["images"][0]["index_digest"],
+        **{i["name"]: i["index_digest"] for i in base.result["images"]},
         "base-trixie": result["images"][0]["index_digest"],
     }
     out = buildah.run(
@@ -91,7 +91,14 @@ def test_trixie_is_added_beside_the_existing_image(
 
 def test_rebuilding_one_platform_keeps_the_others(base: Built, store_copy: Path) -> None:
     result = cairn_json(
-        "build", str(EXAMPLE), "--platform", "linux/amd64", "--output", f"oci:{store_copy}"
+        "build",
+        str(EXAMPLE),
+        "--image",
+        "base",
+        "--platform",
+        "linux/amd64",
+        "--output",
+        f"oci:{store_copy}",
     )
     [img] = result["images"]
     assert [p["platform"] for p in img["platforms"]] == ["linux/amd64"]
@@ -119,6 +126,15 @@ def assert_fails_cleanly(args: list[str], store: Path, code: int, *needles: str)
         assert needle in res.stderr, res.stderr
     assert "Traceback" not in res.stderr
     assert snapshot(store) == before
+
+
+def test_child_without_its_parent_in_the_store(tmp_path: Path) -> None:
+    fam = family(tmp_path, "[images.base]\n[images.debug]\nfrom = 'base'\npackages = ['curl']\n")
+    res = cairn("build", str(fam), "--image", "debug", check=False)
+    assert res.returncode == 4, res.stderr
+    assert "its parent 'base' has no linux/amd64 image" in res.stderr
+    assert "cairn build DIR --image base" in res.stderr
+    assert not (fam / "out").exists()
 
 
 def test_unreachable_mirror(store_copy: Path, tmp_path: Path) -> None:

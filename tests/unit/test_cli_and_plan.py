@@ -53,6 +53,16 @@ def test_docker_archive_needs_one_image_and_platform(family_dir: Path) -> None:
     assert not (family_dir / "x.tar").exists()
 
 
+def test_docker_archive_of_a_child_points_to_skopeo(tmp_path: Path) -> None:
+    (tmp_path / "cairn.toml").write_text("[images.base]\n[images.debug]\nfrom = 'base'\n")
+    opts = BuildOptions(
+        images=("debug",), platforms=("linux/amd64",), output=f"docker-archive:{tmp_path}/d.tar"
+    )
+    with pytest.raises(UsageError, match="root images only; debug is built on base") as e:
+        build(load_family(tmp_path), opts)
+    assert "skopeo copy" in e.value.hint
+
+
 def test_cli_spec_error_exits_2_and_names_the_key(tmp_path: Path) -> None:
     (tmp_path / "cairn.toml").write_text("[images.base]\nsuite = 'buster'\n")
     res = cairn("build", str(tmp_path))

@@ -127,3 +127,71 @@ def test_source_date_epoch_from_environment(
 ) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1234")
     assert load_family(write(tmp_path, "[images.base]\n")).source_date_epoch == 1234
+
+
+FAMILY = """
+[defaults]
+env = {LANG = "C.UTF-8"}
+[images.base]
+packages = ["ca-certificates"]
+cmd = ["bash"]
+[images.debug]
+from = "base"
+packages = ["curl", "ca-certificates"]
+env = {PAGER = "less"}
+[images.tools]
+from = "debug"
+packages = ["jq"]
+user = "1000"
+platforms = ["linux/arm64"]
+"""
+
+
+def test_children_inherit_and_come_after_their_parents(tmp_path: Path) -> None:
+    body = FAMILY.replace("[images.base]", "[images.zz]\n[images.base]")
+    fam = load_family(write(tmp_path, body))
+    order = [i.name for i in fam.images]
+    assert order.index("base") < order.index("debug") < order.index("tools")
+    tools = fam.image("tools")
+    assert tools.parent == "debug"
+    assert tools.packages == ("ca-certificates", "curl", "jq")
+    assert tools.added == ("jq",)
+    assert tools.suite == fam.image("base").suite
+    assert dict(tools.env) == {**dict(fam.image("base").env), "PAGER": "less"}
+    assert tools.cmd == ("bash",)
+    assert tools.user == "1000"
+    assert [p.name for p in tools.platforms] == ["linux/arm64"]
+    assert fam.image("debug").parent == "base"
+
+
+def test_missing_parent_names_both_images(tmp_path: Path) -> None:
+    body = '[images.base]\n[images.debug]\nfrom = "bsae"\n'
+    with pytest.raises(SpecError) as e:
+        load_family(write(tmp_path, body))
+    assert "images.debug.from: there is no image 'bsae'" in e.value.message
+    assert e.value.hint == "Perhaps you meant 'base'?"
+
+
+def test_cycle_is_named(tmp_path: Path) -> None:
+    body = '[images.a]\nfrom = "c"\n[images.b]\nfrom = "a"\n[images.c]\nfrom = "b"\n'
+    with pytest.raises(SpecError, match="images form a cycle: a -> c -> b -> a"):
+        load_family(write(tmp_path, body))
+    with pytest.raises(SpecError, match="images form a cycle: a -> a"):
+        load_family(write(tmp_path, '[images.a]\nfrom = "a"\n'))
+
+
+def test_child_cannot_set_root_only_keys_or_new_platforms(tmp_path: Path) -> None:
+    body = '[images.base]\n[images.debug]\nfrom = "base"\nsuite = "trixie"\n'
+    with pytest.raises(SpecError, match=r"images\.debug\.suite: a child image takes its suite"):
+        load_family(write(tmp_path, body))
+    body = (
+        "[images.base]\nplatforms = ['linux/amd64']\n"
+        "[images.debug]\nfrom = 'base'\nplatforms = ['linux/arm64']\n"
+    )
+    with pytest.raises(SpecError, match="linux/arm64 is not a platform of its parent 'base'"):
+        load_family(write(tmp_path, body))
+
+
+def test_from_is_suggested_for_a_misspelt_key(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="Perhaps you meant 'from'"):
+        load_family(write(tmp_path, '[images.base]\nfrm = "x"\n'))

@@ -142,6 +142,15 @@ class Staging:
         except OSError as e:
             raise store_failure("Staging the build", directory, e) from None
 
+    def blob_path(self, digest: str) -> Path:
+        """A blob staged here, else the one already in the layout."""
+        staged = self.blobs / digest.partition(":")[2]
+        return staged if staged.exists() else self.layout.blob_path(digest)
+
+    def read_json(self, digest: str) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.blob_path(digest).read_bytes())
+        return data
+
     def add(self, blob: Blob) -> Descriptor:
         target = self.blobs / blob.descriptor.digest.partition(":")[2]
         try:

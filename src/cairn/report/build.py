@@ -18,7 +18,7 @@ def short(digest: str) -> str:
 
 def render_build(result: BuildResult, console: Console) -> None:
     table = Table(title=f"Built into {result.output}", title_justify="left")
-    table.add_column("image")
+    table.add_column("image", no_wrap=True)
     table.add_column("platform", no_wrap=True)
     for col in ("size", "gzip", "pkgs", "time"):
         table.add_column(col, justify="right", no_wrap=True)

@@ -1,0 +1,151 @@
+"""File systems as OCI layers see them, and the layer that turns one into another.
+
+`read_filesystem` applies gzip'd layer tars in order (whiteouts included) and
+indexes the result; `write_diff` compares a complete root file system tar
+against such an index and writes the layer that holds only what differs:
+new and changed entries, and whiteouts (`.wh.NAME`) for what is gone. A child
+image is then its parent's layers plus that one.
+"""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import hashlib
+import tarfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+WHITEOUT = ".wh."
+OPAQUE = ".wh..wh..opq"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What makes two file system entries the same, content included."""
+
+    type: bytes
+    mode: int
+    uid: int
+    gid: int
+    mtime: int
+    linkname: str
+    digest: str  # of the content; for a hard link, of its target's content
+
+
+@dataclass(frozen=True)
+class DiffStats:
+    added: int
+    modified: int
+    deleted: int
+
+
+def norm(name: str) -> str:
+    """Tar member names as paths: './usr/bin/' -> 'usr/bin'."""
+    name = name.removeprefix("./").strip("/")
+    return "" if name == "." else name
+
+
+def _digest(f: IO[bytes] | None) -> str:
+    h = hashlib.sha256()
+    if f is not None:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _entry(tf: tarfile.TarFile, m: tarfile.TarInfo, index: dict[str, Entry]) -> Entry:
+    if m.isreg():
+        digest = _digest(tf.extractfile(m))
+    elif m.islnk():
+        target = index.get(norm(m.linkname))
+        digest = target.digest if target else ""
+    else:
+        digest = ""
+    link = norm(m.linkname) if m.islnk() else m.linkname
+    return Entry(m.type, m.mode, m.uid, m.gid, int(m.mtime), link, digest)
+
+
+def _remove_below(index: dict[str, Entry], directory: str) -> None:
+    prefix = directory + "/" if directory else ""
+    for name in [n for n in index if n.startswith(prefix)]:
+        del index[name]
+
+
+def layer_sizes(layers: Iterable[Path]) -> list[int]:
+    """The uncompressed size of each gzip'd layer."""
+    sizes = []
+    for layer in layers:
+        size = 0
+        with gzip.open(layer, "rb") as f:
+            while chunk := f.read(1 << 20):
+                size += len(chunk)
+        sizes.append(size)
+    return sizes
+
+
+def read_filesystem(layers: Iterable[Path]) -> dict[str, Entry]:
+    """The file system that gzip'd layer tars make, applied in order."""
+    index: dict[str, Entry] = {}
+    for layer in layers:
+        with tarfile.open(layer, "r|gz") as tf:
+            for m in tf:
+                name = norm(m.name)
+                parent, _, base = name.rpartition("/")
+                if base == OPAQUE:
+                    _remove_below(index, parent)
+                elif base.startswith(WHITEOUT):
+                    gone = f"{parent}/{base[len(WHITEOUT) :]}".lstrip("/")
+                    index.pop(gone, None)
+                    _remove_below(index, gone)
+                elif name:
+                    index[name] = _entry(tf, m, index)
+    return index
+
+
+def write_diff(parent: dict[str, Entry], child_tar: Path, out: Path, mtime: int) -> DiffStats:
+    """Write to `out` the layer that turns `parent` into the file system in `child_tar`."""
+    added = modified = 0
+    with tarfile.open(child_tar) as tf:
+        members = {norm(m.name): m for m in tf.getmembers() if norm(m.name)}
+        child: dict[str, Entry] = {}
+        for name, m in members.items():
+            child[name] = _entry(tf, m, child)
+        changed = [n for n, e in child.items() if parent.get(n) != e]
+        emitted = set(changed)
+        gone = sorted(n for n in parent if n not in child)
+        # whiteout a deleted directory, not everything below it as well
+        whiteouts = [n for n in gone if n.rpartition("/")[0] not in gone]
+
+        with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as dst:
+            items = [(n, False) for n in changed] + [(n, True) for n in whiteouts]
+            for name, is_whiteout in sorted(items):
+                if is_whiteout:
+                    head, _, base = name.rpartition("/")
+                    info = tarfile.TarInfo("./" + (f"{head}/" if head else "") + WHITEOUT + base)
+                    info.mtime = mtime
+                    dst.addfile(info)
+                    continue
+                if name in parent:
+                    modified += 1
+                else:
+                    added += 1
+                m = members[name]
+                info = copy.copy(m)
+                info.name = f"./{name}"
+                target = norm(m.linkname)
+                if m.islnk() and target not in emitted:
+                    # a hard link may only point into its own layer: carry the content
+                    src = members[target]
+                    info = tarfile.TarInfo(f"./{name}")
+                    info.size, info.mode, info.uid, info.gid = src.size, m.mode, m.uid, m.gid
+                    info.mtime, info.uname, info.gname = m.mtime, m.uname, m.gname
+                    dst.addfile(info, tf.extractfile(src))
+                elif m.islnk():
+                    info.linkname = f"./{target}"
+                    dst.addfile(info)
+                else:
+                    dst.addfile(info, tf.extractfile(m) if m.isreg() else None)
+    return DiffStats(added=added, modified=modified, deleted=len(whiteouts))
