@@ -50,7 +50,10 @@ def test_failed_build_leaves_store_byte_identical(tmp_path: Path) -> None:
 
 
 def test_failed_first_build_leaves_nothing(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError), OciLayout(tmp_path / "store").staging() as stage:
+    with (
+        pytest.raises(RuntimeError),
+        OciLayout(tmp_path / "out" / "deep" / "store").staging() as stage,
+    ):
         tiny_image(stage, "base", b"one")
         raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []

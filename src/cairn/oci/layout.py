@@ -112,7 +112,8 @@ class OciLayout:
     @contextlib.contextmanager
     def staging(self) -> Iterator[Staging]:
         """Stage a change; it is committed when the block ends without an error."""
-        parent = self.root.parent
+        parent = self.root.parent.absolute()
+        created = [d for d in (parent, *parent.parents) if not d.exists()]
         try:
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -120,11 +121,18 @@ class OciLayout:
         stage = Staging(
             self, parent / f".{self.root.name}{_STAGING}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         )
+        committed = False
         try:
             yield stage
             stage.commit()
+            committed = True
         finally:
             shutil.rmtree(stage.dir, ignore_errors=True)
+            if not committed:
+                # a failed first build leaves no empty directories behind either
+                for d in created:
+                    with contextlib.suppress(OSError):
+                        d.rmdir()
 
 
 class Staging:
