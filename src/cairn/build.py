@@ -27,9 +27,12 @@ from cairn.oci.image import (
     ANN_BASE_NAME,
     ANN_CREATED,
     ANN_DESCRIPTION,
+    ANN_FILES,
+    ANN_PACKAGES,
     ANN_REVISION,
     ANN_SOURCE,
     ANN_TITLE,
+    ANN_UNCOMPRESSED,
     Descriptor,
     LayerInfo,
     RunConfig,
@@ -42,6 +45,7 @@ from cairn.oci.layer import compress_layer
 from cairn.oci.layerdiff import layer_sizes, read_filesystem, write_diff
 from cairn.oci.layout import OciLayout, Staging, store_failure
 from cairn.oci.reference import ImageRef, parse_ref
+from cairn.plan import ANN_INPUT, ANN_INPUTS, Step, make_plan
 from cairn.platforms import Platform, check_emulation, parse_platform
 from cairn.results import SCHEMA_VERSION, BuildResult, ImageBuild, PlatformBuild
 from cairn.scratch import scratch_root
@@ -55,12 +59,17 @@ class Progress(Protocol):
 
     def done(self, job: str, seconds: float) -> None: ...
 
+    def kept(self, job: str) -> None: ...
+
 
 class Silent:
     def step(self, job: str, text: str) -> None:
         pass
 
     def done(self, job: str, seconds: float) -> None:
+        pass
+
+    def kept(self, job: str) -> None:
         pass
 
 
@@ -71,6 +80,7 @@ class BuildOptions:
     output: str | None = None
     cache_dir: Path | None = None
     jobs: int = 2
+    force: bool = False
 
 
 @dataclass(frozen=True)
@@ -119,15 +129,19 @@ def build(family: Family, opts: BuildOptions, progress: Progress | None = None) 
             f"Try: build into the layout, then `skopeo copy --override-arch ARCH "
             f"oci:DIR:{jobs[0].image.name} {out}`.",
         )
-    _preflight(jobs, out)
-
     if out.transport == "oci":
-        results = _build_into(OciLayout(out.path), family, jobs, opts, progress)
+        layout = OciLayout(out.path)
+        steps = make_plan(family, _pairs(jobs), layout, opts.force)
+        if any(s.action == "build" for s in steps):
+            _preflight(jobs, out)
+        results = _build_into(layout, family, steps, opts, progress)
         return BuildResult(SCHEMA_VERSION, str(out), family.source_date_epoch, results)
 
+    _preflight(jobs, out)
     with tempfile.TemporaryDirectory(prefix="cairn-build-", dir=_tmp_beside(out.path)) as tmp:
         layout = OciLayout(Path(tmp) / "oci")
-        results = _build_into(layout, family, jobs, opts, progress)
+        steps = make_plan(family, _pairs(jobs), layout, force=True)
+        results = _build_into(layout, family, steps, opts, progress)
         name = results[0].name
         _export_archive(layout, name, out, jobs[0].platform, progress)
     return BuildResult(SCHEMA_VERSION, str(out), family.source_date_epoch, results)
@@ -153,40 +167,96 @@ def _preflight(jobs: tuple[_Job, ...], out: ImageRef) -> None:
         check_emulation(p)
 
 
+def _pairs(jobs: tuple[_Job, ...]) -> tuple[tuple[Image, Platform], ...]:
+    return tuple((j.image, j.platform) for j in jobs)
+
+
+def plan(family: Family, opts: BuildOptions) -> tuple[Step, ...]:
+    """What `cairn build` with these options would build, and why."""
+    out = parse_ref(opts.output or family.output)
+    if out.transport != "oci":
+        raise UsageError(
+            f"cairn plan compares with an OCI layout, not {out}.", "Try: --output oci:DIR"
+        )
+    return make_plan(family, _pairs(plan_jobs(family, opts)), OciLayout(out.path), opts.force)
+
+
 def _build_into(
     layout: OciLayout,
     family: Family,
-    jobs: tuple[_Job, ...],
+    steps: tuple[Step, ...],
     opts: BuildOptions,
     progress: Progress,
 ) -> list[ImageBuild]:
+    done: dict[Step, tuple[Descriptor, PlatformBuild]] = {
+        s: _skipped(layout, s) for s in steps if s.action == "skip"
+    }
+    for s in done:
+        progress.kept(s.label)
+    images = list(dict.fromkeys(s.image for s in steps))
+    if len(done) == len(steps):
+        # nothing to build: nothing is written either
+        refs = layout.refs()
+        return [
+            ImageBuild(i.name, refs[i.name].digest, [done[s][1] for s in steps if s.image == i])
+            for i in images
+        ]
     depth: dict[str, int] = {}
     for img in family.images:  # parents come first
         depth[img.name] = depth[img.parent] + 1 if img.parent else 0
+    to_build = [s for s in steps if s.action == "build"]
     with layout.staging() as stage:
-        done: dict[_Job, tuple[Descriptor, PlatformBuild]] = {}
 
-        def one(job: _Job) -> Callable[[], None]:
+        def one(step: Step) -> Callable[[], None]:
             def task() -> None:
-                base = _base_of(stage, done, job) if job.image.parent else None
-                done[job] = _build_platform(stage, family, job, opts, progress, base=base)
+                base = _base_of(stage, done, step) if step.image.parent else None
+                done[step] = _build_platform(stage, family, step, opts, progress, base=base)
 
             return task
 
         # a level at a time: every parent is done before its children start
-        for level in sorted({depth[j.image.name] for j in jobs}):
-            run_parallel([one(j) for j in jobs if depth[j.image.name] == level], opts.jobs)
+        for level in sorted({depth[s.image.name] for s in to_build}):
+            run_parallel([one(s) for s in to_build if depth[s.image.name] == level], opts.jobs)
         results: list[ImageBuild] = []
-        for image in dict.fromkeys(j.image for j in jobs):
-            mine = [done[j] for j in jobs if j.image == image]
-            # Platforms not rebuilt this time keep their manifests (and blobs).
-            built = {j.platform for j in jobs if j.image == image}
-            kept = [m for m in layout.platform_manifests(image.name) if m.platform not in built]
-            manifests = tuple(d for d, _ in mine) + tuple(kept)
-            index = stage.add(image_index(manifests, _annotations(family, image)))
-            stage.set_ref(image.name, index)
-            results.append(ImageBuild(image.name, index.digest, [b for _, b in mine]))
+        refs = layout.refs()
+        for image in images:
+            mine = [s for s in steps if s.image == image]
+            if all(s.action == "skip" for s in mine):
+                index_digest = refs[image.name].digest
+            else:
+                # Platforms not rebuilt this time keep their manifests (and blobs).
+                listed = {s.platform for s in mine}
+                kept = [
+                    m for m in layout.platform_manifests(image.name) if m.platform not in listed
+                ]
+                manifests = tuple(done[s][0] for s in mine) + tuple(kept)
+                index = stage.add(image_index(manifests, _annotations(family, image)))
+                stage.set_ref(image.name, index)
+                index_digest = index.digest
+            results.append(ImageBuild(image.name, index_digest, [done[s][1] for s in mine]))
     return results
+
+
+def _skipped(layout: OciLayout, step: Step) -> tuple[Descriptor, PlatformBuild]:
+    """An unchanged image as the layout has it, described as a build would."""
+    desc = next(
+        m for m in layout.platform_manifests(step.image.name) if m.platform == step.platform
+    )
+    manifest = layout.read_json(desc.digest)
+    ann = manifest.get("annotations", {})
+    return desc, PlatformBuild(
+        platform=step.platform.name,
+        manifest_digest=desc.digest,
+        config_digest=manifest["config"]["digest"],
+        layers=[layer["digest"] for layer in manifest["layers"]],
+        uncompressed_bytes=int(ann.get(ANN_UNCOMPRESSED, 0)),
+        compressed_bytes=sum(layer["size"] for layer in manifest["layers"]),
+        packages=int(ann.get(ANN_PACKAGES, 0)),
+        files=int(ann.get(ANN_FILES, 0)),
+        seconds=0.0,
+        action="skip",
+        reason=step.reason,
+    )
 
 
 def run_parallel(tasks: list[Callable[[], None]], workers: int) -> None:
@@ -216,7 +286,7 @@ class _Base:
 
 
 def _base_of(
-    stage: Staging, done: dict[_Job, tuple[Descriptor, PlatformBuild]], job: _Job
+    stage: Staging, done: dict[Step, tuple[Descriptor, PlatformBuild]], job: Step
 ) -> _Base:
     """The parent as built in this run, else as it is in the layout."""
     name = job.image.parent
@@ -264,7 +334,7 @@ def _base_of(
 def _build_platform(
     stage: Staging,
     family: Family,
-    job: _Job,
+    job: Step,
     opts: BuildOptions,
     progress: Progress,
     *,
@@ -319,8 +389,6 @@ def _build_platform(
     )
     layers = (base.layers if base else ()) + (info,)
     annotations = _annotations(family, img)
-    if base is not None:
-        annotations = tuple(sorted((*annotations, (ANN_BASE_DIGEST, base.manifest.digest))))
     run = RunConfig(
         env=img.env,
         cmd=img.cmd,
@@ -330,7 +398,18 @@ def _build_platform(
         labels=tuple({**dict(annotations), **dict(img.labels)}.items()),
     )
     config = stage.add(image_config(plat, layers, family.source_date_epoch, run))
-    manifest = stage.add(image_manifest(plat, config, layers, annotations))
+    uncompressed = sum(layer.uncompressed_size for layer in layers)
+    recorded = {
+        ANN_INPUTS: job.inputs,
+        ANN_INPUT: job.input,
+        ANN_PACKAGES: str(len(rootfs.packages)),
+        ANN_FILES: str(rootfs.files),
+        ANN_UNCOMPRESSED: str(uncompressed),
+    }
+    if base is not None:
+        recorded[ANN_BASE_DIGEST] = base.manifest.digest
+    manifest_annotations = tuple(sorted({**dict(annotations), **recorded}.items()))
+    manifest = stage.add(image_manifest(plat, config, layers, manifest_annotations))
     seconds = time.monotonic() - start
     progress.done(job.label, seconds)
     return manifest, PlatformBuild(
@@ -338,11 +417,13 @@ def _build_platform(
         manifest_digest=manifest.digest,
         config_digest=config.digest,
         layers=[layer.digest for layer in layers],
-        uncompressed_bytes=sum(layer.uncompressed_size for layer in layers),
+        uncompressed_bytes=uncompressed,
         compressed_bytes=sum(layer.size for layer in layers),
         packages=len(rootfs.packages),
         files=rootfs.files,
         seconds=round(seconds, 2),
+        action="build",
+        reason=job.reason,
     )
 
 

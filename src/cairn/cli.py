@@ -73,11 +73,16 @@ def build(
         bool, typer.Option("--no-cache", help="Download every package afresh.")
     ] = False,
     jobs: Annotated[int, typer.Option(min=1, help="Platforms built at the same time.")] = 2,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even what is unchanged.")] = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Echo every engine command.")
     ] = False,
 ) -> None:
-    """Build the family's images for every platform (default: all of cairn.toml)."""
+    """Build the family's images for every platform (default: all of cairn.toml).
+
+    Images whose inputs have not changed since they were built into the layout
+    are kept, not rebuilt (see cairn plan).
+    """
     from cairn.build import BuildOptions
     from cairn.build import build as run_build
     from cairn.debian.cache import default_cache_dir
@@ -94,6 +99,7 @@ def build(
         output=output,
         cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
         jobs=jobs,
+        force=force,
     )
     try:
         with progress(quiet=as_json) as shown:
@@ -104,6 +110,44 @@ def build(
         print(json.dumps(to_json(result), indent=2))
     else:
         render_build(result, Console())
+
+
+@app.command()
+def plan(
+    family_dir: FamilyDir,
+    image: Annotated[
+        list[str] | None, typer.Option("--image", "-i", help="Plan only this image (repeatable).")
+    ] = None,
+    platform: Annotated[
+        list[str] | None, typer.Option("--platform", "-p", help="Plan only this platform.")
+    ] = None,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="The oci:DIR to compare with.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Plan to rebuild everything.")] = False,
+) -> None:
+    """Say what cairn build would build and why, without building anything."""
+    from cairn.build import BuildOptions
+    from cairn.build import plan as make_plan
+    from cairn.report.build import render_plan
+    from cairn.results import SCHEMA_VERSION, PlanResult, PlanStep, to_json
+    from cairn.spec import load_family
+
+    family = load_family(family_dir)
+    opts = BuildOptions(
+        images=tuple(image or ()), platforms=tuple(platform or ()), output=output, force=force
+    )
+    steps = make_plan(family, opts)
+    result = PlanResult(
+        SCHEMA_VERSION,
+        output or family.output,
+        [PlanStep(s.image.name, s.platform.name, s.action, s.reason, s.input) for s in steps],
+    )
+    if as_json:
+        print(json.dumps(to_json(result), indent=2))
+    else:
+        render_plan(result, Console())
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ regenerate docs/schemas/ (python -m cairn.schemas).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter
 from pydantic.dataclasses import dataclass
@@ -31,6 +31,13 @@ class PlatformBuild:
     packages: Annotated[int, Field(description="Installed dpkg packages.")]
     files: Annotated[int, Field(description="Regular files in the image.")]
     seconds: Annotated[float, Field(description="Wall time of this platform's build.")]
+    action: Annotated[
+        Literal["build", "skip"], Field(description="Built now, or unchanged and kept.")
+    ]
+    reason: Annotated[
+        Literal["new", "spec changed", "parent changed", "forced", "unchanged"],
+        Field(description="Why it was built or skipped (see cairn plan)."),
+    ]
 
 
 @dataclass(frozen=True)
@@ -54,13 +61,37 @@ class BuildResult:
     images: list[ImageBuild]
 
 
-def to_json(result: BuildResult) -> dict[str, Any]:
-    data: dict[str, Any] = TypeAdapter(BuildResult).dump_python(result, mode="json")
+@dataclass(frozen=True)
+class PlanStep:
+    image: str
+    platform: str
+    action: Annotated[Literal["build", "skip"], Field(description="What cairn build would do.")]
+    reason: Annotated[
+        Literal["new", "spec changed", "parent changed", "forced", "unchanged"],
+        Field(
+            description="new: not in the layout; spec changed: its own inputs changed; "
+            "parent changed: an ancestor's did, or it is rebuilt; forced: --force."
+        ),
+    ]
+    input_digest: Annotated[
+        str, Field(description="Digest of its inputs and its parent's; kept in the manifest.")
+    ]
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    schema_version: int
+    output: str
+    steps: list[PlanStep]
+
+
+def to_json(result: BuildResult | PlanResult) -> dict[str, Any]:
+    data: dict[str, Any] = TypeAdapter(type(result)).dump_python(result, mode="json")
     return data
 
 
-def json_schema() -> dict[str, Any]:
-    schema: dict[str, Any] = TypeAdapter(BuildResult).json_schema()
+def json_schema(kind: type[BuildResult] | type[PlanResult], title: str) -> dict[str, Any]:
+    schema: dict[str, Any] = TypeAdapter(kind).json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "cairn build --json"
+    schema["title"] = title
     return schema

@@ -8,11 +8,15 @@ from pathlib import Path
 
 from cairn import results
 
-SCHEMAS = {"build.schema.json": results.json_schema}
+SCHEMAS = {
+    "build.schema.json": (results.BuildResult, "cairn build --json"),
+    "plan.schema.json": (results.PlanResult, "cairn plan --json"),
+}
 
 
 def render(name: str) -> str:
-    return json.dumps(SCHEMAS[name](), indent=2, sort_keys=True) + "\n"
+    kind, title = SCHEMAS[name]
+    return json.dumps(results.json_schema(kind, title), indent=2, sort_keys=True) + "\n"
 
 
 def main() -> None:

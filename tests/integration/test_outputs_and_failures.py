@@ -128,6 +128,60 @@ def assert_fails_cleanly(args: list[str], store: Path, code: int, *needles: str)
     assert snapshot(store) == before
 
 
+def plan_of(family_dir: Path, store: Path) -> list[tuple[str, str, str, str]]:
+    steps = cairn_json("plan", str(family_dir), "--output", f"oci:{store}")["steps"]
+    return [(s["image"], s["platform"], s["action"], s["reason"]) for s in steps]
+
+
+def test_second_build_rebuilds_nothing(base: Built, store_copy: Path) -> None:
+    assert {(s[2], s[3]) for s in plan_of(EXAMPLE, store_copy)} == {("skip", "unchanged")}
+    before = snapshot(store_copy)
+    start = time.monotonic()
+    again = cairn_json("build", str(EXAMPLE), "--output", f"oci:{store_copy}")
+    took = time.monotonic() - start
+    assert {p["action"] for i in again["images"] for p in i["platforms"]} == {"skip"}
+    assert [i["index_digest"] for i in again["images"]] == [
+        i["index_digest"] for i in base.result["images"]
+    ]
+    kept = again["images"][1]["platforms"][0]
+    assert kept == {
+        **base.platform("base-debug", "linux/amd64"),
+        "seconds": 0.0,
+        "action": "skip",
+        "reason": "unchanged",
+    }
+    assert snapshot(store_copy) == before
+    assert took < 10
+
+
+def test_a_change_rebuilds_that_image_and_its_descendants_only(
+    base: Built, store_copy: Path, tmp_path: Path
+) -> None:
+    changed = tmp_path / "qapm"
+    shutil.copytree(EXAMPLE, changed, ignore=shutil.ignore_patterns("out"))
+    spec = changed / "cairn.toml"
+    spec.write_text(spec.read_text().replace('"netcat-openbsd"]', '"netcat-openbsd", "jq"]'))
+    assert plan_of(changed, store_copy) == [
+        ("base", "linux/amd64", "skip", "unchanged"),
+        ("base", "linux/arm64", "skip", "unchanged"),
+        ("base-debug", "linux/amd64", "build", "spec changed"),
+        ("base-debug", "linux/arm64", "build", "spec changed"),
+    ]
+    result = cairn_json(
+        "build", str(changed), "--platform", "linux/amd64", "--output", f"oci:{store_copy}"
+    )
+    [base_step, debug_step] = [i["platforms"][0] for i in result["images"]]
+    assert (base_step["action"], debug_step["action"]) == ("skip", "build")
+    assert debug_step["layers"][0] == base.platform("base", "linux/amd64")["layers"][0]
+    assert debug_step["packages"] == base.platform("base-debug", "linux/amd64")["packages"] + 1
+
+    spec.write_text(spec.read_text().replace('env = { LANG = "C.UTF-8" }', 'env = { LANG = "C" }'))
+    assert plan_of(changed, store_copy)[::2] == [
+        ("base", "linux/amd64", "build", "spec changed"),
+        ("base-debug", "linux/amd64", "build", "parent changed"),
+    ]
+
+
 def test_child_without_its_parent_in_the_store(tmp_path: Path) -> None:
     fam = family(tmp_path, "[images.base]\n[images.debug]\nfrom = 'base'\npackages = ['curl']\n")
     res = cairn("build", str(fam), "--image", "debug", check=False)

@@ -27,6 +27,10 @@ ANN_DESCRIPTION = "org.opencontainers.image.description"
 ANN_BASE_NAME = "org.opencontainers.image.base.name"
 ANN_BASE_DIGEST = "org.opencontainers.image.base.digest"
 ANN_REF_NAME = "org.opencontainers.image.ref.name"
+# What a build measured, kept so that an image that is not rebuilt is still described.
+ANN_PACKAGES = "vnd.cairn.packages"
+ANN_FILES = "vnd.cairn.files"
+ANN_UNCOMPRESSED = "vnd.cairn.uncompressed-bytes"
 
 
 def canonical_json(obj: Any) -> bytes:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from cairn.results import BuildResult
+from cairn.results import BuildResult, PlanResult
 
 
 def mb(n: int) -> str:
@@ -13,11 +14,11 @@ def mb(n: int) -> str:
 
 
 def short(digest: str) -> str:
-    return digest[: len("sha256:") + 12]
+    return digest.partition(":")[2][:12]
 
 
 def render_build(result: BuildResult, console: Console) -> None:
-    table = Table(title=f"Built into {result.output}", title_justify="left")
+    table = Table(title=f"Built into {result.output}", title_justify="left", box=box.SIMPLE)
     table.add_column("image", no_wrap=True)
     table.add_column("platform", no_wrap=True)
     for col in ("size", "gzip", "pkgs", "time"):
@@ -25,6 +26,17 @@ def render_build(result: BuildResult, console: Console) -> None:
     table.add_column("manifest", no_wrap=True)
     for img in result.images:
         for p in img.platforms:
+            if p.action == "skip":
+                table.add_row(
+                    img.name,
+                    p.platform,
+                    mb(p.uncompressed_bytes),
+                    mb(p.compressed_bytes),
+                    str(p.packages),
+                    "kept",
+                    short(p.manifest_digest),
+                )
+                continue
             table.add_row(
                 img.name,
                 p.platform,
@@ -37,3 +49,12 @@ def render_build(result: BuildResult, console: Console) -> None:
     console.print(table)
     for img in result.images:
         console.print(f"{img.name}: index {img.index_digest}", soft_wrap=True)
+
+
+def render_plan(result: PlanResult, console: Console) -> None:
+    table = Table(title=f"Plan against {result.output}", title_justify="left")
+    for col in ("image", "platform", "action", "reason"):
+        table.add_column(col, no_wrap=True)
+    for s in result.steps:
+        table.add_row(s.image, s.platform, s.action, s.reason)
+    console.print(table)

@@ -48,6 +48,9 @@ class PlainProgress:
     def done(self, job: str, seconds: float) -> None:
         self._line(f"{job}: built in {seconds:.1f}s")
 
+    def kept(self, job: str) -> None:
+        self._line(f"{job}: unchanged, kept")
+
     def __enter__(self) -> PlainProgress:
         return self
 
@@ -80,6 +83,10 @@ class LiveProgress:
         self._bar.update(
             self._tasks[job], description=f"built in {seconds:.1f}s", total=1, completed=1
         )
+
+    def kept(self, job: str) -> None:
+        self.step(job, "unchanged, kept")
+        self._bar.update(self._tasks[job], total=1, completed=1)
 
     def __enter__(self) -> LiveProgress:
         self._bar.__enter__()

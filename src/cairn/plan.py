@@ -1,0 +1,111 @@
+"""What to build and why: input digests per image and platform, compared with the store.
+
+An image's inputs are everything in the spec that shapes what it is (for a
+root also its suite, variant, mirrors and profile), the source date, and the
+version of cairn's build format; its input digest also covers its parent's
+input digest, so a change anywhere up the tree reaches every descendant. The
+digests are recorded in each manifest's annotations; a step whose recorded
+digest matches is skipped. The git revision is deliberately not an input: a
+commit that changes nothing rebuilds nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from cairn.oci.image import canonical_json, sha256_digest
+from cairn.oci.layout import OciLayout
+from cairn.platforms import Platform
+from cairn.spec import Family, Image
+
+# Bump when the same inputs would now give different images.
+BUILD_FORMAT = "cairn-build-1"
+ANN_INPUTS = "vnd.cairn.inputs"  # digest of the image's own inputs
+ANN_INPUT = "vnd.cairn.input"  # digest of its own inputs and its parent's input digest
+
+Action = Literal["build", "skip"]
+Reason = Literal["new", "spec changed", "parent changed", "forced", "unchanged"]
+
+
+@dataclass(frozen=True)
+class Step:
+    image: Image
+    platform: Platform
+    action: Action
+    reason: Reason
+    inputs: str
+    input: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.image.name} {self.platform.name}"
+
+
+def own_inputs(family: Family, image: Image, platform: Platform) -> str:
+    doc: dict[str, Any] = {
+        "format": BUILD_FORMAT,
+        "platform": platform.name,
+        "packages": list(image.added),
+        "description": image.description,
+        "env": image.env,
+        "labels": image.labels,
+        "cmd": image.cmd,
+        "entrypoint": image.entrypoint,
+        "user": image.user,
+        "workdir": image.workdir,
+        "source_date_epoch": family.source_date_epoch,
+        "source": family.source,
+    }
+    if image.parent is None:
+        doc |= {
+            "suite": image.suite.name,
+            "variant": image.variant,
+            "mirror": image.mirror,
+            "security_mirror": image.security_mirror,
+            "profile": asdict(image.profile),
+        }
+    return sha256_digest(canonical_json(doc))
+
+
+def input_digest(family: Family, image: Image, platform: Platform) -> str:
+    own = own_inputs(family, image, platform)
+    if image.parent is None:
+        return own
+    parent = input_digest(family, family.image(image.parent), platform)
+    return sha256_digest(canonical_json([own, parent]))
+
+
+def recorded(layout: OciLayout, image: str, platform: Platform) -> dict[str, str] | None:
+    """The annotations of the image's manifest for `platform` in the layout, if any."""
+    for m in layout.platform_manifests(image):
+        if m.platform == platform:
+            annotations: dict[str, str] = layout.read_json(m.digest).get("annotations", {})
+            return annotations
+    return None
+
+
+def make_plan(
+    family: Family, jobs: tuple[tuple[Image, Platform], ...], layout: OciLayout, force: bool
+) -> tuple[Step, ...]:
+    """Decide for each (image, platform), parents before children; pure but for reading."""
+    steps: dict[tuple[str, Platform], Step] = {}
+    for image, platform in jobs:
+        inputs = own_inputs(family, image, platform)
+        digest = input_digest(family, image, platform)
+        before = recorded(layout, image.name, platform) if layout.exists() else None
+        parent_step = steps.get((image.parent, platform)) if image.parent else None
+        reason: Reason
+        if force:
+            reason = "forced"
+        elif before is None:
+            reason = "new"
+        elif before.get(ANN_INPUTS) != inputs:
+            reason = "spec changed"
+        elif before.get(ANN_INPUT) != digest or (parent_step and parent_step.action == "build"):
+            reason = "parent changed"
+        else:
+            reason = "unchanged"
+        action: Action = "skip" if reason == "unchanged" else "build"
+        steps[(image.name, platform)] = Step(image, platform, action, reason, inputs, digest)
+    return tuple(steps.values())
