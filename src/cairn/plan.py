@@ -1,9 +1,10 @@
 """What to build and why: input digests per image and platform, compared with the store.
 
-An image's inputs are everything in the spec that shapes what it is (for a
-root also its suite, variant, mirrors and profile), the source date, and the
-version of cairn's build format; its input digest also covers its parent's
-input digest, so a change anywhere up the tree reaches every descendant. The
+A root's inputs are everything that shapes it (its table with the defaults
+applied: packages, suite, variant, mirrors, profile, runtime config, the
+source date); a child's are its own table. Both include cairn's build format
+version, and an input digest also covers the parent's input digest, so a
+change anywhere up the tree reaches every descendant as "parent changed". The
 digests are recorded in each manifest's annotations; a step whose recorded
 digest matches is skipped. The git revision is deliberately not an input: a
 commit that changes nothing rebuilds nothing.
@@ -43,9 +44,14 @@ class Step:
 
 
 def own_inputs(family: Family, image: Image, platform: Platform) -> str:
-    doc: dict[str, Any] = {
-        "format": BUILD_FORMAT,
-        "platform": platform.name,
+    """A root's inputs are its table with every default applied; a child's, its own table
+    only: what it inherits reaches it through its parent's input digest."""
+    doc: dict[str, Any] = {"format": BUILD_FORMAT, "platform": platform.name}
+    if image.parent is not None:
+        table = family.spec.images[image.name]
+        doc["table"] = table.model_dump(mode="json", by_alias=True)
+        return sha256_digest(canonical_json(doc))
+    doc |= {
         "packages": list(image.added),
         "description": image.description,
         "env": image.env,
@@ -56,15 +62,12 @@ def own_inputs(family: Family, image: Image, platform: Platform) -> str:
         "workdir": image.workdir,
         "source_date_epoch": family.source_date_epoch,
         "source": family.source,
+        "suite": image.suite.name,
+        "variant": image.variant,
+        "mirror": image.mirror,
+        "security_mirror": image.security_mirror,
+        "profile": asdict(image.profile),
     }
-    if image.parent is None:
-        doc |= {
-            "suite": image.suite.name,
-            "variant": image.variant,
-            "mirror": image.mirror,
-            "security_mirror": image.security_mirror,
-            "profile": asdict(image.profile),
-        }
     return sha256_digest(canonical_json(doc))
 
 

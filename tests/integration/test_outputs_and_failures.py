@@ -173,7 +173,8 @@ def test_a_change_rebuilds_that_image_and_its_descendants_only(
     [base_step, debug_step] = [i["platforms"][0] for i in result["images"]]
     assert (base_step["action"], debug_step["action"]) == ("skip", "build")
     assert debug_step["layers"][0] == base.platform("base", "linux/amd64")["layers"][0]
-    assert debug_step["packages"] == base.platform("base-debug", "linux/amd64")["packages"] + 1
+    # jq and what it depends on
+    assert debug_step["packages"] > base.platform("base-debug", "linux/amd64")["packages"]
 
     spec.write_text(spec.read_text().replace('env = { LANG = "C.UTF-8" }', 'env = { LANG = "C" }'))
     assert plan_of(changed, store_copy)[::2] == [

@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 
 from cairn.errors import SpecError
+from cairn.plan import input_digest, own_inputs
+from cairn.platforms import parse_platform
 from cairn.spec import load_family
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "qapm"
@@ -195,3 +197,22 @@ def test_child_cannot_set_root_only_keys_or_new_platforms(tmp_path: Path) -> Non
 def test_from_is_suggested_for_a_misspelt_key(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="Perhaps you meant 'from'"):
         load_family(write(tmp_path, '[images.base]\nfrm = "x"\n'))
+
+
+def test_input_digests_tell_own_changes_from_inherited_ones(tmp_path: Path) -> None:
+    amd = parse_platform("linux/amd64")
+
+    def digests(body: str) -> dict[str, tuple[str, str]]:
+        fam = load_family(write(tmp_path, body))
+        return {i.name: (own_inputs(fam, i, amd), input_digest(fam, i, amd)) for i in fam.images}
+
+    before = digests(FAMILY)
+    assert digests(FAMILY) == before  # stable
+    env = digests(FAMILY.replace('LANG = "C.UTF-8"', 'LANG = "C"'))
+    assert env["base"][0] != before["base"][0]
+    assert env["debug"][0] == before["debug"][0]  # inherited: its own table is the same
+    assert env["debug"][1] != before["debug"][1]  # but its input digest follows the parent
+    assert env["tools"][1] != before["tools"][1]
+    own = digests(FAMILY.replace('packages = ["jq"]', 'packages = ["jq", "yq"]'))
+    assert own["tools"][0] != before["tools"][0]
+    assert own["debug"] == before["debug"]
