@@ -26,24 +26,13 @@ def render_build(result: BuildResult, console: Console) -> None:
     table.add_column("manifest", no_wrap=True)
     for img in result.images:
         for p in img.platforms:
-            if p.action == "skip":
-                table.add_row(
-                    img.name,
-                    p.platform,
-                    mb(p.uncompressed_bytes),
-                    mb(p.compressed_bytes),
-                    str(p.packages),
-                    "kept",
-                    short(p.manifest_digest),
-                )
-                continue
             table.add_row(
                 img.name,
                 p.platform,
                 mb(p.uncompressed_bytes),
                 mb(p.compressed_bytes),
                 str(p.packages),
-                f"{p.seconds:.0f}s",
+                "kept" if p.action == "skip" else f"{p.seconds:.0f}s",
                 short(p.manifest_digest),
             )
     console.print(table)
