@@ -83,17 +83,7 @@ class BuildOptions:
     force: bool = False
 
 
-@dataclass(frozen=True)
-class _Job:
-    image: Image
-    platform: Platform
-
-    @property
-    def label(self) -> str:
-        return f"{self.image.name} {self.platform.name}"
-
-
-def plan_jobs(family: Family, opts: BuildOptions) -> tuple[_Job, ...]:
+def plan_jobs(family: Family, opts: BuildOptions) -> tuple[tuple[Image, Platform], ...]:
     """The (image, platform) pairs to build, in spec order; pure."""
     images = tuple(family.image(n) for n in opts.images) if opts.images else family.images
     chosen: tuple[Platform, ...] | None = None
@@ -105,7 +95,7 @@ def plan_jobs(family: Family, opts: BuildOptions) -> tuple[_Job, ...]:
                 f"--platform {e.args[0]} is not a platform cairn knows.",
                 "Try: linux/amd64 or linux/arm64.",
             ) from None
-    return tuple(_Job(img, p) for img in images for p in (chosen or img.platforms))
+    return tuple((img, p) for img in images for p in (chosen or img.platforms))
 
 
 def build(family: Family, opts: BuildOptions, progress: Progress | None = None) -> BuildResult:
@@ -122,16 +112,16 @@ def build(family: Family, opts: BuildOptions, progress: Progress | None = None) 
             f"A docker-archive holds one image for one platform, and this build makes {len(jobs)}.",
             "Try: --image NAME --platform linux/amd64 (or --output oci:DIR for several).",
         )
-    if out.transport == "docker-archive" and jobs[0].image.parent:
+    if out.transport == "docker-archive" and jobs[0][0].parent:
         raise UsageError(
-            f"cairn build writes a docker-archive of root images only; {jobs[0].image.name} "
-            f"is built on {jobs[0].image.parent}.",
+            f"cairn build writes a docker-archive of root images only; {jobs[0][0].name} "
+            f"is built on {jobs[0][0].parent}.",
             f"Try: build into the layout, then `skopeo copy --override-arch ARCH "
-            f"oci:DIR:{jobs[0].image.name} {out}`.",
+            f"oci:DIR:{jobs[0][0].name} {out}`.",
         )
     if out.transport == "oci":
         layout = OciLayout(out.path)
-        steps = make_plan(family, _pairs(jobs), layout, opts.force)
+        steps = make_plan(family, jobs, layout, opts.force)
         if any(s.action == "build" for s in steps):
             _preflight(jobs, out)
         results = _build_into(layout, family, steps, opts, progress)
@@ -140,10 +130,10 @@ def build(family: Family, opts: BuildOptions, progress: Progress | None = None) 
     _preflight(jobs, out)
     with tempfile.TemporaryDirectory(prefix="cairn-build-", dir=_tmp_beside(out.path)) as tmp:
         layout = OciLayout(Path(tmp) / "oci")
-        steps = make_plan(family, _pairs(jobs), layout, force=True)
+        steps = make_plan(family, jobs, layout, opts.force)
         results = _build_into(layout, family, steps, opts, progress)
         name = results[0].name
-        _export_archive(layout, name, out, jobs[0].platform, progress)
+        _export_archive(layout, name, out, jobs[0][1], progress)
     return BuildResult(SCHEMA_VERSION, str(out), family.source_date_epoch, results)
 
 
@@ -156,19 +146,15 @@ def _tmp_beside(path: Path) -> Path:
     return parent
 
 
-def _preflight(jobs: tuple[_Job, ...], out: ImageRef) -> None:
+def _preflight(jobs: tuple[tuple[Image, Platform], ...], out: ImageRef) -> None:
     """Everything that can be checked before minutes of work."""
     require("mmdebstrap", "Building a Debian root file system")
     require("mmtarfilter", "Building a Debian root file system")
     require("pigz", "Compressing a layer")
     if out.transport == "docker-archive":
         require("skopeo", f"Writing {out}")
-    for p in sorted({j.platform for j in jobs}):
+    for p in sorted({platform for _, platform in jobs}):
         check_emulation(p)
-
-
-def _pairs(jobs: tuple[_Job, ...]) -> tuple[tuple[Image, Platform], ...]:
-    return tuple((j.image, j.platform) for j in jobs)
 
 
 def plan(family: Family, opts: BuildOptions) -> tuple[Step, ...]:
@@ -178,7 +164,7 @@ def plan(family: Family, opts: BuildOptions) -> tuple[Step, ...]:
         raise UsageError(
             f"cairn plan compares with an OCI layout, not {out}.", "Try: --output oci:DIR"
         )
-    return make_plan(family, _pairs(plan_jobs(family, opts)), OciLayout(out.path), opts.force)
+    return make_plan(family, plan_jobs(family, opts), OciLayout(out.path), opts.force)
 
 
 def _build_into(
@@ -239,9 +225,8 @@ def _build_into(
 
 def _skipped(layout: OciLayout, step: Step) -> tuple[Descriptor, PlatformBuild]:
     """An unchanged image as the layout has it, described as a build would."""
-    desc = next(
-        m for m in layout.platform_manifests(step.image.name) if m.platform == step.platform
-    )
+    desc = step.recorded
+    assert desc is not None  # a step is skipped only when its manifest was found
     manifest = layout.read_json(desc.digest)
     ann = manifest.get("annotations", {})
     return desc, PlatformBuild(

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from cairn.oci.image import canonical_json, sha256_digest
+from cairn.oci.image import Descriptor, canonical_json, sha256_digest
 from cairn.oci.layout import OciLayout
 from cairn.platforms import Platform
 from cairn.spec import Family, Image
@@ -37,6 +37,7 @@ class Step:
     reason: Reason
     inputs: str
     input: str
+    recorded: Descriptor | None  # the manifest in the layout it was compared with
 
     @property
     def label(self) -> str:
@@ -79,13 +80,11 @@ def input_digest(family: Family, image: Image, platform: Platform) -> str:
     return sha256_digest(canonical_json([own, parent]))
 
 
-def recorded(layout: OciLayout, image: str, platform: Platform) -> dict[str, str] | None:
-    """The annotations of the image's manifest for `platform` in the layout, if any."""
-    for m in layout.platform_manifests(image):
-        if m.platform == platform:
-            annotations: dict[str, str] = layout.read_json(m.digest).get("annotations", {})
-            return annotations
-    return None
+def recorded(layout: OciLayout, image: str, platform: Platform) -> Descriptor | None:
+    """The image's manifest for `platform` in the layout, if there is one."""
+    if not layout.exists():
+        return None
+    return next((m for m in layout.platform_manifests(image) if m.platform == platform), None)
 
 
 def make_plan(
@@ -96,7 +95,8 @@ def make_plan(
     for image, platform in jobs:
         inputs = own_inputs(family, image, platform)
         digest = input_digest(family, image, platform)
-        before = recorded(layout, image.name, platform) if layout.exists() else None
+        found = recorded(layout, image.name, platform)
+        before = layout.read_json(found.digest).get("annotations", {}) if found else None
         parent_step = steps.get((image.parent, platform)) if image.parent else None
         reason: Reason
         if force:
@@ -110,5 +110,5 @@ def make_plan(
         else:
             reason = "unchanged"
         action: Action = "skip" if reason == "unchanged" else "build"
-        steps[(image.name, platform)] = Step(image, platform, action, reason, inputs, digest)
+        steps[(image.name, platform)] = Step(image, platform, action, reason, inputs, digest, found)
     return tuple(steps.values())

@@ -202,7 +202,7 @@ class Family:
         )
 
 
-_DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_DEFAULT_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 
 
 def load_family(directory: Path) -> Family:
@@ -330,7 +330,7 @@ def _resolve(path: Path, name: str, img: ImageSpec, d: Defaults, parent: Image |
             workdir=img.workdir if img.workdir is not None else parent.workdir,
         )
     locales = tuple(img.locales if img.locales is not None else d.locales)
-    env = dict(_split_env(_DEFAULT_PATH))
+    env = dict(_DEFAULT_ENV)
     env.update(d.env)
     env.update(img.env)
     return Image(
@@ -352,11 +352,6 @@ def _resolve(path: Path, name: str, img: ImageSpec, d: Defaults, parent: Image |
         user=img.user,
         workdir=img.workdir,
     )
-
-
-def _split_env(item: str) -> list[tuple[str, str]]:
-    key, _, value = item.partition("=")
-    return [(key, value)]
 
 
 def _source_date_epoch(configured: int | None, directory: Path) -> int:

@@ -31,14 +31,14 @@ def family_dir(tmp_path: Path) -> Path:
 
 def test_plan_selects_images_and_overrides_platforms(family_dir: Path) -> None:
     fam = load_family(family_dir)
-    assert [j.label for j in plan_jobs(fam, BuildOptions())] == [
+    assert [f"{i.name} {p.name}" for i, p in plan_jobs(fam, BuildOptions())] == [
         "base linux/amd64",
         "base linux/arm64",
         "other linux/amd64",
         "other linux/arm64",
     ]
     jobs = plan_jobs(fam, BuildOptions(images=("other",), platforms=("linux/arm64",)))
-    assert [j.label for j in jobs] == ["other linux/arm64"]
+    assert [f"{i.name} {p.name}" for i, p in jobs] == ["other linux/arm64"]
     with pytest.raises(UsageError, match="linux/sparc"):
         plan_jobs(fam, BuildOptions(platforms=("linux/sparc",)))
 

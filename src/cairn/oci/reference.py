@@ -34,9 +34,6 @@ class ImageRef:
             return f"docker://{self.target}"
         return f"{self.transport}:{self.target}" + (f":{self.name}" if self.name else "")
 
-    def with_name(self, name: str) -> ImageRef:
-        return ImageRef(self.transport, self.target, name)
-
 
 def parse_ref(text: str) -> ImageRef:
     transport, sep, rest = text.partition(":")
