@@ -11,16 +11,25 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from cairn import engines
 from cairn.debian.cache import DebCache
-from cairn.debian.mmdebstrap import RootfsRequest, build_rootfs, describe
-from cairn.debian.suites import apt_sources
+from cairn.debian.mmdebstrap import Rootfs, build_rootfs, describe, read_rootfs_tar
 from cairn.engines import require
 from cairn.errors import BuildError, CairnError, UsageError
+from cairn.fragment import (
+    Builder,
+    FragmentJob,
+    build_fragment,
+    docker_command,
+    ignored,
+    run_config,
+    write_parent_layout,
+)
+from cairn.lock import LOCK_FILE, Lock, load_lock, lock_warnings, rootfs_request
 from cairn.oci import skopeo
 from cairn.oci.image import (
     ANN_BASE_DIGEST,
@@ -45,9 +54,10 @@ from cairn.oci.layer import compress_layer
 from cairn.oci.layerdiff import layer_sizes, read_filesystem, write_diff
 from cairn.oci.layout import OciLayout, Staging, store_failure
 from cairn.oci.reference import ImageRef, parse_ref
-from cairn.plan import ANN_INPUT, ANN_INPUTS, Step, make_plan
-from cairn.platforms import Platform, check_emulation, parse_platform
-from cairn.results import SCHEMA_VERSION, BuildResult, ImageBuild, PlatformBuild
+from cairn.plan import ANN_INPUT, ANN_INPUTS, ANN_VERSIONS, Step, make_plan, versions_digest
+from cairn.platforms import Platform, check_emulation, native_platform, parse_platform
+from cairn.publish import load_image, push_images
+from cairn.results import SCHEMA_VERSION, BuildResult, ImageBuild, PlatformBuild, PushedImage
 from cairn.scratch import scratch_root
 from cairn.spec import Family, Image
 
@@ -81,6 +91,7 @@ class BuildOptions:
     cache_dir: Path | None = None
     jobs: int = 2
     force: bool = False
+    builder: Builder = "buildah"
 
 
 def plan_jobs(family: Family, opts: BuildOptions) -> tuple[tuple[Image, Platform], ...]:
@@ -119,22 +130,24 @@ def build(family: Family, opts: BuildOptions, progress: Progress | None = None) 
             f"Try: build into the layout, then `skopeo copy --override-arch ARCH "
             f"oci:DIR:{jobs[0][0].name} {out}`.",
         )
+    lock = load_lock(family)
+    warnings = lock_warnings(family, lock, jobs)
     if out.transport == "oci":
         layout = OciLayout(out.path)
-        steps = make_plan(family, jobs, layout, opts.force)
+        steps = make_plan(family, jobs, layout, opts.force, lock)
         if any(s.action == "build" for s in steps):
-            _preflight(jobs, out)
-        results = _build_into(layout, family, steps, opts, progress)
-        return BuildResult(SCHEMA_VERSION, str(out), family.source_date_epoch, results)
+            _preflight([s for s in steps if s.action == "build"], out, opts)
+        results = _build_into(layout, family, steps, opts, progress, lock=lock)
+        return BuildResult(SCHEMA_VERSION, str(out), family.source_date_epoch, results, warnings)
 
-    _preflight(jobs, out)
     with tempfile.TemporaryDirectory(prefix="cairn-build-", dir=_tmp_beside(out.path)) as tmp:
         layout = OciLayout(Path(tmp) / "oci")
-        steps = make_plan(family, jobs, layout, opts.force)
-        results = _build_into(layout, family, steps, opts, progress)
+        steps = make_plan(family, jobs, layout, opts.force, lock)
+        _preflight(list(steps), out, opts)
+        results = _build_into(layout, family, steps, opts, progress, lock=lock)
         name = results[0].name
         _export_archive(layout, name, out, jobs[0][1], progress)
-    return BuildResult(SCHEMA_VERSION, str(out), family.source_date_epoch, results)
+    return BuildResult(SCHEMA_VERSION, str(out), family.source_date_epoch, results, warnings)
 
 
 def _tmp_beside(path: Path) -> Path:
@@ -146,14 +159,20 @@ def _tmp_beside(path: Path) -> Path:
     return parent
 
 
-def _preflight(jobs: tuple[tuple[Image, Platform], ...], out: ImageRef) -> None:
+def _preflight(steps: list[Step], out: ImageRef, opts: BuildOptions) -> None:
     """Everything that can be checked before minutes of work."""
-    require("mmdebstrap", "Building a Debian root file system")
-    require("mmtarfilter", "Building a Debian root file system")
+    if any(s.image.dockerfile is None for s in steps):
+        require("mmdebstrap", "Building a Debian root file system")
+        require("mmtarfilter", "Building a Debian root file system")
+    fragments = [s.image.name for s in steps if s.image.dockerfile is not None]
+    if fragments and opts.builder == "buildah":
+        require("buildah", f"Building {fragments[0]} from its Dockerfile")
+    if fragments and opts.builder == "docker":
+        docker_command()
     require("pigz", "Compressing a layer")
     if out.transport == "docker-archive":
         require("skopeo", f"Writing {out}")
-    for p in sorted({platform for _, platform in jobs}):
+    for p in sorted({s.platform for s in steps}):
         check_emulation(p)
 
 
@@ -164,7 +183,9 @@ def plan(family: Family, opts: BuildOptions) -> tuple[Step, ...]:
         raise UsageError(
             f"cairn plan compares with an OCI layout, not {out}.", "Try: --output oci:DIR"
         )
-    return make_plan(family, plan_jobs(family, opts), OciLayout(out.path), opts.force)
+    return make_plan(
+        family, plan_jobs(family, opts), OciLayout(out.path), opts.force, load_lock(family)
+    )
 
 
 def _build_into(
@@ -173,6 +194,8 @@ def _build_into(
     steps: tuple[Step, ...],
     opts: BuildOptions,
     progress: Progress,
+    *,
+    lock: Lock | None,
 ) -> list[ImageBuild]:
     done: dict[Step, tuple[Descriptor, PlatformBuild]] = {
         s: _skipped(layout, s) for s in steps if s.action == "skip"
@@ -196,7 +219,9 @@ def _build_into(
         def one(step: Step) -> Callable[[], None]:
             def task() -> None:
                 base = _base_of(stage, done, step) if step.image.parent else None
-                done[step] = _build_platform(stage, family, step, opts, progress, base=base)
+                done[step] = _build_platform(
+                    stage, family, step, opts, progress, base=base, lock=lock
+                )
 
             return task
 
@@ -268,6 +293,7 @@ class _Base:
     manifest: Descriptor
     layers: tuple[LayerInfo, ...]
     layer_paths: tuple[Path, ...]
+    config: Descriptor
 
 
 def _base_of(
@@ -313,7 +339,8 @@ def _base_of(
             strict=True,
         )
     )
-    return _Base(name, desc, layers, paths)
+    config_desc = Descriptor.from_json(manifest["config"])
+    return _Base(name, desc, layers, paths, config_desc)
 
 
 def _build_platform(
@@ -324,35 +351,43 @@ def _build_platform(
     progress: Progress,
     *,
     base: _Base | None,
+    lock: Lock | None,
 ) -> tuple[Descriptor, PlatformBuild]:
     start = time.monotonic()
     img, plat = job.image, job.platform
-    req = RootfsRequest(
-        suite=img.suite,
-        platform=plat,
-        variant=img.variant,
-        packages=img.packages,
-        sources=apt_sources(img.suite, img.mirror, img.security_mirror),
-        profile=img.profile,
-        source_date_epoch=family.source_date_epoch,
-    )
     cache = DebCache.for_arch(opts.cache_dir, plat.debian_arch) if opts.cache_dir else None
 
     # The root file system is built in scratch space (memory, where there is
     # room); only the compressed layer is written next to the store.
     with tempfile.TemporaryDirectory(prefix="cairn-", dir=scratch_root()) as scratch:
-        progress.step(job.label, f"mmdebstrap {img.suite.name} {plat.debian_arch}")
-        rootfs = build_rootfs(req, Path(scratch), cache)
-        tar, created_by = rootfs.tar, describe(req)
-        if base is not None:
-            # A child is its parent's layers plus what its packages changed.
-            progress.step(job.label, f"comparing with {base.name}")
-            tar = Path(scratch) / "layer.tar"
-            diff = write_diff(
-                read_filesystem(base.layer_paths), rootfs.tar, tar, family.source_date_epoch
+        work = Path(scratch)
+        if img.dockerfile is not None:
+            assert base is not None  # the spec gives every fragment a parent
+            rootfs, created_by, engine_config = _run_fragment(
+                stage, job, base, work, builder=opts.builder, progress=progress
             )
+        else:
+            engine_config = None
+            req = replace(rootfs_request(family, img, plat), pins=job.pins)
+            progress.step(job.label, f"mmdebstrap {img.suite.name} {plat.debian_arch}")
+            rootfs = build_rootfs(req, work, cache)
+            _check_pins(job, rootfs, lock)
+            created_by = describe(req)
+        tar = rootfs.tar
+        if base is not None:
+            # A child is its parent's layers plus what its packages (or steps) changed.
+            progress.step(job.label, f"comparing with {base.name}")
+            tar = work / "layer.tar"
+            diff = write_diff(
+                read_filesystem(base.layer_paths),
+                rootfs.tar,
+                tar,
+                family.source_date_epoch,
+                ignore=ignored if img.dockerfile is not None else lambda name: False,
+            )
+            what = img.dockerfile.name if img.dockerfile else " ".join(img.added) or "nothing"
             created_by = (
-                f"cairn: {' '.join(img.added) or 'nothing'} on {base.name}: {diff.added} added, "
+                f"cairn: {what} on {base.name}: {diff.added} added, "
                 f"{diff.modified} changed, {diff.deleted} removed ({created_by})"
             )
 
@@ -374,19 +409,26 @@ def _build_platform(
     )
     layers = (base.layers if base else ()) + (info,)
     annotations = _annotations(family, img)
-    run = RunConfig(
-        env=img.env,
-        cmd=img.cmd,
-        entrypoint=img.entrypoint,
-        user=img.user,
-        workdir=img.workdir,
-        labels=tuple({**dict(annotations), **dict(img.labels)}.items()),
+    labels = tuple({**dict(annotations), **dict(img.labels)}.items())
+    run = (
+        RunConfig(
+            env=img.env,
+            cmd=img.cmd,
+            entrypoint=img.entrypoint,
+            user=img.user,
+            workdir=img.workdir,
+            labels=labels,
+        )
+        if engine_config is None
+        else run_config(engine_config, labels)
     )
     config = stage.add(image_config(plat, layers, family.source_date_epoch, run))
     uncompressed = sum(layer.uncompressed_size for layer in layers)
     recorded = {
         ANN_INPUTS: job.inputs,
         ANN_INPUT: job.input,
+        # the lock's digest when the build was pinned (and checked) to it
+        ANN_VERSIONS: job.versions or versions_digest(dict(rootfs.packages)),
         ANN_PACKAGES: str(len(rootfs.packages)),
         ANN_FILES: str(rootfs.files),
         ANN_UNCOMPRESSED: str(uncompressed),
@@ -410,6 +452,43 @@ def _build_platform(
         action="build",
         reason=job.reason,
     )
+
+
+def _check_pins(job: Step, rootfs: Rootfs, lock: Lock | None) -> None:
+    """A locked version the archive no longer has is not installed: say so, write nothing."""
+    installed = dict(rootfs.packages)
+    moved = [(n, v, installed.get(n)) for n, v in job.pins if installed.get(n) != v]
+    if not moved:
+        return
+    shown = ", ".join(f"{n} {v} (got {got or 'nothing'})" for n, v, got in moved[:5])
+    more = f" and {len(moved) - 5} more" if len(moved) > 5 else ""
+    path = lock.path if lock else LOCK_FILE
+    raise BuildError(
+        f"{path} no longer matches Debian's archive: building {job.label} could not install "
+        f"the locked {shown}{more}. The archive keeps only the newest version of a package "
+        "in each suite.",
+        "Try: cairn lock --update (or cairn refresh) to lock the versions the archive has now.",
+    )
+
+
+def _run_fragment(
+    stage: Staging, job: Step, base: _Base, work: Path, *, builder: Builder, progress: Progress
+) -> tuple[Rootfs, str, dict[str, Any]]:
+    """The Dockerfile fragment run on the parent by buildah or Docker: the resulting file
+    system, its history line, and the config the engine made of the parent's."""
+    img = job.image
+    assert img.dockerfile is not None and img.context is not None
+    parent_dir = work / "parent"
+    blobs = {base.manifest.digest: stage.blob_path(base.manifest.digest)}
+    blobs[base.config.digest] = stage.blob_path(base.config.digest)
+    blobs |= {layer.digest: path for layer, path in zip(base.layers, base.layer_paths, strict=True)}
+    write_parent_layout(parent_dir, base.manifest, blobs)
+    progress.step(job.label, f"{builder} {img.dockerfile.name}")
+    frag = FragmentJob(img.name, job.platform, img.dockerfile, img.context, parent_dir, work)
+    result = build_fragment(frag, builder)
+    packages, files = read_rootfs_tar(result.rootfs)
+    rootfs = Rootfs(tar=result.rootfs, packages=packages, files=files)
+    return rootfs, f"{builder} build {img.dockerfile.name}", result.config
 
 
 def _annotations(family: Family, img: Image) -> tuple[tuple[str, str], ...]:
@@ -449,3 +528,43 @@ def _export_archive(
     finally:
         if partial.exists():
             partial.unlink()
+
+
+def _built_layout(family: Family, opts: BuildOptions) -> OciLayout:
+    out = parse_ref(opts.output or family.output)
+    if out.transport != "oci":
+        raise UsageError(
+            f"Pushing and loading read images from an OCI layout, not {out}.",
+            "Try: --output oci:DIR",
+        )
+    return OciLayout(out.path)
+
+
+def publish(
+    family: Family,
+    opts: BuildOptions,
+    destination: str,
+    *,
+    insecure: bool,
+    say: Callable[[str], None],
+) -> list[PushedImage]:
+    """Push the chosen images (all by default), parents first."""
+    images = tuple(img for img, _ in dict.fromkeys((i, None) for i, _ in plan_jobs(family, opts)))
+    return push_images(
+        family, _built_layout(family, opts), images, destination, insecure=insecure, say=say
+    )
+
+
+def load_all(family: Family, opts: BuildOptions, *, say: Callable[[str], None]) -> list[str]:
+    """Load each chosen image into Docker: one platform, the host's unless --platform names one."""
+    layout = _built_layout(family, opts)
+    jobs = plan_jobs(family, opts)
+    if not opts.platforms:
+        host = native_platform()
+        jobs = tuple((i, p) for i, p in jobs if p == host)
+    if len({p for _, p in jobs}) > 1:
+        raise UsageError(
+            "--load puts one platform of each image into Docker, and several were chosen.",
+            "Try: --platform linux/amd64 (or leave it out for this machine's platform).",
+        )
+    return [load_image(layout, image, platform, say) for image, platform in jobs]

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from cairn import __version__
 from cairn.errors import CairnError, Interrupted
+
+if TYPE_CHECKING:
+    from cairn.fragment import Builder
+    from cairn.spec import Family
 
 app = typer.Typer(
     name="cairn",
@@ -25,6 +30,29 @@ FamilyDir = Annotated[
     Path,
     typer.Argument(help="Directory holding cairn.toml (or the file itself).", show_default=False),
 ]
+
+
+ImageOpt = Annotated[
+    list[str] | None, typer.Option("--image", "-i", help="Only this image (repeatable).")
+]
+PlatformOpt = Annotated[
+    list[str] | None,
+    typer.Option("--platform", "-p", help="Only this platform, e.g. linux/arm64 (repeatable)."),
+]
+OutputOpt = Annotated[
+    str | None, typer.Option("--output", "-o", help="The oci:DIR store; default from cairn.toml.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+JobsOpt = Annotated[int, typer.Option(min=1, help="Platforms (or resolutions) run at once.")]
+InsecureOpt = Annotated[
+    bool, typer.Option("--insecure", help="Allow a plain-HTTP registry (e.g. on 127.0.0.1).")
+]
+
+
+def _warn(warnings: list[str]) -> None:
+    err = Console(stderr=True, highlight=False)
+    for w in warnings:
+        err.print(f"[yellow]warning:[/yellow] {w}", soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -74,6 +102,17 @@ def build(
     ] = False,
     jobs: Annotated[int, typer.Option(min=1, help="Platforms built at the same time.")] = 2,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even what is unchanged.")] = False,
+    builder: Annotated[
+        str, typer.Option(help="Engine for Dockerfile images: buildah or docker (BuildKit).")
+    ] = "buildah",
+    push: Annotated[
+        str | None,
+        typer.Option("--push", help="Then push every image to REGISTRY/PREFIX/NAME:TAG."),
+    ] = None,
+    insecure: InsecureOpt = False,
+    load: Annotated[
+        bool, typer.Option("--load", help="Then load the images into Docker (DOCKER_HOST).")
+    ] = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Echo every engine command.")
     ] = False,
@@ -81,11 +120,13 @@ def build(
     """Build the family's images for every platform (default: all of cairn.toml).
 
     Images whose inputs have not changed since they were built into the layout
-    are kept, not rebuilt (see cairn plan).
+    are kept, not rebuilt (see cairn plan). Package versions come from
+    cairn.lock when there is one.
     """
-    from cairn.build import BuildOptions
+    from cairn.build import BuildOptions, load_all, publish
     from cairn.build import build as run_build
     from cairn.debian.cache import default_cache_dir
+    from cairn.publish import check_destination
     from cairn.report.build import render_build
     from cairn.report.console import progress, setup_logging
     from cairn.results import to_json
@@ -100,12 +141,21 @@ def build(
         cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
         jobs=jobs,
         force=force,
+        builder=_builder(builder),
     )
+    if push:
+        check_destination(push)
     try:
         with progress(quiet=as_json) as shown:
             result = run_build(family, opts, shown)
     except KeyboardInterrupt:
         raise Interrupted("cairn build was interrupted; nothing was written.") from None
+    _warn(result.warnings)
+    say = _say(as_json)
+    if push:
+        result.pushed.extend(publish(family, opts, push, insecure=insecure, say=say))
+    if load:
+        load_all(family, opts, say=say)
     if as_json:
         print(json.dumps(to_json(result), indent=2))
     else:
@@ -115,39 +165,194 @@ def build(
 @app.command()
 def plan(
     family_dir: FamilyDir,
-    image: Annotated[
-        list[str] | None, typer.Option("--image", "-i", help="Plan only this image (repeatable).")
-    ] = None,
-    platform: Annotated[
-        list[str] | None, typer.Option("--platform", "-p", help="Plan only this platform.")
-    ] = None,
-    output: Annotated[
-        str | None, typer.Option("--output", "-o", help="The oci:DIR to compare with.")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    image: ImageOpt = None,
+    platform: PlatformOpt = None,
+    output: OutputOpt = None,
+    as_json: JsonOpt = False,
     force: Annotated[bool, typer.Option("--force", help="Plan to rebuild everything.")] = False,
+    emit: Annotated[
+        str | None,
+        typer.Option(
+            help="Instead, write the family for other builders: bake, github-actions or "
+            "gitlab-ci (to the conventional file, or --emit-file; - for stdout)."
+        ),
+    ] = None,
+    emit_file: Annotated[
+        str | None, typer.Option(help="Where --emit writes; - for stdout.")
+    ] = None,
+    registry: Annotated[str, typer.Option(help="REGISTRY/PREFIX the emitted bake tags name.")] = "",
 ) -> None:
     """Say what cairn build would build and why, without building anything."""
     from cairn.build import BuildOptions
     from cairn.build import plan as make_plan
+    from cairn.lock import load_lock, lock_warnings
     from cairn.report.build import render_plan
     from cairn.results import SCHEMA_VERSION, PlanResult, PlanStep, to_json
     from cairn.spec import load_family
 
     family = load_family(family_dir)
+    if emit is not None:
+        _emit(family, emit, emit_file, registry)
+        return
     opts = BuildOptions(
         images=tuple(image or ()), platforms=tuple(platform or ()), output=output, force=force
     )
     steps = make_plan(family, opts)
+    jobs = tuple((s.image, s.platform) for s in steps)
     result = PlanResult(
         SCHEMA_VERSION,
         output or family.output,
         [PlanStep(s.image.name, s.platform.name, s.action, s.reason, s.input) for s in steps],
+        lock_warnings(family, load_lock(family), jobs),
     )
     if as_json:
         print(json.dumps(to_json(result), indent=2))
     else:
+        _warn(result.warnings)
         render_plan(result, Console())
+
+
+def _emit(family: Family, kind: str, target: str | None, registry: str) -> None:
+    from cairn.emit import DEFAULT_FILES, EMITS, emit
+    from cairn.errors import UsageError
+    from cairn.oci.layout import write_atomically
+
+    if kind not in EMITS:
+        raise UsageError(
+            f"--emit {kind} is not something cairn writes.", f"Try: {', '.join(EMITS)}."
+        )
+    text = emit(family, kind, registry)
+    if target == "-":
+        sys.stdout.write(text)
+        return
+    path = Path(target or DEFAULT_FILES[kind])
+    write_atomically(path, text.encode())
+    print(f"wrote {path}")
+
+
+@app.command()
+def lock(
+    family_dir: FamilyDir,
+    update: Annotated[
+        bool, typer.Option("--update", help="Lock the archive's newest versions for every image.")
+    ] = False,
+    image: ImageOpt = None,
+    platform: PlatformOpt = None,
+    jobs: JobsOpt = 2,
+) -> None:
+    """Write cairn.lock: the exact version of every package of every image and platform.
+
+    Entries that still answer cairn.toml are kept unless --update is given.
+    """
+    from cairn.build import BuildOptions, plan_jobs, run_parallel
+    from cairn.lock import lock_family, lock_path
+    from cairn.report.build import render_lock
+    from cairn.spec import load_family
+
+    family = load_family(family_dir)
+    opts = BuildOptions(images=tuple(image or ()), platforms=tuple(platform or ()))
+    rows = lock_family(
+        family,
+        plan_jobs(family, opts),
+        update=update,
+        run=lambda tasks: run_parallel(tasks, jobs),
+    )
+    render_lock(rows, lock_path(family), Console())
+
+
+@app.command()
+def refresh(
+    family_dir: FamilyDir,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Only report the updates; exit 1 when there are any."),
+    ] = False,
+    image: ImageOpt = None,
+    platform: PlatformOpt = None,
+    output: OutputOpt = None,
+    as_json: JsonOpt = False,
+    jobs: JobsOpt = 2,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="Package cache; default $XDG_CACHE_HOME/cairn.", show_default=False),
+    ] = None,
+) -> None:
+    """Find installed packages that Debian has newer versions of (security and point
+    releases included); without --check, lock those and rebuild the images that have them
+    and their descendants."""
+    from cairn.build import BuildOptions
+    from cairn.debian.cache import default_cache_dir
+    from cairn.refresh import refresh as run_refresh
+    from cairn.report.build import render_build, render_refresh
+    from cairn.report.console import progress
+    from cairn.results import to_json
+    from cairn.spec import load_family
+
+    family = load_family(family_dir)
+    opts = BuildOptions(
+        images=tuple(image or ()),
+        platforms=tuple(platform or ()),
+        output=output,
+        cache_dir=cache_dir or default_cache_dir(),
+        jobs=jobs,
+    )
+    try:
+        with progress(quiet=as_json) as shown:
+            result, built = run_refresh(family, opts, check_only=check, progress=shown)
+    except KeyboardInterrupt:
+        raise Interrupted("cairn refresh was interrupted; nothing was written.") from None
+    if as_json:
+        print(json.dumps(to_json(result), indent=2))
+    else:
+        render_refresh(result, Console())
+        if built is not None:
+            render_build(built, Console())
+    if check and result.updates:
+        raise typer.Exit(1)
+
+
+@app.command()
+def push(
+    family_dir: FamilyDir,
+    destination: Annotated[
+        str, typer.Argument(help="REGISTRY/PREFIX: images go to REGISTRY/PREFIX/NAME:TAG.")
+    ],
+    image: ImageOpt = None,
+    output: OutputOpt = None,
+    insecure: InsecureOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Push what is built (every image as its multi-arch index, digests preserved) under
+    the tags cairn.toml gives; blobs the registry has are not sent again."""
+    from cairn.build import BuildOptions, publish
+    from cairn.spec import load_family
+
+    family = load_family(family_dir)
+    opts = BuildOptions(images=tuple(image or ()), output=output)
+    pushed = publish(family, opts, destination, insecure=insecure, say=_say(as_json))
+    if as_json:
+        from pydantic import TypeAdapter
+
+        from cairn.results import PushedImage
+
+        data = TypeAdapter(list[PushedImage]).dump_python(pushed, mode="json")
+        print(json.dumps(data, indent=2))
+
+
+def _say(quiet: bool) -> Callable[[str], None]:
+    err = Console(stderr=True, highlight=False)
+    return (lambda text: None) if quiet else (lambda text: err.print(text, markup=False))
+
+
+def _builder(value: str) -> Builder:
+    from cairn.errors import UsageError
+    from cairn.fragment import BUILDERS
+
+    if value not in BUILDERS:
+        raise UsageError(
+            f"--builder {value} is not an engine cairn drives.", "Try: buildah or docker."
+        )
+    return value
 
 
 def main() -> None:

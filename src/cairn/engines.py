@@ -100,3 +100,15 @@ def tail(logfile: Path, lines: int = 15) -> str:
     except OSError:
         return ""
     return "\n".join(text[-lines:])
+
+
+def keep_log(logfile: Path, name: str) -> Path | None:
+    """Copy a failed engine's log out of scratch space (which is removed) for the user."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    target = Path(base) / "cairn" / "logs" / name
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(logfile, target)
+    except OSError:
+        return None
+    return target

@@ -2,9 +2,13 @@
 
 A root's inputs are everything that shapes it (its table with the defaults
 applied: packages, suite, variant, mirrors, profile, runtime config, the
-source date); a child's are its own table. Both include cairn's build format
-version, and an input digest also covers the parent's input digest, so a
-change anywhere up the tree reaches every descendant as "parent changed". The
+source date); a child's are its own table, and a Dockerfile image's also its
+fragment and every file of its build context. Both include cairn's build
+format version. The versions cairn.lock pins count separately (a change there
+is "packages updated": each manifest records the versions it was built with),
+and an input digest also covers the parent's input digest, so a change
+anywhere up the tree reaches every descendant, as does a parent rebuilt
+since (its manifest digest is recorded in the child's). The
 digests are recorded in each manifest's annotations; a step whose recorded
 digest matches is skipped. The git revision is deliberately not an input: a
 commit that changes nothing rebuilds nothing.
@@ -15,18 +19,22 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from cairn.oci.image import Descriptor, canonical_json, sha256_digest
+from cairn.fragment import context_digest
+from cairn.lock import Lock, current_entry
+from cairn.oci.image import ANN_BASE_DIGEST, Descriptor, canonical_json, sha256_digest
 from cairn.oci.layout import OciLayout
 from cairn.platforms import Platform
+from cairn.results import Reason
 from cairn.spec import Family, Image
 
 # Bump when the same inputs would now give different images.
-BUILD_FORMAT = "cairn-build-1"
+BUILD_FORMAT = "cairn-build-2"
 ANN_INPUTS = "vnd.cairn.inputs"  # digest of the image's own inputs
 ANN_INPUT = "vnd.cairn.input"  # digest of its own inputs and its parent's input digest
+# digest of the package versions the image was built with (its lock entry when pinned)
+ANN_VERSIONS = "vnd.cairn.versions"
 
 Action = Literal["build", "skip"]
-Reason = Literal["new", "spec changed", "parent changed", "forced", "unchanged"]
 
 
 @dataclass(frozen=True)
@@ -36,8 +44,10 @@ class Step:
     action: Action
     reason: Reason
     inputs: str
+    versions: str  # digest of the versions cairn.lock pins for it; "" when unlocked
     input: str
     recorded: Descriptor | None  # the manifest in the layout it was compared with
+    pins: tuple[tuple[str, str], ...]  # every locked (package, version) of the image
 
     @property
     def label(self) -> str:
@@ -49,8 +59,10 @@ def own_inputs(family: Family, image: Image, platform: Platform) -> str:
     only: what it inherits reaches it through its parent's input digest."""
     doc: dict[str, Any] = {"format": BUILD_FORMAT, "platform": platform.name}
     if image.parent is not None:
-        table = family.spec.images[image.name]
+        table = family.tables[image.name]
         doc["table"] = table.model_dump(mode="json", by_alias=True)
+        if image.dockerfile is not None and image.context is not None:
+            doc["fragment"] = context_digest(image.dockerfile, image.context)
         return sha256_digest(canonical_json(doc))
     doc |= {
         "packages": list(image.added),
@@ -68,8 +80,14 @@ def own_inputs(family: Family, image: Image, platform: Platform) -> str:
         "mirror": image.mirror,
         "security_mirror": image.security_mirror,
         "profile": asdict(image.profile),
+        "repositories": [r.line for r in image.repositories],
     }
     return sha256_digest(canonical_json(doc))
+
+
+def versions_digest(packages: dict[str, str]) -> str:
+    """Digest of a set of package versions: what a manifest records as ANN_VERSIONS."""
+    return sha256_digest(canonical_json(dict(sorted(packages.items()))))
 
 
 def input_digest(family: Family, image: Image, platform: Platform) -> str:
@@ -88,16 +106,29 @@ def recorded(layout: OciLayout, image: str, platform: Platform) -> Descriptor | 
 
 
 def make_plan(
-    family: Family, jobs: tuple[tuple[Image, Platform], ...], layout: OciLayout, force: bool
+    family: Family,
+    jobs: tuple[tuple[Image, Platform], ...],
+    layout: OciLayout,
+    force: bool,
+    lock: Lock | None = None,
 ) -> tuple[Step, ...]:
     """Decide for each (image, platform), parents before children; pure but for reading."""
     steps: dict[tuple[str, Platform], Step] = {}
     for image, platform in jobs:
         inputs = own_inputs(family, image, platform)
+        entry = current_entry(lock, image, platform)
+        versions = versions_digest(entry.packages) if entry else ""
         digest = input_digest(family, image, platform)
         found = recorded(layout, image.name, platform)
         before = layout.read_json(found.digest).get("annotations", {}) if found else None
         parent_step = steps.get((image.parent, platform)) if image.parent else None
+        parent_now = (
+            parent_step.recorded
+            if parent_step
+            else recorded(layout, image.parent, platform)
+            if image.parent
+            else None
+        )
         reason: Reason
         if force:
             reason = "forced"
@@ -105,10 +136,19 @@ def make_plan(
             reason = "new"
         elif before.get(ANN_INPUTS) != inputs:
             reason = "spec changed"
-        elif before.get(ANN_INPUT) != digest or (parent_step and parent_step.action == "build"):
+        elif versions and before.get(ANN_VERSIONS) != versions:
+            reason = "packages updated"
+        elif (
+            before.get(ANN_INPUT) != digest
+            or (parent_step and parent_step.action == "build")
+            or (parent_now and before.get(ANN_BASE_DIGEST) != parent_now.digest)
+        ):
             reason = "parent changed"
         else:
             reason = "unchanged"
         action: Action = "skip" if reason == "unchanged" else "build"
-        steps[(image.name, platform)] = Step(image, platform, action, reason, inputs, digest, found)
+        pins = tuple(sorted(entry.packages.items())) if entry else ()
+        steps[(image.name, platform)] = Step(
+            image, platform, action, reason, inputs, versions, digest, found, pins
+        )
     return tuple(steps.values())

@@ -71,6 +71,11 @@ def host_machine() -> str:
     return host_platform.machine()
 
 
+def native_platform() -> Platform | None:
+    """The platform this machine runs natively, if cairn knows it."""
+    return next((p for p in known_platforms().values() if p.machine == host_machine()), None)
+
+
 def check_emulation(platform: Platform, binfmt_dir: Path = BINFMT_DIR) -> None:
     """Raise unless this host can run `platform` binaries (natively or via qemu-user).
 

@@ -6,12 +6,20 @@ regenerate docs/schemas/ (python -m cairn.schemas).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter
 from pydantic.dataclasses import dataclass
 
 SCHEMA_VERSION = 1
+
+Reason = Literal["new", "spec changed", "packages updated", "parent changed", "forced", "unchanged"]
+REASONS_HELP = (
+    "new: not in the layout; spec changed: its own inputs changed; packages updated: the "
+    "versions cairn.lock pins for it changed; parent changed: an ancestor's inputs did, or it "
+    "is rebuilt; forced: --force; unchanged: kept."
+)
 
 
 @dataclass(frozen=True)
@@ -34,10 +42,7 @@ class PlatformBuild:
     action: Annotated[
         Literal["build", "skip"], Field(description="Built now, or unchanged and kept.")
     ]
-    reason: Annotated[
-        Literal["new", "spec changed", "parent changed", "forced", "unchanged"],
-        Field(description="Why it was built or skipped (see cairn plan)."),
-    ]
+    reason: Annotated[Reason, Field(description="Why it was built or kept. " + REASONS_HELP)]
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,14 @@ class ImageBuild:
 
 
 @dataclass(frozen=True)
+class PushedImage:
+    image: str
+    repository: Annotated[str, Field(description="REGISTRY/PREFIX/NAME.")]
+    digest: Annotated[str, Field(description="Digest of the pushed index (preserved).")]
+    tags: list[str]
+
+
+@dataclass(frozen=True)
 class BuildResult:
     schema_version: Annotated[int, Field(description="Version of this JSON schema.")]
     output: Annotated[
@@ -59,6 +72,12 @@ class BuildResult:
         int, Field(description="The timestamp every file and `created` carry.")
     ]
     images: list[ImageBuild]
+    warnings: Annotated[
+        list[str], Field(description="What the user should know, e.g. a stale cairn.lock.")
+    ]
+    pushed: Annotated[list[PushedImage], Field(description="Images pushed with --push.")] = (
+        dataclasses.field(default_factory=list)
+    )
 
 
 @dataclass(frozen=True)
@@ -66,13 +85,7 @@ class PlanStep:
     image: str
     platform: str
     action: Annotated[Literal["build", "skip"], Field(description="What cairn build would do.")]
-    reason: Annotated[
-        Literal["new", "spec changed", "parent changed", "forced", "unchanged"],
-        Field(
-            description="new: not in the layout; spec changed: its own inputs changed; "
-            "parent changed: an ancestor's did, or it is rebuilt; forced: --force."
-        ),
-    ]
+    reason: Annotated[Reason, Field(description=REASONS_HELP)]
     input_digest: Annotated[
         str, Field(description="Digest of its inputs and its parent's; kept in the manifest.")
     ]
@@ -83,14 +96,41 @@ class PlanResult:
     schema_version: int
     output: str
     steps: list[PlanStep]
+    warnings: list[str]
 
 
-def to_json(result: BuildResult | PlanResult) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PackageUpdate:
+    package: str
+    installed: Annotated[str, Field(description="Version in the built image.")]
+    available: Annotated[str, Field(description="Newer version in the archive now.")]
+    suite: Annotated[str, Field(description="Archive it comes from, e.g. oldstable-security.")]
+
+
+@dataclass(frozen=True)
+class RefreshImage:
+    image: str
+    platform: str
+    updates: list[PackageUpdate]
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    schema_version: int
+    output: Annotated[str, Field(description="The OCI layout whose images were checked.")]
+    images: list[RefreshImage]
+    updates: Annotated[int, Field(description="Package updates found, over all images.")]
+
+
+Result = BuildResult | PlanResult | RefreshResult
+
+
+def to_json(result: Result) -> dict[str, Any]:
     data: dict[str, Any] = TypeAdapter(type(result)).dump_python(result, mode="json")
     return data
 
 
-def json_schema(kind: type[BuildResult] | type[PlanResult], title: str) -> dict[str, Any]:
+def json_schema(kind: type[Result], title: str) -> dict[str, Any]:
     schema: dict[str, Any] = TypeAdapter(kind).json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = title

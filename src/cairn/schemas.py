@@ -11,6 +11,7 @@ from cairn import results
 SCHEMAS = {
     "build.schema.json": (results.BuildResult, "cairn build --json"),
     "plan.schema.json": (results.PlanResult, "cairn plan --json"),
+    "refresh.schema.json": (results.RefreshResult, "cairn refresh --json"),
 }
 
 

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from cairn.debian.profiles import Profile, known_profiles, load_profile
-from cairn.debian.suites import Suite, known_suites
+from cairn.debian.suites import Suite, apt_sources, known_suites
 from cairn.errors import SpecError
 from cairn.platforms import Platform, known_platforms, parse_platform
 
@@ -83,6 +83,38 @@ PackageName = Annotated[str, AfterValidator(_package)]
 LocaleName = Annotated[str, AfterValidator(_locale)]
 MirrorUrl = Annotated[str, AfterValidator(_mirror)]
 OutputRef = Annotated[str, AfterValidator(_output)]
+_TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+_SAFE_GLOB = re.compile(r"^/[A-Za-z0-9_.*+@/-]+$")
+
+
+def _token(value: str) -> str:
+    if not _TOKEN.match(value):
+        raise ValueError(
+            f"expected a suite or component name such as bookworm-backports; got {value!r}"
+        )
+    return value
+
+
+def _tag(value: str) -> str:
+    if not _TAG.match(value):
+        raise ValueError(
+            f"expected an image tag (letters, digits, . _ -; at most 128); got {value!r}"
+        )
+    return value
+
+
+def _glob(value: str) -> str:
+    if not _SAFE_GLOB.match(value):
+        raise ValueError(
+            f"expected an absolute path or glob such as /usr/lib/go-*/src/*_test.go; got {value!r}"
+        )
+    return value
+
+
+Token = Annotated[str, AfterValidator(_token)]
+TagName = Annotated[str, AfterValidator(_tag)]
+PathGlob = Annotated[str, AfterValidator(_glob)]
 Variant = Literal["essential", "apt", "required", "minbase", "buildd", "important", "standard"]
 
 
@@ -122,6 +154,31 @@ class Defaults(_Strict):
     labels: dict[str, str] = Field(default_factory=dict, description="Labels of every image.")
 
 
+class RepositorySpec(_Strict):
+    """An extra apt source: another suite of the mirror (bookworm-backports) or another archive."""
+
+    suite: Token = Field(description="Suite (distribution) name, e.g. bookworm-backports.")
+    url: MirrorUrl | None = Field(None, description="Archive URL; default: the family's mirror.")
+    components: list[Token] = Field(default_factory=lambda: ["main"], min_length=1)
+    trusted: bool = Field(
+        False, description="Accept the source unsigned ([trusted=yes]); for local archives only."
+    )
+
+
+@dataclass(frozen=True)
+class Repository:
+    url: str
+    suite: str
+    components: tuple[str, ...]
+    trusted: bool
+
+    @property
+    def line(self) -> str:
+        """apt's one-line source."""
+        opts = "[trusted=yes] " if self.trusted else ""
+        return f"deb {opts}{self.url} {self.suite} {' '.join(self.components)}"
+
+
 class ImageSpec(_Strict):
     """[images.NAME]: one image of the family. Without `from` it is a root built from Debian
     packages; with it, a child: its parent's layers plus one layer with its own packages."""
@@ -146,11 +203,40 @@ class ImageSpec(_Strict):
     entrypoint: list[str] | None = None
     user: str | None = None
     workdir: str | None = None
+    tags: list[TagName] | None = Field(
+        None, min_length=1, description="Tags pushed for the image; default: the suite's name."
+    )
+    repositories: list[RepositorySpec] = Field(
+        default_factory=list,
+        description="Extra apt sources for this image and its children (e.g. backports).",
+    )
+    exclude: list[PathGlob] = Field(
+        default_factory=list,
+        description="Paths the slim profile leaves out of this image and its children too "
+        "(dpkg path-exclude globs).",
+    )
+    dockerfile: str | None = Field(
+        None,
+        description="A Dockerfile fragment (no FROM) built on the parent; path relative to "
+        "cairn.toml.",
+    )
+    context: str | None = Field(
+        None, description="Build context of the fragment; default: the fragment's directory."
+    )
+    variants: list[str] = Field(
+        default_factory=list,
+        description="Variants of this image: for each V, an image NAME-V built on it from the "
+        "table [variants.V].",
+    )
 
 
 class FamilySpec(_Strict):
     defaults: Defaults = Field(default_factory=Defaults)  # type: ignore[arg-type]
     images: dict[str, ImageSpec] = Field(min_length=1)
+    variants: dict[str, ImageSpec] = Field(
+        default_factory=dict,
+        description="Tables an image's `variants` apply: each adds a child NAME-VARIANT.",
+    )
 
 
 @dataclass(frozen=True)
@@ -174,6 +260,17 @@ class Image:
     entrypoint: tuple[str, ...] | None
     user: str | None
     workdir: str | None
+    tags: tuple[str, ...]
+    repositories: tuple[Repository, ...]  # the image's and its ancestors'
+    dockerfile: Path | None
+    context: Path | None
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """apt's one-line sources: the suite, its updates and security, then the extras."""
+        lines = list(apt_sources(self.suite, self.mirror, self.security_mirror))
+        lines += [r.line for r in self.repositories]
+        return tuple(dict.fromkeys(lines))
 
 
 @dataclass(frozen=True)
@@ -182,6 +279,7 @@ class Family:
 
     path: Path
     spec: FamilySpec
+    tables: dict[str, ImageSpec]  # every image's table, variants expanded
     images: tuple[Image, ...]  # parents before their children
     source_date_epoch: int
     output: str
@@ -234,7 +332,8 @@ def load_family(directory: Path) -> Family:
                 "separated by '.', '_' or '-'.",
             )
     d = spec.defaults
-    images = _resolve_all(path, spec)
+    tables = _expand_variants(path, spec)
+    images = _resolve_all(path, spec.defaults, tables)
     output = d.output
     if output.startswith("oci:"):
         store = Path(output.removeprefix("oci:"))
@@ -242,6 +341,7 @@ def load_family(directory: Path) -> Family:
     return Family(
         path=path,
         spec=spec,
+        tables=tables,
         images=images,
         source_date_epoch=_source_date_epoch(d.source_date_epoch, path.parent),
         output=output,
@@ -254,8 +354,39 @@ def load_family(directory: Path) -> Family:
 _ROOT_ONLY = ("suite", "variant", "profile", "locales")
 
 
-def _resolve_all(path: Path, spec: FamilySpec) -> tuple[Image, ...]:
-    specs = spec.images
+def _expand_variants(path: Path, spec: FamilySpec) -> dict[str, ImageSpec]:
+    """Every image's table, with NAME-VARIANT children made from [variants.VARIANT]."""
+    for vname, vtable in spec.variants.items():
+        for key in ("from_", "variants"):
+            if key in vtable.model_fields_set:
+                alias = "from" if key == "from_" else key
+                raise SpecError(
+                    f"{path}: variants.{vname}.{alias}: a variant is built on each image that "
+                    "names it.",
+                    f"Try: remove `{alias}` from variants.{vname}.",
+                )
+    tables: dict[str, ImageSpec] = {}
+    for name, img in spec.images.items():
+        tables[name] = img
+        for vname in img.variants:
+            if vname not in spec.variants:
+                raise SpecError(
+                    f"{path}: images.{name}.variants: there is no [variants.{vname}] table.",
+                    _did_you_mean(vname, list(spec.variants), what="variants"),
+                )
+            child = f"{name}-{vname}"
+            if child in spec.images or child in tables:
+                raise SpecError(
+                    f"{path}: images.{name}.variants: variant '{vname}' makes an image "
+                    f"'{child}', and the family already has one.",
+                    f"Try: rename images.{child}, or drop '{vname}' from images.{name}.variants.",
+                )
+            table = spec.variants[vname].model_dump(by_alias=True, exclude_unset=True)
+            tables[child] = ImageSpec.model_validate({**table, "from": name})
+    return tables
+
+
+def _resolve_all(path: Path, d: Defaults, specs: dict[str, ImageSpec]) -> tuple[Image, ...]:
     for name, img in specs.items():
         if img.from_ is None:
             continue
@@ -275,8 +406,39 @@ def _resolve_all(path: Path, spec: FamilySpec) -> tuple[Image, ...]:
     for name in _parents_first(path, specs):
         img = specs[name]
         parent = resolved[img.from_] if img.from_ else None
-        resolved[name] = _resolve(path, name, img, spec.defaults, parent)
+        _check_kind(path, name, img, parent)
+        resolved[name] = _resolve(path, name, img, d, parent)
     return tuple(resolved.values())
+
+
+def _check_kind(path: Path, name: str, img: ImageSpec, parent: Image | None) -> None:
+    """Package images are built by mmdebstrap from packages alone: no Dockerfile above them."""
+    where = f"{path}: images.{name}"
+    if img.dockerfile is None:
+        if img.context is not None:
+            raise SpecError(
+                f"{where}.context: only a Dockerfile image has a build context.",
+                f"Try: add `dockerfile` to images.{name}, or remove `context`.",
+            )
+        if parent is not None and parent.dockerfile is not None:
+            raise SpecError(
+                f"{where}: its parent '{parent.name}' is built from a Dockerfile, so this image "
+                "cannot be built from packages alone.",
+                f"Try: give images.{name} a `dockerfile` that installs its packages "
+                "(install_packages NAME...), or build it on a package image.",
+            )
+        return
+    if parent is None:
+        raise SpecError(
+            f"{where}.dockerfile: a Dockerfile fragment builds on a parent image.",
+            f'Try: add `from = "..."` to images.{name}.',
+        )
+    for key in ("packages", "repositories", "exclude"):
+        if key in img.model_fields_set:
+            raise SpecError(
+                f"{where}.{key}: a Dockerfile image takes no {key}; its Dockerfile does the work.",
+                f"Try: install them in the fragment (RUN install_packages ...), or remove `{key}`.",
+            )
 
 
 def _parents_first(path: Path, specs: dict[str, ImageSpec]) -> list[str]:
@@ -299,6 +461,11 @@ def _parents_first(path: Path, specs: dict[str, ImageSpec]) -> list[str]:
 
 
 def _resolve(path: Path, name: str, img: ImageSpec, d: Defaults, parent: Image | None) -> Image:
+    dockerfile = context = None
+    if img.dockerfile is not None:
+        dockerfile = (path.parent / img.dockerfile).resolve()
+        context = (path.parent / img.context).resolve() if img.context else dockerfile.parent
+        _check_fragment(path, name, dockerfile, context)
     if parent is not None:
         platforms = parent.platforms
         if img.platforms is not None:
@@ -321,13 +488,19 @@ def _resolve(path: Path, name: str, img: ImageSpec, d: Defaults, parent: Image |
             variant=parent.variant,
             packages=tuple(dict.fromkeys(parent.packages + tuple(img.packages))),
             added=tuple(img.packages),
-            profile=parent.profile,
+            profile=parent.profile.excluding(tuple(img.exclude)),
             env=tuple({**dict(parent.env), **img.env}.items()),
             labels=tuple({**dict(parent.labels), **img.labels}.items()),
             cmd=tuple(img.cmd) if img.cmd is not None else parent.cmd,
             entrypoint=tuple(img.entrypoint) if img.entrypoint is not None else parent.entrypoint,
             user=img.user if img.user is not None else parent.user,
             workdir=img.workdir if img.workdir is not None else parent.workdir,
+            tags=tuple(img.tags) if img.tags else parent.tags,
+            repositories=tuple(
+                dict.fromkeys(parent.repositories + _repositories(img, parent.mirror))
+            ),
+            dockerfile=dockerfile,
+            context=context,
         )
     locales = tuple(img.locales if img.locales is not None else d.locales)
     env = dict(_DEFAULT_ENV)
@@ -344,14 +517,47 @@ def _resolve(path: Path, name: str, img: ImageSpec, d: Defaults, parent: Image |
         variant=img.variant,
         packages=tuple(img.packages),
         added=tuple(img.packages),
-        profile=load_profile(img.profile or d.profile).with_locales(locales),
+        profile=load_profile(img.profile or d.profile)
+        .with_locales(locales)
+        .excluding(tuple(img.exclude)),
         env=tuple(env.items()),
         labels=tuple({**d.labels, **img.labels}.items()),
         cmd=tuple(img.cmd) if img.cmd is not None else ("bash",),
         entrypoint=tuple(img.entrypoint) if img.entrypoint is not None else None,
         user=img.user,
         workdir=img.workdir,
+        tags=tuple(img.tags or [img.suite or d.suite]),
+        repositories=_repositories(img, d.mirror),
+        dockerfile=None,
+        context=None,
     )
+
+
+def _repositories(img: ImageSpec, mirror: str) -> tuple[Repository, ...]:
+    return tuple(
+        Repository(r.url or mirror, r.suite, tuple(r.components), r.trusted)
+        for r in img.repositories
+    )
+
+
+def _check_fragment(path: Path, name: str, dockerfile: Path, context: Path) -> None:
+    where = f"{path}: images.{name}.dockerfile"
+    try:
+        text = dockerfile.read_text(encoding="utf-8")
+    except OSError as e:
+        raise SpecError(
+            f"{where}: cannot read {dockerfile} ({e.strerror or e}).",
+            "Try: fix the path; it is relative to cairn.toml.",
+        ) from None
+    for number, line in enumerate(text.splitlines(), 1):
+        if re.match(r"^\s*FROM\s", line, re.IGNORECASE):
+            raise SpecError(
+                f"{where}: {dockerfile.name} line {number} has a FROM; a fragment is built on "
+                "its parent image, which cairn supplies.",
+                "Try: delete the FROM line (and any later stages).",
+            )
+    if not context.is_dir():
+        raise SpecError(f"{path}: images.{name}.context: {context} is not a directory.")
 
 
 def _source_date_epoch(configured: int | None, directory: Path) -> int:
@@ -380,7 +586,12 @@ def _git(directory: Path, *args: str) -> str | None:
     return out.stdout.strip() or None
 
 
-_MODELS: dict[str, type[BaseModel]] = {"": FamilySpec, "defaults": Defaults, "images": ImageSpec}
+_MODELS: dict[str, type[BaseModel]] = {
+    "": FamilySpec,
+    "defaults": Defaults,
+    "images": ImageSpec,
+    "variants": ImageSpec,
+}
 
 
 def _format_errors(path: Path, raw: dict[str, Any], err: ValidationError) -> str:
@@ -389,7 +600,9 @@ def _format_errors(path: Path, raw: dict[str, Any], err: ValidationError) -> str
         loc = tuple(str(p) for p in e["loc"])
         key = ".".join(loc) or "(top level)"
         if e["type"] == "extra_forbidden":
-            model = _MODELS["images" if loc[0] == "images" else loc[0] if len(loc) > 1 else ""]
+            model = (
+                RepositorySpec if "repositories" in loc else _MODELS[loc[0] if len(loc) > 1 else ""]
+            )
             keys = [f.alias or n for n, f in model.model_fields.items()]
             hint = _did_you_mean(loc[-1], keys)
             lines.append(f"  {key}: unknown key. {hint}".rstrip())

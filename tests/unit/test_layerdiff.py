@@ -11,11 +11,11 @@ from cairn.oci.layerdiff import read_filesystem, write_diff
 Tree = dict[str, tuple[str, str]]  # name -> (kind, content or link target)
 
 
-def make_tar(path: Path, tree: Tree, mode: int = 0o644) -> None:
+def make_tar(path: Path, tree: Tree, mode: int = 0o644, mtime: int = 1000) -> None:
     with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tf:
         for name, (kind, data) in sorted(tree.items()):
             info = tarfile.TarInfo(f"./{name}")
-            info.mtime = 1000
+            info.mtime = mtime
             if kind == "dir":
                 info.type, info.mode = tarfile.DIRTYPE, 0o755
                 tf.addfile(info)
@@ -75,7 +75,7 @@ def test_parent_plus_diff_is_the_child(tmp_path: Path) -> None:
     make_tar(tmp_path / "parent.tar", PARENT)
     make_tar(tmp_path / "child.tar", child_of(PARENT))
     parent = read_filesystem([gz(tmp_path / "parent.tar")])
-    stats = write_diff(parent, tmp_path / "child.tar", tmp_path / "diff.tar", mtime=5)
+    stats = write_diff(parent, tmp_path / "child.tar", tmp_path / "diff.tar", mtime=5000)
 
     applied = read_filesystem([gz(tmp_path / "parent.tar"), gz(tmp_path / "diff.tar")])
     expected = read_filesystem([gz(tmp_path / "child.tar")])
@@ -103,7 +103,27 @@ def test_parent_plus_diff_is_the_child(tmp_path: Path) -> None:
     # a hard link into a lower layer is carried as the file itself
     assert names["./usr/bin/zcat"].isreg()
     assert names["./usr/bin/perl5"].islnk()
-    assert names["./usr/lib/.wh.old"].mtime == 5
+    assert names["./usr/lib/.wh.old"].mtime == 5000
+
+
+def test_later_times_are_clamped_and_engine_files_ignored(tmp_path: Path) -> None:
+    """A step that only touches files (or an engine's /etc/hosts) changes no layer."""
+    make_tar(tmp_path / "parent.tar", PARENT)
+    touched = {**child_of(PARENT), "etc/hosts": ("file", "127.0.0.1 build-host")}
+    make_tar(tmp_path / "child.tar", touched, mtime=9999)
+    parent = read_filesystem([gz(tmp_path / "parent.tar")])
+    write_diff(
+        parent,
+        tmp_path / "child.tar",
+        tmp_path / "diff.tar",
+        mtime=1000,
+        ignore=lambda name: name == "etc/hosts",
+    )
+    with tarfile.open(tmp_path / "diff.tar") as tf:
+        members = {m.name: m for m in tf.getmembers()}
+    assert "./etc/hosts" not in members
+    assert "./etc/keep" not in members  # same content, only touched
+    assert {m.mtime for m in members.values()} == {1000}
 
 
 def test_identical_file_systems_give_an_empty_layer(tmp_path: Path) -> None:

@@ -76,7 +76,8 @@ def test_filters_only_keeps_apt_lists_for_the_install_that_follows(tmp_path: Pat
     slim(tmp_path, SLIM, filters_only=True)
     assert (tmp_path / lists).exists()
     assert not (tmp_path / "usr/share/doc/bash/README").exists()
-    assert not (tmp_path / "usr/share/man/man1").exists()
+    # already there for the maintainer scripts of the install that follows
+    assert (tmp_path / "usr/share/man/man1").is_dir()
     slim(tmp_path, SLIM)
     assert not (tmp_path / lists).exists()
     assert (tmp_path / "usr/share/man/man1").is_dir()

@@ -22,7 +22,7 @@ from cairn.debian.cache import DebCache
 from cairn.debian.profiles import Profile
 from cairn.debian.slimming import write_profile
 from cairn.debian.suites import Suite
-from cairn.engines import require, run_logged, tail
+from cairn.engines import keep_log, require, run_logged, tail
 from cairn.errors import BuildError
 from cairn.platforms import Platform
 
@@ -39,6 +39,7 @@ class RootfsRequest:
     sources: tuple[str, ...]
     profile: Profile
     source_date_epoch: int
+    pins: tuple[tuple[str, str], ...] = ()  # (package, version) from cairn.lock
 
 
 @dataclass(frozen=True)
@@ -47,14 +48,30 @@ class HookFiles:
 
     dpkg_cfg: Path
     profile_json: Path
+    pins: Path | None = None
     python: str = sys.executable
 
     @classmethod
-    def write(cls, workdir: Path, profile: Profile) -> HookFiles:
-        files = cls(workdir / "dpkg.cfg", workdir / "profile.json")
-        files.dpkg_cfg.write_text(profile.dpkg_cfg())
-        write_profile(profile, files.profile_json)
+    def write(cls, workdir: Path, req: RootfsRequest) -> HookFiles:
+        files = cls(
+            workdir / "dpkg.cfg", workdir / "profile.json", workdir / "pins" if req.pins else None
+        )
+        files.dpkg_cfg.write_text(req.profile.dpkg_cfg())
+        write_profile(req.profile, files.profile_json)
+        if files.pins is not None:
+            files.pins.write_text(apt_pins(req.pins))
         return files
+
+
+PINS_FILE = "/etc/apt/preferences.d/cairn-lock"
+
+
+def apt_pins(pins: tuple[tuple[str, str], ...]) -> str:
+    """apt preferences that make apt choose exactly the locked versions (1001: even older
+    ones); a version the archive no longer has simply does not match."""
+    return "\n".join(
+        f"Package: {name}\nPin: version {version}\nPin-Priority: 1001\n" for name, version in pins
+    )
 
 
 @dataclass(frozen=True)
@@ -92,11 +109,19 @@ def mmdebstrap_command(
         # script runs (so update-alternatives registers no excluded man page),
         # and once more when every package is in.
         '--setup-hook=mkdir -p "$1"/etc/dpkg/dpkg.cfg.d',
+        # Maintainer scripts (OpenJDK's update-alternatives) write into these
+        # while dpkg's filters keep their packaged contents out.
+        *(f"--setup-hook=mkdir -p {_sh(d)}" for d in req.profile.keep_dirs),
         f"--setup-hook=upload {files.dpkg_cfg} /etc/dpkg/dpkg.cfg.d/10cairn-{req.profile.name}",
         f'--extract-hook={slimming} --filters-only {files.profile_json} "$1"',
     ]
     if req.packages:
         cmd.append(f"--include={','.join(req.packages)}")
+    if files.pins is not None:
+        cmd += [
+            '--setup-hook=mkdir -p "$1"/etc/apt/preferences.d',
+            f"--setup-hook=upload {files.pins} {PINS_FILE}",
+        ]
     if cache is not None:
         # Plain cp, and only new files on the way out: mmdebstrap's sync-in and
         # sync-out copy everything both ways (measured: 1.5 s of a 10.8 s build).
@@ -111,6 +136,8 @@ def mmdebstrap_command(
             f"-exec cp -p -n -t {debs} {{}} +",
         ]
     customize = [
+        # The lock decides this build only; later installs take the archive's versions.
+        f"rm -f {_sh(PINS_FILE)}",
         'rm -f "$1"/etc/dpkg/dpkg.cfg.d/99mmdebstrap "$1"/etc/apt/apt.conf.d/99mmdebstrap',
         f"upload {data_path('apt.conf')} /etc/apt/apt.conf.d/90cairn",
         f"upload {data_path('install_packages')} {INSTALL_PACKAGES}",
@@ -170,7 +197,7 @@ def build_rootfs(req: RootfsRequest, workdir: Path, cache: DebCache | None) -> R
     mmtarfilter = require("mmtarfilter", "Stripping device nodes from the root file system")
     log = workdir / "mmdebstrap.log"
     raw = workdir / "raw.tar"
-    hook_files = HookFiles.write(workdir, req.profile)
+    hook_files = HookFiles.write(workdir, req)
     if cache is not None:
         cache.verify()
     cmd = mmdebstrap_command(req, raw, hook_files, cache, root_mode=os.geteuid() == 0)
@@ -182,7 +209,11 @@ def build_rootfs(req: RootfsRequest, workdir: Path, cache: DebCache | None) -> R
         "TMPDIR": str(workdir),
     }
     if run_logged(cmd, log, env=env) != 0:
-        raise explain_failure(req, tail(log, 400), workdir)
+        error = explain_failure(req, tail(log, 400), workdir)
+        kept = keep_log(log, f"mmdebstrap-{req.suite.name}-{req.platform.debian_arch}.log")
+        if kept is not None:
+            error.message += f"\nThe whole log: {kept}"
+        raise error
     if cache is not None:
         cache.record_new()
 

@@ -7,7 +7,7 @@ extra locales.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
@@ -38,6 +38,13 @@ class Profile:
             keep_dirs=self.keep_dirs,
             remove=self.remove,
         )
+
+    def excluding(self, paths: tuple[str, ...]) -> Profile:
+        """The profile extended by an image: `paths` left out as well (before the includes,
+        so that copyright files stay)."""
+        if not paths:
+            return self
+        return replace(self, path_exclude=tuple(dict.fromkeys(self.path_exclude + paths)))
 
     @classmethod
     def from_dict(cls, name: str, row: dict[str, Any]) -> Profile:

@@ -65,8 +65,9 @@ def slim(root: Path, profile: Profile, filters_only: bool = False) -> Slimmed:
                     shutil.rmtree(hit)
                 else:
                     hit.unlink(missing_ok=True)
-        for keep in profile.keep_dirs:
-            (root / keep.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    # after the extraction pass too: maintainer scripts run before the last pass
+    for keep in profile.keep_dirs:
+        (root / keep.lstrip("/")).mkdir(parents=True, exist_ok=True)
     return done
 
 
@@ -89,7 +90,12 @@ def _apply_filters(root: Path, profile: Profile) -> Slimmed:
                     files += 1
                     size += entry.lstat().st_size
                     entry.unlink()
-            if here != base and not any(here.iterdir()) and excluded(inside, profile):
+            if (
+                here != base
+                and inside not in profile.keep_dirs
+                and not any(here.iterdir())
+                and excluded(inside, profile)
+            ):
                 here.rmdir()
     return Slimmed(files, size)
 

@@ -13,8 +13,8 @@ import copy
 import gzip
 import hashlib
 import tarfile
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
@@ -57,15 +57,15 @@ def _digest(f: IO[bytes] | None) -> str:
 
 
 def _entry(tf: tarfile.TarFile, m: tarfile.TarInfo, index: dict[str, Entry]) -> Entry:
-    if m.isreg():
-        digest = _digest(tf.extractfile(m))
-    elif m.islnk():
+    if m.islnk():
+        # A hard link is the file it names: which of a pair a tar writer lists
+        # first (and so as the file) is its own choice, not a change.
         target = index.get(norm(m.linkname))
-        digest = target.digest if target else ""
-    else:
-        digest = ""
-    link = norm(m.linkname) if m.islnk() else m.linkname
-    return Entry(m.type, m.mode, m.uid, m.gid, int(m.mtime), link, digest)
+        return Entry(
+            tarfile.REGTYPE, m.mode, m.uid, m.gid, int(m.mtime), "", target.digest if target else ""
+        )
+    digest = _digest(tf.extractfile(m)) if m.isreg() else ""
+    return Entry(m.type, m.mode, m.uid, m.gid, int(m.mtime), m.linkname, digest)
 
 
 def _remove_below(index: dict[str, Entry], directory: str) -> None:
@@ -105,17 +105,35 @@ def read_filesystem(layers: Iterable[Path]) -> dict[str, Entry]:
     return index
 
 
-def write_diff(parent: dict[str, Entry], child_tar: Path, out: Path, mtime: int) -> DiffStats:
-    """Write to `out` the layer that turns `parent` into the file system in `child_tar`."""
+def _clamped(entry: Entry | None, mtime: int) -> Entry | None:
+    return entry if entry is None or entry.mtime <= mtime else replace(entry, mtime=mtime)
+
+
+def write_diff(
+    parent: dict[str, Entry],
+    child_tar: Path,
+    out: Path,
+    mtime: int,
+    ignore: Callable[[str], bool] = lambda name: False,
+) -> DiffStats:
+    """Write to `out` the layer that turns `parent` into the file system in `child_tar`.
+
+    Times later than `mtime` (the source date) are clamped to it, so steps that
+    touch files at build time still give the same layer; paths `ignore` accepts
+    keep the parent's state (an engine's bind-mounted /etc/hosts, say).
+    """
     added = modified = 0
     with tarfile.open(child_tar) as tf:
-        members = {norm(m.name): m for m in tf.getmembers() if norm(m.name)}
+        members = {
+            norm(m.name): m for m in tf.getmembers() if norm(m.name) and not ignore(norm(m.name))
+        }
         child: dict[str, Entry] = {}
         for name, m in members.items():
+            m.mtime = min(int(m.mtime), mtime)
             child[name] = _entry(tf, m, child)
-        changed = [n for n, e in child.items() if parent.get(n) != e]
+        changed = [n for n, e in child.items() if _clamped(parent.get(n), mtime) != e]
         emitted = set(changed)
-        gone = sorted(n for n in parent if n not in child)
+        gone = sorted(n for n in parent if n not in child and not ignore(n))
         # whiteout a deleted directory, not everything below it as well
         whiteouts = [n for n in gone if n.rpartition("/")[0] not in gone]
 

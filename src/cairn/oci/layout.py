@@ -49,6 +49,18 @@ def _write_file(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write a file so that readers see the old content or the new, never a part of it."""
+    tmp = path.with_name(f".{path.name}.cairn-{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_file(tmp, data)
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise store_failure(f"Writing {path.name}", path, e) from None
+
+
 def store_failure(action: str, path: Path, e: OSError) -> StoreError:
     if e.errno == errno.ENOSPC:
         return StoreError(

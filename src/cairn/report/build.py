@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from cairn.results import BuildResult, PlanResult
+from cairn.lock import LockRow
+from cairn.results import BuildResult, PlanResult, RefreshResult
 
 
 def mb(n: int) -> str:
@@ -46,4 +49,33 @@ def render_plan(result: PlanResult, console: Console) -> None:
         table.add_column(col, no_wrap=True)
     for s in result.steps:
         table.add_row(s.image, s.platform, s.action, s.reason)
+    console.print(table)
+
+
+def render_lock(rows: list[LockRow], path: Path, console: Console) -> None:
+    table = Table(title=f"Wrote {path}", title_justify="left", box=box.SIMPLE)
+    for col in ("image", "platform", "entry", "pkgs", "versions moved"):
+        table.add_column(col, no_wrap=col != "versions moved")
+    for r in rows:
+        moved = ", ".join(r.changed[:6]) + (
+            f" (+{len(r.changed) - 6})" if len(r.changed) > 6 else ""
+        )
+        table.add_row(r.image, r.platform, r.state, str(r.packages), moved or "-")
+    console.print(table)
+
+
+def render_refresh(result: RefreshResult, console: Console) -> None:
+    if not result.updates:
+        console.print(f"Every image in {result.output} has the archive's newest versions.")
+        return
+    table = Table(
+        title=f"{result.updates} package updates for {result.output}",
+        title_justify="left",
+        box=box.SIMPLE,
+    )
+    for col in ("image", "platform", "package", "installed", "available", "suite"):
+        table.add_column(col, no_wrap=True)
+    for img in result.images:
+        for u in img.updates:
+            table.add_row(img.image, img.platform, u.package, u.installed, u.available, u.suite)
     console.print(table)

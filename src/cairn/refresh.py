@@ -1,0 +1,148 @@
+"""Security freshness: which installed packages Debian's archive has newer versions of.
+
+For every built package image and platform, the versions installed (read from
+the image's own dpkg status) are compared with what apt would install from the
+image's sources now (the suite, its updates and security suites, any extra
+repositories). `refresh` then locks the newer versions for the images that
+have any and rebuilds; the plan rebuilds those and their descendants only.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from debian.deb822 import Deb822
+from debian.debian_support import Version
+
+from cairn.build import BuildOptions, Progress, build, plan_jobs, run_parallel
+from cairn.debian.resolver import Resolved
+from cairn.errors import UsageError
+from cairn.lock import Lock, LockEntry, load_lock, lock_path, lockable, request_digest
+from cairn.lock import resolve as resolve_now
+from cairn.oci.layout import OciLayout
+from cairn.oci.reference import parse_ref
+from cairn.plan import recorded
+from cairn.platforms import Platform
+from cairn.results import (
+    SCHEMA_VERSION,
+    BuildResult,
+    PackageUpdate,
+    RefreshImage,
+    RefreshResult,
+)
+from cairn.spec import Family, Image
+
+STATUS = "var/lib/dpkg/status"
+
+
+def installed_versions(layout: OciLayout, image: str, platform: Platform) -> dict[str, str]:
+    """name -> version from the dpkg status file of the image's topmost layer that has one."""
+    desc = recorded(layout, image, platform)
+    if desc is None:
+        return {}
+    manifest = layout.read_json(desc.digest)
+    for layer in reversed(manifest["layers"]):
+        with tarfile.open(layout.blob_path(layer["digest"]), "r|gz") as tf:
+            for member in tf:
+                if member.name.removeprefix("./") == STATUS and member.isfile():
+                    f = tf.extractfile(member)
+                    assert f is not None
+                    return {
+                        p["Package"]: p["Version"]
+                        for p in Deb822.iter_paragraphs(f)
+                        if p.get("Status", "").endswith(" installed")
+                    }
+    return {}
+
+
+def newer(installed: dict[str, str], now: dict[str, Resolved]) -> list[PackageUpdate]:
+    """Installed packages the archive has a newer version of, by name."""
+    return [
+        PackageUpdate(name, version, now[name].version, now[name].suite)
+        for name, version in sorted(installed.items())
+        if name in now and Version(now[name].version) > Version(version)
+    ]
+
+
+@dataclass(frozen=True)
+class Checked:
+    image: Image
+    platform: Platform
+    update: RefreshImage
+    resolved: dict[str, Resolved]
+
+
+def check(
+    family: Family,
+    jobs: tuple[tuple[Image, Platform], ...],
+    output: str | None,
+    run: Callable[[list[Callable[[], None]]], None],
+) -> list[Checked]:
+    """Every built package image in `jobs` against the archive; `run` runs the resolutions."""
+    ref = parse_ref(output or family.output)
+    if ref.transport != "oci":
+        raise UsageError(
+            f"cairn refresh reads the images from an OCI layout, not {ref}.",
+            "Try: --output oci:DIR",
+        )
+    layout = OciLayout(ref.path)
+    built = [(i, p) for i, p in jobs if lockable(i) and recorded(layout, i.name, p) is not None]
+    if not built:
+        raise UsageError(
+            f"There is nothing built in {ref} to check.",
+            f"Try: cairn build {family.directory} first.",
+        )
+    results: dict[tuple[str, Platform], dict[str, Resolved]] = {}
+
+    def task(image: Image, platform: Platform) -> Callable[[], None]:
+        def go() -> None:
+            results[(image.name, platform)] = resolve_now(family, image, platform)
+
+        return go
+
+    run([task(i, p) for i, p in built])
+    out = []
+    for image, platform in built:
+        now = results[(image.name, platform)]
+        updates = newer(installed_versions(layout, image.name, platform), now)
+        out.append(Checked(image, platform, RefreshImage(image.name, platform.name, updates), now))
+    return out
+
+
+def lock_updates(family: Family, checked: list[Checked]) -> tuple[Lock, list[str]]:
+    """The lock with fresh versions for every checked image that has updates (and an entry
+    for every checked image that had none); the names of the images whose entry changed."""
+    lock = load_lock(family) or Lock(lock_path(family))
+    changed = []
+    for c in checked:
+        key = (c.image.name, c.platform.name)
+        fresh = LockEntry(
+            request_digest(c.image, c.platform), {n: r.version for n, r in c.resolved.items()}
+        )
+        if c.update.updates or key not in lock.entries:
+            if lock.entries.get(key) != fresh:
+                changed.append(f"{c.image.name} {c.platform.name}")
+            lock.entries[key] = fresh
+    return lock, changed
+
+
+def refresh(
+    family: Family, opts: BuildOptions, *, check_only: bool, progress: Progress
+) -> tuple[RefreshResult, BuildResult | None]:
+    """Check every built image; unless `check_only`, lock the updates and rebuild."""
+    jobs = plan_jobs(family, opts)
+    checked = check(family, jobs, opts.output, lambda tasks: run_parallel(tasks, opts.jobs))
+    images = [c.update for c in checked]
+    result = RefreshResult(
+        SCHEMA_VERSION,
+        opts.output or family.output,
+        images,
+        sum(len(i.updates) for i in images),
+    )
+    if check_only or result.updates == 0:
+        return result, None
+    lock, _ = lock_updates(family, checked)
+    lock.write()
+    return result, build(family, opts, progress)
