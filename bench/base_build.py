@@ -7,19 +7,16 @@ so the ratios compare like with like; it rewrites its section of BENCHMARKS.md.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.report import write_section
+from bench.report import bench_workdir, write_section
 from cairn.debian.mmdebstrap import read_rootfs_tar
 from cairn.oci.layer import compress_layer
 
@@ -191,13 +188,7 @@ def render(rows: list[Row], ref: Row, apt_ok: bool, env: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--keep", action="store_true", help="keep the work directory")
-    args = parser.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("bench.base_build runs debootstrap and mmdebstrap as root")
-    work = Path(tempfile.mkdtemp(prefix="cairn-bench-"))
-    try:
+    with bench_workdir(__doc__ or "", "cairn-bench", "debootstrap and mmdebstrap") as work:
         cache = work / "cache"
         ref = minideb_style(work)
         print(f"reference: {ref}", file=sys.stderr)
@@ -220,11 +211,6 @@ def main() -> None:
             "Slim base image build (amd64)",
             render(rows, ref, apt_ok, env),
         )
-    finally:
-        if args.keep:
-            print(f"kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

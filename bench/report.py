@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 HEADER = """# Benchmarks
@@ -27,3 +34,21 @@ def write_section(path: Path, key: str, title: str, body: str) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(text)
     tmp.replace(path)
+
+
+@contextmanager
+def bench_workdir(description: str, prefix: str, root_because: str) -> Iterator[Path]:
+    """The benchmark's command line (--keep) and a scratch directory, removed unless kept."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit(f"{prefix} runs {root_because} as root")
+    work = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
+    try:
+        yield work
+    finally:
+        if args.keep:
+            print(f"kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)

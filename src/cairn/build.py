@@ -95,8 +95,9 @@ class BuildOptions:
 
 
 def plan_jobs(family: Family, opts: BuildOptions) -> tuple[tuple[Image, Platform], ...]:
-    """The (image, platform) pairs to build, in spec order; pure."""
-    images = tuple(family.image(n) for n in opts.images) if opts.images else family.images
+    """The (image, platform) pairs to build, parents before children; pure."""
+    chosen_names = {family.image(n).name for n in opts.images}  # unknown names fail here
+    images = tuple(i for i in family.images if not opts.images or i.name in chosen_names)
     chosen: tuple[Platform, ...] | None = None
     if opts.platforms:
         try:
@@ -549,7 +550,7 @@ def publish(
     say: Callable[[str], None],
 ) -> list[PushedImage]:
     """Push the chosen images (all by default), parents first."""
-    images = tuple(img for img, _ in dict.fromkeys((i, None) for i, _ in plan_jobs(family, opts)))
+    images = tuple(dict.fromkeys(image for image, _ in plan_jobs(family, opts)))
     return push_images(
         family, _built_layout(family, opts), images, destination, insecure=insecure, say=say
     )

@@ -73,12 +73,12 @@ def root_dockerfile(family: Family, image: Image) -> str:
     )
 
 
-def child_dockerfile(image: Image) -> str:
-    assert image.parent is not None
-    head = f"FROM {image.parent}\n"
+def child_dockerfile(image: Image, parent: Image) -> str:
+    head = f"FROM {parent.name}\n"
     if image.dockerfile is not None:
         return head + image.dockerfile.read_text(encoding="utf-8")
-    env = "".join(f"ENV {k}={json.dumps(v)}\n" for k, v in image.env)
+    inherited = dict(parent.env)
+    env = "".join(f"ENV {k}={json.dumps(v)}\n" for k, v in image.env if inherited.get(k) != v)
     run = f"RUN install_packages {' '.join(image.added)}\n" if image.added else ""
     return head + run + env
 
@@ -98,7 +98,9 @@ def bake(family: Family, registry: str) -> str:
         if image.dockerfile is not None and image.context is not None:
             context = _relative(image.context, family.directory)
         dockerfile = (
-            root_dockerfile(family, image) if image.parent is None else child_dockerfile(image)
+            root_dockerfile(family, image)
+            if image.parent is None
+            else child_dockerfile(image, family.image(image.parent))
         )
         lines += [
             "",

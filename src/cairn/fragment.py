@@ -27,7 +27,7 @@ Builder = Literal["buildah", "docker"]
 BUILDERS: tuple[Builder, ...] = ("buildah", "docker")
 
 # Files an engine puts into every container; the parent's copies stand.
-ENGINE_FILES = frozenset({".dockerenv", "etc/hosts", "etc/hostname", "etc/resolv.conf"})
+ENGINE_FILES = frozenset({".dockerenv", "etc/hosts", "etc/hostname", "etc/resolv.conf", "etc/mtab"})
 
 
 def context_digest(dockerfile: Path, context: Path) -> str:

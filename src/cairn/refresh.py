@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tarfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from debian.deb822 import Deb822
 from debian.debian_support import Version
@@ -145,4 +145,5 @@ def refresh(
         return result, None
     lock, _ = lock_updates(family, checked)
     lock.write()
-    return result, build(family, opts, progress)
+    built = build(family, opts, progress)
+    return replace(result, build=built), built

@@ -120,6 +120,10 @@ class RefreshResult:
     output: Annotated[str, Field(description="The OCI layout whose images were checked.")]
     images: list[RefreshImage]
     updates: Annotated[int, Field(description="Package updates found, over all images.")]
+    build: Annotated[
+        BuildResult | None,
+        Field(description="The rebuild (cairn refresh without --check, when there were updates)."),
+    ] = None
 
 
 Result = BuildResult | PlanResult | RefreshResult

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,10 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.helpers import snapshot
 
 ROOT = Path(__file__).parents[2]
 EXAMPLE = ROOT / "examples" / "qapm"
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
+# The example family's images the session builds for both platforms: a root, a
+# package child and a Dockerfile child (the others only add build time).
+SESSION_IMAGES = ("base", "base-debug", "tools")
+
+
+def only(*images: str) -> list[str]:
+    return [arg for name in images for arg in ("--image", name)]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -43,9 +53,12 @@ def binfmt_registered() -> None:
     (BINFMT / "register").write_text(Path("/usr/lib/binfmt.d/qemu-aarch64.conf").read_text())
 
 
-def cairn(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def cairn(
+    *args: str, check: bool = True, docker_host: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DOCKER_HOST": docker_host} if docker_host else None
     res = subprocess.run(
-        [sys.executable, "-m", "cairn", *args], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "cairn", *args], capture_output=True, text=True, env=env, check=False
     )
     if check and res.returncode != 0:
         raise AssertionError(f"cairn {' '.join(args)} exited {res.returncode}:\n{res.stderr}")
@@ -70,9 +83,29 @@ class Built:
 
 @pytest.fixture(scope="session")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    """The example family's base image, both platforms, built once for the session."""
+    """The example family's session images, both platforms, built once for the session."""
     store = tmp_path_factory.mktemp("store") / "oci"
-    return Built(store, cairn_json("build", str(EXAMPLE), "--output", f"oci:{store}"))
+    return Built(
+        store, cairn_json("build", str(EXAMPLE), *only(*SESSION_IMAGES), "--output", f"oci:{store}")
+    )
+
+
+def assert_fails_cleanly(args: list[str], store: Path, code: int, *needles: str) -> None:
+    before = snapshot(store)
+    res = cairn(*args, "--output", f"oci:{store}", check=False)
+    assert res.returncode == code, res.stderr
+    for needle in needles:
+        assert needle in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+    assert snapshot(store) == before
+
+
+@pytest.fixture
+def store_copy(base: Built, tmp_path: Path) -> Path:
+    """A private copy of the session's store, to change or to fail to change."""
+    copy = tmp_path / "stores" / "oci"
+    shutil.copytree(base.store, copy)
+    return copy
 
 
 class Buildah:
@@ -193,3 +226,62 @@ def unmount_below(directory: Path) -> None:
         points = [line.split()[1] for line in f if line.split()[1].startswith(prefix)]
     for point in sorted(points, key=len, reverse=True):
         subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
+
+
+@dataclass(frozen=True)
+class Registry:
+    address: str  # 127.0.0.1:PORT
+    log: Path
+
+    def requests(self) -> list[str]:
+        """The registry's access log so far: one "METHOD PATH" per request."""
+        out = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            m = re.search(r'"(GET|HEAD|POST|PUT|PATCH|DELETE) (\S+) HTTP', line)
+            if m:
+                out.append(f"{m.group(1)} {m.group(2)}")
+        return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """Debian's docker-registry (distribution) on 127.0.0.1, plain HTTP, for the session."""
+    if shutil.which("docker-registry") is None:
+        pytest.fail("docker-registry is missing: scripts/setup installs it")
+    d = tmp_path_factory.mktemp("registry")
+    address = f"127.0.0.1:{free_port()}"
+    (d / "config.yml").write_text(
+        "version: 0.1\n"
+        "log:\n  level: info\n  accesslog:\n    disabled: false\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {d / 'data'}\n"
+        f"http:\n  addr: {address}\n"
+    )
+    log = d / "registry.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            ["docker-registry", "serve", str(d / "config.yml")],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            host, port = address.split(":")
+            with socket.create_connection((host, int(port)), timeout=1):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"docker-registry did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+    yield Registry(address, log)
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(30)

@@ -14,7 +14,17 @@ from pathlib import Path
 
 import pytest
 from tests.helpers import snapshot
-from tests.integration.conftest import EXAMPLE, Buildah, Built, Docker, cairn, cairn_json
+from tests.integration.conftest import (
+    EXAMPLE,
+    SESSION_IMAGES,
+    Buildah,
+    Built,
+    Docker,
+    assert_fails_cleanly,
+    cairn,
+    cairn_json,
+    only,
+)
 
 
 def family(tmp_path: Path, body: str) -> Path:
@@ -24,14 +34,6 @@ def family(tmp_path: Path, body: str) -> Path:
         "[defaults]\nsource_date_epoch = 1735689600\nplatforms = ['linux/amd64']\n" + body
     )
     return d
-
-
-@pytest.fixture
-def store_copy(base: Built, tmp_path: Path) -> Path:
-    """A private copy of the session's store, to change or to fail to change."""
-    copy = tmp_path / "stores" / "oci"
-    shutil.copytree(base.store, copy)
-    return copy
 
 
 def test_docker_archive_loads_and_runs_in_docker(tmp_path: Path, docker: Docker) -> None:
@@ -118,18 +120,10 @@ def test_rebuilding_one_platform_keeps_the_others(base: Built, store_copy: Path)
     assert img["index_digest"] == base.result["images"][0]["index_digest"]
 
 
-def assert_fails_cleanly(args: list[str], store: Path, code: int, *needles: str) -> None:
-    before = snapshot(store)
-    res = cairn(*args, "--output", f"oci:{store}", check=False)
-    assert res.returncode == code, res.stderr
-    for needle in needles:
-        assert needle in res.stderr, res.stderr
-    assert "Traceback" not in res.stderr
-    assert snapshot(store) == before
-
-
 def plan_of(family_dir: Path, store: Path) -> list[tuple[str, str, str, str]]:
-    steps = cairn_json("plan", str(family_dir), "--output", f"oci:{store}")["steps"]
+    steps = cairn_json("plan", str(family_dir), *only(*SESSION_IMAGES), "--output", f"oci:{store}")[
+        "steps"
+    ]
     return [(s["image"], s["platform"], s["action"], s["reason"]) for s in steps]
 
 
@@ -137,7 +131,9 @@ def test_second_build_rebuilds_nothing(base: Built, store_copy: Path) -> None:
     assert {(s[2], s[3]) for s in plan_of(EXAMPLE, store_copy)} == {("skip", "unchanged")}
     before = snapshot(store_copy)
     start = time.monotonic()
-    again = cairn_json("build", str(EXAMPLE), "--output", f"oci:{store_copy}")
+    again = cairn_json(
+        "build", str(EXAMPLE), *only(*SESSION_IMAGES), "--output", f"oci:{store_copy}"
+    )
     took = time.monotonic() - start
     assert {p["action"] for i in again["images"] for p in i["platforms"]} == {"skip"}
     assert [i["index_digest"] for i in again["images"]] == [
@@ -166,12 +162,24 @@ def test_a_change_rebuilds_that_image_and_its_descendants_only(
         ("base", "linux/arm64", "skip", "unchanged"),
         ("base-debug", "linux/amd64", "build", "spec changed"),
         ("base-debug", "linux/arm64", "build", "spec changed"),
+        ("tools", "linux/amd64", "skip", "unchanged"),
+        ("tools", "linux/arm64", "skip", "unchanged"),
     ]
     result = cairn_json(
-        "build", str(changed), "--platform", "linux/amd64", "--output", f"oci:{store_copy}"
+        "build",
+        str(changed),
+        *only(*SESSION_IMAGES),
+        "--platform",
+        "linux/amd64",
+        "--output",
+        f"oci:{store_copy}",
     )
-    [base_step, debug_step] = [i["platforms"][0] for i in result["images"]]
-    assert (base_step["action"], debug_step["action"]) == ("skip", "build")
+    [base_step, debug_step, tools_step] = [i["platforms"][0] for i in result["images"]]
+    assert (base_step["action"], debug_step["action"], tools_step["action"]) == (
+        "skip",
+        "build",
+        "skip",
+    )
     assert debug_step["layers"][0] == base.platform("base", "linux/amd64")["layers"][0]
     # jq and what it depends on
     assert debug_step["packages"] > base.platform("base-debug", "linux/amd64")["packages"]
@@ -180,6 +188,7 @@ def test_a_change_rebuilds_that_image_and_its_descendants_only(
     assert plan_of(changed, store_copy)[::2] == [
         ("base", "linux/amd64", "build", "spec changed"),
         ("base-debug", "linux/amd64", "build", "parent changed"),
+        ("tools", "linux/amd64", "build", "parent changed"),
     ]
 
 

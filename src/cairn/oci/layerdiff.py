@@ -130,6 +130,8 @@ def write_diff(
         child: dict[str, Entry] = {}
         for name, m in members.items():
             m.mtime = min(int(m.mtime), mtime)
+            # permission bits only: `docker export` also writes the file type bits
+            m.mode &= 0o7777
             child[name] = _entry(tf, m, child)
         changed = [n for n, e in child.items() if _clamped(parent.get(n), mtime) != e]
         emitted = set(changed)
@@ -153,6 +155,12 @@ def write_diff(
                 m = members[name]
                 info = copy.copy(m)
                 info.name = f"./{name}"
+                # Numeric owners, and no access or change times (GNU tar's pax
+                # atime/ctime): what differs between two runs of the same steps.
+                info.uname = info.gname = ""
+                info.pax_headers = {
+                    k: v for k, v in m.pax_headers.items() if k.startswith("SCHILY.xattr.")
+                }
                 target = norm(m.linkname)
                 if m.islnk() and target not in emitted:
                     # a hard link may only point into its own layer: carry the content

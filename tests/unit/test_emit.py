@@ -1,0 +1,78 @@
+"""What `cairn plan --emit` writes parses, and carries the family's graph."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import yaml
+
+from cairn.emit import bake, github_actions, gitlab_ci
+from cairn.spec import load_family
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "qapm"
+
+
+def unquote(value: Any) -> Any:
+    """python-hcl2 (8) returns string literals as written; HCL's escapes are JSON's."""
+    if isinstance(value, dict):
+        return {unquote(k): unquote(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unquote(v) for v in value]
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return json.loads(value).replace("$${", "${").replace("%%{", "%{")
+    return value
+
+
+def test_bake_targets_follow_the_tree() -> None:
+    fam = load_family(EXAMPLE)
+    doc: dict[str, Any] = unquote(hcl2.loads(bake(fam, "127.0.0.1:5000/qapm")))
+    targets = {name: body for t in doc["target"] for name, body in t.items()}
+    assert set(targets) == {i.name for i in fam.images}
+    group = next(iter(doc["group"][0].values()))
+    assert set(group["targets"]) == set(targets)
+    for image in fam.images:
+        t = targets[image.name]
+        assert t["platforms"] == ["linux/amd64", "linux/arm64"]
+        assert t["tags"] == [f"127.0.0.1:5000/qapm/{image.name}:{tag}" for tag in image.tags]
+        inline = t["dockerfile-inline"]
+        if image.parent is None:
+            assert "contexts" not in t
+            assert "mmdebstrap" in inline and "--architectures=$TARGETARCH" in inline
+            assert "path-exclude=/usr/share/doc/*" in inline
+        else:
+            assert t["contexts"] == {image.parent: f"target:{image.parent}"}
+            assert inline.startswith(f"FROM {image.parent}\n")
+    assert "install_packages python3" in targets["python"]["dockerfile-inline"]
+    assert "useradd" in targets["tools"]["dockerfile-inline"]
+    assert targets["tools"]["context"] == "tools"
+
+
+def test_pipelines_have_a_job_per_image_needing_its_parent() -> None:
+    fam = load_family(EXAMPLE)
+    gha = yaml.safe_load(github_actions(fam))
+    jobs = gha["jobs"]
+    assert len(jobs) == len(fam.images)
+    for image in fam.images:
+        job = jobs[f"build-{image.name}"]
+        script = "\n".join(s.get("run", "") for s in job["steps"])
+        assert f"--image {image.name}" in script
+        if image.parent:
+            assert job["needs"] == [f"build-{image.parent}"]
+            downloads = [s for s in job["steps"] if "download-artifact" in s.get("uses", "")]
+            assert downloads[0]["with"]["name"] == f"oci-{image.parent}"
+        else:
+            assert "needs" not in job
+    # a valid order exists: every job's needs are defined
+    for job in jobs.values():
+        assert all(n in jobs for n in job.get("needs", []))
+
+    gl = yaml.safe_load(gitlab_ci(fam))
+    for image in fam.images:
+        job = gl[f"build-{image.name}"]
+        assert job["needs"] == (
+            [{"job": f"build-{image.parent}", "artifacts": True}] if image.parent else []
+        )
+        assert any(f"--image {image.name}" in line for line in job["script"])
