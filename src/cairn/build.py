@@ -365,7 +365,13 @@ def _build_platform(
         if img.dockerfile is not None:
             assert base is not None  # the spec gives every fragment a parent
             rootfs, created_by, engine_config = _run_fragment(
-                stage, job, base, work, builder=opts.builder, progress=progress
+                stage,
+                job,
+                base,
+                work,
+                builder=opts.builder,
+                progress=progress,
+                source_date_epoch=family.source_date_epoch,
             )
         else:
             engine_config = None
@@ -473,7 +479,14 @@ def _check_pins(job: Step, rootfs: Rootfs, lock: Lock | None) -> None:
 
 
 def _run_fragment(
-    stage: Staging, job: Step, base: _Base, work: Path, *, builder: Builder, progress: Progress
+    stage: Staging,
+    job: Step,
+    base: _Base,
+    work: Path,
+    *,
+    builder: Builder,
+    progress: Progress,
+    source_date_epoch: int,
 ) -> tuple[Rootfs, str, dict[str, Any]]:
     """The Dockerfile fragment run on the parent by buildah or Docker: the resulting file
     system, its history line, and the config the engine made of the parent's."""
@@ -485,7 +498,9 @@ def _run_fragment(
     blobs |= {layer.digest: path for layer, path in zip(base.layers, base.layer_paths, strict=True)}
     write_parent_layout(parent_dir, base.manifest, blobs)
     progress.step(job.label, f"{builder} {img.dockerfile.name}")
-    frag = FragmentJob(img.name, job.platform, img.dockerfile, img.context, parent_dir, work)
+    frag = FragmentJob(
+        img.name, job.platform, img.dockerfile, img.context, parent_dir, work, source_date_epoch
+    )
     result = build_fragment(frag, builder)
     packages, files = read_rootfs_tar(result.rootfs)
     rootfs = Rootfs(tar=result.rootfs, packages=packages, files=files)

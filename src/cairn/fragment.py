@@ -56,12 +56,16 @@ class FragmentJob:
     context: Path
     parent_layout: Path  # an OCI layout holding the parent as `parent`
     workdir: Path  # scratch space the caller removes
+    source_date_epoch: int
 
 
 def dockerfile_for(job: FragmentJob, parent_ref: str) -> Path:
     """The fragment with the parent it builds on: the one FROM cairn controls."""
     path = job.workdir / "Dockerfile.cairn"
-    path.write_text(f"FROM {parent_ref}\n" + job.dockerfile.read_text(encoding="utf-8"))
+    # SOURCE_DATE_EPOCH reaches the steps' environment only (an ARG, not an ENV):
+    # useradd and friends then write the source date, not today's.
+    head = f"FROM {parent_ref}\nARG SOURCE_DATE_EPOCH\n"
+    path.write_text(head + job.dockerfile.read_text(encoding="utf-8"))
     return path
 
 
@@ -127,6 +131,7 @@ def _with_buildah(job: FragmentJob) -> FragmentResult:
             "--network=host",
             "--pull-never",
             f"--platform={job.platform.name}",
+            f"--build-arg=SOURCE_DATE_EPOCH={job.source_date_epoch}",
             "--layers=false",
             "-f",
             str(dockerfile_for(job, parent)),
@@ -236,6 +241,7 @@ def _with_docker(job: FragmentJob) -> FragmentResult:
             *build_cmd,
             "--network=host",
             f"--platform={job.platform.name}",
+            f"--build-arg=SOURCE_DATE_EPOCH={job.source_date_epoch}",
             "-f",
             str(dockerfile_for(job, parent)),
             "-t",

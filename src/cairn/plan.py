@@ -28,7 +28,7 @@ from cairn.results import Reason
 from cairn.spec import Family, Image
 
 # Bump when the same inputs would now give different images.
-BUILD_FORMAT = "cairn-build-2"
+BUILD_FORMAT = "cairn-build-3"
 ANN_INPUTS = "vnd.cairn.inputs"  # digest of the image's own inputs
 ANN_INPUT = "vnd.cairn.input"  # digest of its own inputs and its parent's input digest
 # digest of the package versions the image was built with (its lock entry when pinned)

@@ -69,7 +69,7 @@ def test_command_shape() -> None:
         "--extract-hook=/venv/bin/python -m cairn.debian.slimming --filters-only "
         '/w/profile.json "$1"' in cmd
     )
-    assert hooks[-1] == slim
+    assert hooks[-2:] == [slim, '/venv/bin/python -m cairn.debian.keystores "$1" 0']
     assert not any("sync-" in c for c in cmd)
 
 

@@ -147,6 +147,8 @@ def mmdebstrap_command(
         ': > "$1"/etc/resolv.conf && echo localhost > "$1"/etc/hostname',
         'chmod 0644 "$1"/etc/resolv.conf "$1"/etc/hostname',
         slim_hook,
+        # keytool dates every entry of the JRE's trust store: give them the source date
+        f'{shlex.quote(files.python)} -m cairn.debian.keystores "$1" {req.source_date_epoch}',
     ]
     cmd += [f"--customize-hook={h}" for h in customize]
     cmd += [req.suite.name, str(output), *req.sources]
