@@ -107,6 +107,7 @@ def _fail(job: FragmentJob, engine: str, log: Path) -> BuildError:
 def _with_buildah(job: FragmentJob) -> FragmentResult:
     """buildah, daemonless, with its own throwaway storage in scratch space."""
     buildah = require("buildah", f"Building {job.image} from {job.dockerfile.name}")
+    skopeo = require("skopeo", f"Handing {job.image}'s parent to buildah")
     store = job.workdir / "storage"
     base = [
         buildah,
@@ -118,12 +119,13 @@ def _with_buildah(job: FragmentJob) -> FragmentResult:
     env = {**os.environ, "TMPDIR": str(job.workdir), "BUILDAH_ISOLATION": "chroot"}
     parent = f"localhost/cairn-parent/{job.image}:{job.platform.debian_arch}"
     built = f"localhost/cairn-build/{job.image}:{job.platform.debian_arch}"
+    # skopeo stores the parent under a name cairn chooses: `buildah pull oci:PATH`
+    # would name it after PATH, which is no valid reference for every scratch path.
+    storage = f"containers-storage:[vfs@{store / 'root'}+{store / 'run'}]{parent}"
     try:
-        image_id = _output(
-            job, [*base, "pull", "--quiet", f"oci:{job.parent_layout}:parent"], log, env
-        )
-        if run_logged([*base, "tag", image_id, parent], log, env=env) != 0:
-            raise _fail(job, "buildah", log)
+        copy = [skopeo, "copy", "--quiet", f"oci:{job.parent_layout}:parent", storage]
+        if run_logged(copy, log, env=env) != 0:
+            raise _fail(job, "skopeo", log)
         bud = [
             *base,
             "bud",

@@ -111,21 +111,17 @@ def check(
     return out
 
 
-def lock_updates(family: Family, checked: list[Checked]) -> tuple[Lock, list[str]]:
-    """The lock with fresh versions for every checked image that has updates (and an entry
-    for every checked image that had none); the names of the images whose entry changed."""
+def lock_updates(family: Family, checked: list[Checked]) -> Lock:
+    """The lock with fresh versions for every checked image that has updates, and an entry
+    for every checked image that had none (the versions it has: nothing to rebuild)."""
     lock = load_lock(family) or Lock(lock_path(family))
-    changed = []
     for c in checked:
         key = (c.image.name, c.platform.name)
-        fresh = LockEntry(
-            request_digest(c.image, c.platform), {n: r.version for n, r in c.resolved.items()}
-        )
         if c.update.updates or key not in lock.entries:
-            if lock.entries.get(key) != fresh:
-                changed.append(f"{c.image.name} {c.platform.name}")
-            lock.entries[key] = fresh
-    return lock, changed
+            lock.entries[key] = LockEntry(
+                request_digest(c.image, c.platform), {n: r.version for n, r in c.resolved.items()}
+            )
+    return lock
 
 
 def refresh(
@@ -143,7 +139,6 @@ def refresh(
     )
     if check_only or result.updates == 0:
         return result, None
-    lock, _ = lock_updates(family, checked)
-    lock.write()
+    lock_updates(family, checked).write()
     built = build(family, opts, progress)
     return replace(result, build=built), built

@@ -54,9 +54,13 @@ def binfmt_registered() -> None:
 
 
 def cairn(
-    *args: str, check: bool = True, docker_host: str | None = None
+    *args: str, check: bool = True, docker_host: str | None = None, tmpdir: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DOCKER_HOST": docker_host} if docker_host else None
+    env = dict(os.environ)
+    if docker_host:
+        env["DOCKER_HOST"] = docker_host
+    if tmpdir:
+        env["TMPDIR"] = str(tmpdir)
     res = subprocess.run(
         [sys.executable, "-m", "cairn", *args], capture_output=True, text=True, env=env, check=False
     )

@@ -100,6 +100,26 @@ def changed_paths(store: Path, step: dict[str, Any]) -> set[tuple[str, int, int]
         return {(m.name, m.uid, m.mode) for m in tf if not m.name.endswith("-")}
 
 
+def test_fragment_builds_from_any_scratch_path(store_copy: Path, tmp_path: Path) -> None:
+    """buildah names images after oci: paths; cairn's scratch path must not matter."""
+    odd = tmp_path / "Scratch__With_Capitals_"
+    odd.mkdir()
+    res = cairn(
+        "build",
+        str(EXAMPLE),
+        "-i",
+        "tools",
+        "-p",
+        "linux/amd64",
+        "--force",
+        "--output",
+        f"oci:{store_copy}",
+        "--json",
+        tmpdir=odd,
+    )
+    assert json.loads(res.stdout)["images"][0]["platforms"][0]["action"] == "build"
+
+
 def test_failing_dockerfile_changes_nothing(base: Built, tmp_path: Path) -> None:
     fam = tmp_path / "qapm"
     shutil.copytree(EXAMPLE, fam, ignore=shutil.ignore_patterns("out", "cairn.lock"))
