@@ -166,7 +166,7 @@ def _with_buildah(job: FragmentJob) -> FragmentResult:
             raise _fail(job, "tar", log)
         return FragmentResult(tar, config)
     finally:
-        # vfs storage is plain directories; containers are gone with it
+        # buildah forgets (and unmounts) its containers; the storage goes with the scratch
         run_logged([*base, "rm", "--all"], job.workdir / "cleanup.log", env=env)
 
 
