@@ -19,6 +19,7 @@ from pathlib import Path
 
 from cairn.engines import require, run_logged, tail
 from cairn.errors import BuildError, UsageError
+from cairn.oci import skopeo
 from cairn.oci.layout import OciLayout
 from cairn.platforms import Platform
 from cairn.results import PushedImage
@@ -55,7 +56,7 @@ def push_images(
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[PushedImage]:
     """Push each image (parents first) under every tag its spec gives."""
-    skopeo = require("skopeo", f"Pushing to {destination}")
+    skopeo_bin = require("skopeo", f"Pushing to {destination}")
     dest = check_destination(destination)
     refs = layout.refs() if layout.exists() else {}
     missing = [i.name for i in images if i.name not in refs]
@@ -71,7 +72,7 @@ def push_images(
         for tag in image.tags:
             target = f"docker://{dest}/{image.name}:{tag}"
             say(f"pushing {image.name} to {target.removeprefix('docker://')}")
-            cmd = [skopeo, "copy", "--all", "--preserve-digests", "--quiet"]
+            cmd = [skopeo_bin, "copy", "--all", "--preserve-digests", "--quiet"]
             if insecure:
                 cmd.append("--dest-tls-verify=false")
             _with_retries([*cmd, f"oci:{layout.root}:{image.name}", target], target, sleep)
@@ -123,21 +124,14 @@ def load_image(
     layout: OciLayout, image: Image, platform: Platform, say: Callable[[str], None]
 ) -> str:
     """One platform of an image into the Docker engine DOCKER_HOST names (or the default)."""
-    skopeo = require("skopeo", f"Loading {image.name} into Docker")
-    tag = image.tags[0]
-    ref = f"{image.name}:{tag}"
+    ref = f"{image.name}:{image.tags[0]}"
     host = os.environ.get("DOCKER_HOST")
-    cmd = [skopeo, "copy", "--quiet"]
-    if host:
-        cmd += ["--dest-daemon-host", host]
-    cmd += ["--override-os", platform.os, "--override-arch", platform.architecture]
-    cmd += [f"oci:{layout.root}:{image.name}", f"docker-daemon:{ref}"]
     say(f"loading {image.name} {platform.name} into Docker as {ref}")
-    with tempfile.TemporaryDirectory(prefix="cairn-load-") as tmp:
-        log = Path(tmp) / "skopeo.log"
-        if run_logged(cmd, log) != 0:
-            raise BuildError(
-                f"Loading {image.name} into Docker failed:\n{tail(log)}",
-                "Try: check that the Docker engine runs (docker info) and DOCKER_HOST.",
-            )
+    skopeo.copy(
+        f"oci:{layout.root}:{image.name}",
+        f"docker-daemon:{ref}",
+        platform,
+        options=("--dest-daemon-host", host) if host else (),
+        hint="Try: check that the Docker engine runs (docker info) and DOCKER_HOST.",
+    )
     return ref

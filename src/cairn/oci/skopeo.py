@@ -10,10 +10,17 @@ from cairn.errors import BuildError
 from cairn.platforms import Platform
 
 
-def copy(src: str, dst: str, platform: Platform | None = None) -> None:
-    """skopeo copy SRC DST, choosing `platform` out of an index."""
+def copy(
+    src: str,
+    dst: str,
+    platform: Platform | None = None,
+    *,
+    options: tuple[str, ...] = (),
+    hint: str = "Try: check the destination path and free space, then run again.",
+) -> None:
+    """skopeo copy [OPTIONS] SRC DST, choosing `platform` out of an index."""
     skopeo = require("skopeo", f"Copying {src} to {dst}")
-    cmd = [skopeo, "copy", "--quiet"]
+    cmd = [skopeo, "copy", "--quiet", *options]
     if platform is not None:
         cmd += ["--override-os", platform.os, "--override-arch", platform.architecture]
         if platform.variant:
@@ -24,5 +31,5 @@ def copy(src: str, dst: str, platform: Platform | None = None) -> None:
         if run_logged(cmd, logfile) != 0:
             raise BuildError(
                 f"Copying {src} to {dst} failed because skopeo reported an error:\n{tail(logfile)}",
-                "Try: check the destination path and free space, then run again.",
+                hint,
             )
