@@ -242,7 +242,7 @@ def _build_into(
                     m for m in layout.platform_manifests(image.name) if m.platform not in listed
                 ]
                 manifests = tuple(done[s][0] for s in mine) + tuple(kept)
-                index = stage.add(image_index(manifests, _annotations(family, image)))
+                index = stage.add(image_index(manifests, image_annotations(family, image)))
                 stage.set_ref(image.name, index)
                 index_digest = index.digest
             results.append(ImageBuild(image.name, index_digest, [done[s][1] for s in mine]))
@@ -375,7 +375,11 @@ def _build_platform(
             )
         else:
             engine_config = None
-            req = replace(rootfs_request(family, img, plat), pins=job.pins)
+            req = replace(
+                rootfs_request(family, img, plat),
+                pins=job.pins,
+                parent_layers=base.layer_paths if base else (),
+            )
             progress.step(job.label, f"mmdebstrap {img.suite.name} {plat.debian_arch}")
             rootfs = build_rootfs(req, work, cache)
             _check_pins(job, rootfs, lock)
@@ -415,7 +419,7 @@ def _build_platform(
         created_by=created_by,
     )
     layers = (base.layers if base else ()) + (info,)
-    annotations = _annotations(family, img)
+    annotations = image_annotations(family, img)
     labels = tuple({**dict(annotations), **dict(img.labels)}.items())
     run = (
         RunConfig(
@@ -507,7 +511,7 @@ def _run_fragment(
     return rootfs, f"{builder} build {img.dockerfile.name}", result.config
 
 
-def _annotations(family: Family, img: Image) -> tuple[tuple[str, str], ...]:
+def image_annotations(family: Family, img: Image) -> tuple[tuple[str, str], ...]:
     ann = {
         ANN_CREATED: rfc3339(family.source_date_epoch),
         ANN_TITLE: img.name,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from cairn.debian.cache import DebCache
@@ -71,6 +72,20 @@ def test_command_shape() -> None:
     )
     assert hooks[-2:] == [slim, '/venv/bin/python -m cairn.debian.keystores "$1" 0']
     assert not any("sync-" in c for c in cmd)
+
+
+def test_a_child_starts_from_its_parents_layers() -> None:
+    req = replace(request(), parent_layers=(Path("/store/blobs/sha256/a b"), Path("/l2")))
+    cmd = mmdebstrap_command(req, Path("/w/raw.tar"), FILES, None, root_mode=True)
+    hooks = [c for c in cmd if c.startswith("--") and "-hook=" in c]
+    # before any other hook, so the profile and pins land on top of the parent
+    assert (
+        hooks[0]
+        == "--setup-hook=/venv/bin/python -m cairn.oci.unpack \"$1\" '/store/blobs/sha256/a b' /l2"
+    )
+    assert hooks[1] == '--setup-hook=rm -f "$1"/etc/dpkg/dpkg.cfg.d/10cairn-*'
+    # the parent's /usr is merged already: no second usr-is-merged
+    assert not any(c.startswith("--hook-dir") for c in cmd)
 
 
 def test_cache_hooks_and_unshare_mode() -> None:

@@ -40,6 +40,9 @@ class RootfsRequest:
     profile: Profile
     source_date_epoch: int
     pins: tuple[tuple[str, str], ...] = ()  # (package, version) from cairn.lock
+    # A child starts from its parent's file system (its gzip'd layers, in order):
+    # apt then installs only what the child adds.
+    parent_layers: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -100,8 +103,22 @@ def mmdebstrap_command(
         f"--variant={req.variant}",
         f"--architectures={req.platform.debian_arch}",
         "--format=tar",
-        # Without it, bookworm pulls in usrmerge and with it all of perl.
-        f"--hook-dir={MERGED_USR_HOOKS}",
+    ]
+    if req.parent_layers:
+        unpack = f"{shlex.quote(files.python)} -m cairn.oci.unpack"
+        layers = " ".join(shlex.quote(str(p)) for p in req.parent_layers)
+        cmd += [
+            # first of all hooks: what follows (the profile, the pins, the
+            # cached packages) goes on top of the parent, not under it
+            f'--setup-hook={unpack} "$1" {layers}',
+            # the child's profile replaces the parent's
+            '--setup-hook=rm -f "$1"/etc/dpkg/dpkg.cfg.d/10cairn-*',
+        ]
+    else:
+        # Without it, bookworm pulls in usrmerge and with it all of perl (a
+        # parent's root is merged already).
+        cmd.append(f"--hook-dir={MERGED_USR_HOOKS}")
+    cmd += [
         '--aptopt=Acquire::Languages "none"',
         "--dpkgopt=force-unsafe-io",
         # dpkg honours the profile's filters from the start; what mmdebstrap
