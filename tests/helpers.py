@@ -20,8 +20,13 @@ from cairn.oci.layout import OciLayout, Staging
 from cairn.platforms import parse_platform
 
 
-def tiny_image(stage: Staging, name: str, content: bytes) -> Descriptor:
-    """Stage a one-file image index for linux/amd64 and linux/arm64 and name it `name`."""
+def tiny_image(
+    stage: Staging,
+    name: str,
+    content: bytes,
+    platforms: tuple[str, ...] = ("linux/amd64", "linux/arm64"),
+) -> Descriptor:
+    """Stage a one-file image index for `platforms` and name it `name`."""
     tar = stage.work / f"{name}-{hashlib.sha256(content).hexdigest()[:8]}.tar"
     with tarfile.open(tar, "w") as tf:
         info = tarfile.TarInfo("hello.txt")
@@ -31,7 +36,7 @@ def tiny_image(stage: Staging, name: str, content: bytes) -> Descriptor:
     stage.adopt(layer.path, layer.digest)
     info_ = LayerInfo(layer.digest, layer.size, layer.diff_id, layer.uncompressed_size, "test")
     manifests = []
-    for p in ("linux/amd64", "linux/arm64"):
+    for p in platforms:
         plat = parse_platform(p)
         config = stage.add(image_config(plat, (info_,), 0, RunConfig(cmd=("cat", "/hello.txt"))))
         manifests.append(stage.add(image_manifest(plat, config, (info_,), ())))

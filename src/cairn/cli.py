@@ -339,6 +339,33 @@ def push(
         print(json.dumps(data, indent=2))
 
 
+@app.command()
+def merge(
+    family_dir: FamilyDir,
+    layouts: Annotated[
+        list[Path],
+        typer.Argument(help="OCI layout directories, e.g. one per platform.", show_default=False),
+    ],
+    output: OutputOpt = None,
+) -> None:
+    """Join layouts built apart (one per platform, say) into one: each image becomes one
+    multi-platform index. Blobs are copied and their digests checked."""
+    from cairn.merge import merge_layouts
+    from cairn.spec import load_family
+
+    family = load_family(family_dir)
+    merged = merge_layouts(family, layouts, output)
+    for m in merged:
+        print(f"{m.name}: {', '.join(m.platforms)} {m.digest}")
+    _warn(
+        [
+            f"{m.name} has no {', '.join(m.missing)} image in these layouts."
+            for m in merged
+            if m.missing
+        ]
+    )
+
+
 def _say(quiet: bool) -> Callable[[str], None]:
     err = Console(stderr=True, highlight=False)
     return (lambda text: None) if quiet else (lambda text: err.print(text, markup=False))

@@ -8,19 +8,24 @@ mmdebstrap in a build stage (it needs the `security.insecure` entitlement for
 its chroot). Bake builds follow the spec but are not byte-identical to
 cairn's: cairn's own slimming pass and layer writer run only in `cairn build`.
 
-`github-actions` and `gitlab-ci`: one job per image running `cairn build` for
-that image, needing its parent's job and receiving its parent's OCI layout as
-an artifact; each job pushes its image when a registry is configured.
+`github-actions` and `gitlab-ci`: one job per image and platform, on a runner
+of that platform where the host offers one (arm64 builds natively instead of
+under qemu). A job needs its parent's job for the same platform, starts from
+the layout that job left (an artifact) and leaves its own; the `publish` job
+joins them with `cairn merge` into one multi-platform index per image and
+pushes them when a registry is configured.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from cairn.platforms import Platform
 from cairn.spec import Family, Image
 
 Emit = Literal["bake", "github-actions", "gitlab-ci"]
@@ -135,42 +140,108 @@ def _relative(path: Path, start: Path) -> str:
         return str(path)
 
 
-def _job_id(name: str) -> str:
-    return "build-" + name.replace(".", "-")
+PARTS = "cairn-parts"  # one layout per job, named NAME-ARCH
+# Hosted runners that are the platform itself; any other platform builds on
+# an amd64 runner under qemu (scripts/setup registers the handler).
+GITHUB_RUNNERS = {"linux/amd64": "ubuntu-24.04", "linux/arm64": "ubuntu-24.04-arm"}
+GITLAB_RUNNER_TAGS = {
+    "linux/amd64": "saas-linux-small-amd64",
+    "linux/arm64": "saas-linux-small-arm64",
+}
 
 
-def _build_script(family: Family, image: Image) -> list[str]:
-    spec = _relative(family.directory.resolve(), Path.cwd())
+@dataclass(frozen=True)
+class Job:
+    """One image on one platform: built on its parent's layout for that platform."""
+
+    family: Family
+    image: Image
+    platform: Platform
+
+    @property
+    def part(self) -> str:
+        return f"{self.image.name}-{self.platform.debian_arch}"
+
+    @property
+    def id(self) -> str:
+        return "build-" + self.part.replace(".", "-")
+
+    def parent(self) -> Job | None:
+        if self.image.parent is None:
+            return None
+        return Job(self.family, self.family.image(self.image.parent), self.platform)
+
+
+def _jobs(family: Family) -> list[Job]:
+    return [Job(family, image, plat) for image in family.images for plat in image.platforms]
+
+
+def _spec(family: Family) -> str:
+    return _relative(family.directory.resolve(), Path.cwd())
+
+
+def _build_command(job: Job) -> str:
+    return (
+        f".venv/bin/cairn build {_spec(job.family)} --image {job.image.name} "
+        f"--platform {job.platform.name} --output oci:{PARTS}/{job.part}"
+    )
+
+
+def _publish_commands(family: Family) -> list[str]:
+    spec = _spec(family)
+    store = "oci:" + _relative(Path(family.output.removeprefix("oci:")), Path.cwd())
     return [
         "./scripts/setup",
-        f".venv/bin/cairn build {spec} --image {image.name} "
-        '${CAIRN_REGISTRY:+--push "$CAIRN_REGISTRY"}',
+        f".venv/bin/cairn merge {spec} {PARTS}/* --output {store}",
+        f'if [ -n "$CAIRN_REGISTRY" ]; then .venv/bin/cairn push {spec} "$CAIRN_REGISTRY" '
+        f"--output {store}; fi",
     ]
 
 
 def github_actions(family: Family) -> str:
-    store = _relative(Path(family.output.removeprefix("oci:")), Path.cwd())
     jobs: dict[str, Any] = {}
-    for image in family.images:
+    for job in _jobs(family):
         steps: list[dict[str, Any]] = [{"uses": "actions/checkout@v4"}]
-        if image.parent is not None:
+        parent = job.parent()
+        if parent is not None:
+            # the parent's layout for this platform is where this job builds
             steps.append(
                 {
                     "uses": "actions/download-artifact@v4",
-                    "with": {"name": f"oci-{image.parent}", "path": store},
+                    "with": {"name": f"oci-{parent.part}", "path": f"{PARTS}/{job.part}"},
                 }
             )
-        steps.append({"run": "\n".join(_build_script(family, image))})
+        steps.append({"run": "./scripts/setup\n" + _build_command(job)})
         steps.append(
             {
                 "uses": "actions/upload-artifact@v4",
-                "with": {"name": f"oci-{image.name}", "path": store, "retention-days": 1},
+                "with": {
+                    "name": f"oci-{job.part}",
+                    "path": f"{PARTS}/{job.part}",
+                    "retention-days": 1,
+                },
             }
         )
-        job: dict[str, Any] = {"runs-on": "ubuntu-24.04", "steps": steps}
-        if image.parent is not None:
-            job["needs"] = [_job_id(image.parent)]
-        jobs[_job_id(image.name)] = job
+        spec: dict[str, Any] = {
+            "runs-on": GITHUB_RUNNERS.get(job.platform.name, GITHUB_RUNNERS["linux/amd64"]),
+            "steps": steps,
+        }
+        if parent is not None:
+            spec["needs"] = [parent.id]
+        jobs[job.id] = spec
+    jobs["publish"] = {
+        "runs-on": GITHUB_RUNNERS["linux/amd64"],
+        "needs": [job.id for job in _jobs(family)],
+        "steps": [
+            {"uses": "actions/checkout@v4"},
+            {
+                # each artifact into its own directory: cairn-parts/oci-NAME-ARCH
+                "uses": "actions/download-artifact@v4",
+                "with": {"pattern": "oci-*", "path": PARTS},
+            },
+            {"run": "\n".join(_publish_commands(family))},
+        ],
+    }
     doc = {
         "name": "cairn image family",
         "on": {
@@ -181,21 +252,39 @@ def github_actions(family: Family) -> str:
         "env": {"CAIRN_REGISTRY": "${{ vars.CAIRN_REGISTRY }}"},
         "jobs": jobs,
     }
-    header = "# Written by `cairn plan --emit github-actions`: one job per image, parents first.\n"
+    header = (
+        "# Written by `cairn plan --emit github-actions`: one job per image and platform\n"
+        "# (arm64 on arm64 runners), parents first; `publish` merges and pushes.\n"
+    )
     return header + yaml.safe_dump(doc, sort_keys=False, width=100)
 
 
 def gitlab_ci(family: Family) -> str:
-    store = _relative(Path(family.output.removeprefix("oci:")), Path.cwd())
-    doc: dict[str, Any] = {"stages": ["build"]}
-    for image in family.images:
-        job: dict[str, Any] = {
+    doc: dict[str, Any] = {"stages": ["build", "publish"]}
+    for job in _jobs(family):
+        parent = job.parent()
+        script = ["./scripts/setup"]
+        if parent is not None:
+            # GitLab puts the parent's artifact back at its own path
+            script.append(f"cp -a {PARTS}/{parent.part} {PARTS}/{job.part}")
+        script.append(_build_command(job))
+        doc[job.id] = {
             "stage": "build",
             "image": "debian:bookworm",
-            "script": _build_script(family, image),
-            "artifacts": {"paths": [store], "expire_in": "1 day"},
+            "tags": [GITLAB_RUNNER_TAGS.get(job.platform.name, GITLAB_RUNNER_TAGS["linux/amd64"])],
+            "needs": [{"job": parent.id, "artifacts": True}] if parent else [],
+            "script": script,
+            "artifacts": {"paths": [f"{PARTS}/{job.part}"], "expire_in": "1 day"},
         }
-        job["needs"] = [{"job": _job_id(image.parent), "artifacts": True}] if image.parent else []
-        doc[_job_id(image.name)] = job
-    header = "# Written by `cairn plan --emit gitlab-ci`: one job per image, parents first.\n"
+    doc["publish"] = {
+        "stage": "publish",
+        "image": "debian:bookworm",
+        "tags": [GITLAB_RUNNER_TAGS["linux/amd64"]],
+        "needs": [{"job": job.id, "artifacts": True} for job in _jobs(family)],
+        "script": _publish_commands(family),
+    }
+    header = (
+        "# Written by `cairn plan --emit gitlab-ci`: one job per image and platform\n"
+        "# (arm64 on arm64 runners), parents first; `publish` merges and pushes.\n"
+    )
     return header + yaml.safe_dump(doc, sort_keys=False, width=100)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from tests.integration.conftest import EXAMPLE, ROOT, Buildah, Built, cairn_json, only
+from tests.integration.conftest import EXAMPLE, ROOT, Buildah, Built, cairn, cairn_json, only
 
 PLATFORMS = {"linux/amd64": ("amd64", "x86_64"), "linux/arm64": ("arm64", "aarch64")}
 
@@ -160,23 +160,46 @@ def test_child_is_its_parents_layers_plus_one(base: Built, buildah: Buildah, pla
 
 @pytest.mark.arm64
 def test_same_inputs_give_identical_digests(base: Built, tmp_path: Path) -> None:
-    """A second build, from a cold package cache, gives byte-identical blobs per platform."""
-    again = cairn_json(
-        "build",
-        str(EXAMPLE),
-        *only("base", "base-debug"),
-        "--output",
-        f"oci:{tmp_path / 'oci'}",
-        "--cache-dir",
-        str(tmp_path / "cache"),
-    )
+    """A second build, from a cold package cache and one platform per layout (as a pipeline's
+    per-platform jobs make them), gives byte-identical blobs; `cairn merge` joins the layouts
+    into the very indexes one build of both platforms writes."""
+    parts = {}
+    for platform in PLATFORMS:
+        arch = PLATFORMS[platform][0]
+        parts[platform] = cairn_json(
+            "build",
+            str(EXAMPLE),
+            *only("base", "base-debug"),
+            "--platform",
+            platform,
+            "--output",
+            f"oci:{tmp_path / arch}",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        )
     for image in ("base", "base-debug"):
         for platform in PLATFORMS:
             first = base.platform(image, platform)
-            second = Built(tmp_path, again).platform(image, platform)
+            second = Built(tmp_path, parts[platform]).platform(image, platform)
             assert second["manifest_digest"] == first["manifest_digest"]
             assert second["layers"] == first["layers"]
             assert second["config_digest"] == first["config_digest"]
-    assert [i["index_digest"] for i in again["images"]] == [
-        i["index_digest"] for i in base.result["images"][:2]
+
+    merged = tmp_path / "merged"
+    out = cairn(
+        "merge",
+        str(EXAMPLE),
+        str(tmp_path / "amd64"),
+        str(tmp_path / "arm64"),
+        "--output",
+        f"oci:{merged}",
+    )
+    assert out.stderr == ""  # both platforms of both images were found
+    assert out.stdout.splitlines() == [
+        f"{i['name']}: linux/amd64, linux/arm64 {i['index_digest']}"
+        for i in base.result["images"][:2]
     ]
+    steps = cairn_json(
+        "plan", str(EXAMPLE), *only("base", "base-debug"), "--output", f"oci:{merged}"
+    )
+    assert {s["action"] for s in steps["steps"]} == {"skip"}

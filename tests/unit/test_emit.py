@@ -50,29 +50,50 @@ def test_bake_targets_follow_the_tree() -> None:
     assert targets["tools"]["context"] == "tools"
 
 
-def test_pipelines_have_a_job_per_image_needing_its_parent() -> None:
+def test_pipelines_have_a_job_per_image_and_platform_on_native_runners() -> None:
     fam = load_family(EXAMPLE)
     gha = yaml.safe_load(github_actions(fam))
     jobs = gha["jobs"]
-    assert len(jobs) == len(fam.images)
+    expected = {f"build-{i.name}-{p.debian_arch}" for i in fam.images for p in i.platforms}
+    assert set(jobs) == expected | {"publish"}
+    assert len(expected) == 22
     for image in fam.images:
-        job = jobs[f"build-{image.name}"]
-        script = "\n".join(s.get("run", "") for s in job["steps"])
-        assert f"--image {image.name}" in script
-        if image.parent:
-            assert job["needs"] == [f"build-{image.parent}"]
-            downloads = [s for s in job["steps"] if "download-artifact" in s.get("uses", "")]
-            assert downloads[0]["with"]["name"] == f"oci-{image.parent}"
-        else:
-            assert "needs" not in job
+        for arch, runner in (("amd64", "ubuntu-24.04"), ("arm64", "ubuntu-24.04-arm")):
+            job = jobs[f"build-{image.name}-{arch}"]
+            assert job["runs-on"] == runner
+            script = "\n".join(s.get("run", "") for s in job["steps"])
+            assert f"--image {image.name} --platform linux/{arch}" in script
+            assert f"--output oci:cairn-parts/{image.name}-{arch}" in script
+            uploads = [s for s in job["steps"] if "upload-artifact" in s.get("uses", "")]
+            assert uploads[0]["with"]["name"] == f"oci-{image.name}-{arch}"
+            if image.parent:
+                # the same platform's parent, whose layout this job starts from
+                assert job["needs"] == [f"build-{image.parent}-{arch}"]
+                downloads = [s for s in job["steps"] if "download-artifact" in s.get("uses", "")]
+                assert downloads[0]["with"] == {
+                    "name": f"oci-{image.parent}-{arch}",
+                    "path": f"cairn-parts/{image.name}-{arch}",
+                }
+            else:
+                assert "needs" not in job
     # a valid order exists: every job's needs are defined
     for job in jobs.values():
         assert all(n in jobs for n in job.get("needs", []))
+    publish = jobs["publish"]
+    assert set(publish["needs"]) == expected
+    script = publish["steps"][-1]["run"]
+    assert "cairn merge examples/qapm cairn-parts/* --output oci:" in script
+    assert 'cairn push examples/qapm "$CAIRN_REGISTRY"' in script
 
     gl = yaml.safe_load(gitlab_ci(fam))
     for image in fam.images:
-        job = gl[f"build-{image.name}"]
-        assert job["needs"] == (
-            [{"job": f"build-{image.parent}", "artifacts": True}] if image.parent else []
-        )
-        assert any(f"--image {image.name}" in line for line in job["script"])
+        for arch in ("amd64", "arm64"):
+            job = gl[f"build-{image.name}-{arch}"]
+            assert job["tags"] == [f"saas-linux-small-{arch}"]
+            assert job["needs"] == (
+                [{"job": f"build-{image.parent}-{arch}", "artifacts": True}] if image.parent else []
+            )
+            assert any(f"--platform linux/{arch}" in line for line in job["script"])
+            assert job["artifacts"]["paths"] == [f"cairn-parts/{image.name}-{arch}"]
+    assert {n["job"] for n in gl["publish"]["needs"]} == expected
+    assert gl["publish"]["stage"] == "publish"
