@@ -19,6 +19,20 @@ from cairn.oci.layer import compress_layer
 from cairn.oci.layout import OciLayout, Staging
 from cairn.platforms import parse_platform
 
+# The recipes every project cairn init writes must have.
+PROJECT_RECIPES = (
+    "default",
+    "setup",
+    "fmt",
+    "lint",
+    "test",
+    "build",
+    "docker-build",
+    "docker-push",
+    "docker-lint",
+    "clean",
+)
+
 
 def tiny_image(
     stage: Staging,

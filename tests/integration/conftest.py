@@ -127,15 +127,29 @@ class Buildah:
         ]
 
     def run(self, image: str, arch: str, script: str, timeout: int = 900) -> str:
+        """`script` in `image` (pulled afresh, for `arch`) through sh -ec: its output."""
+        res = self.execute(
+            ["--pull-always", "--arch", arch, image], ["sh", "-ec", script], timeout=timeout
+        )
+        if res.returncode != 0:
+            raise AssertionError(
+                f"in {image} ({arch}) `{script}` failed:\n{res.stdout}\n{res.stderr}"
+            )
+        return res.stdout
+
+    def execute(
+        self, from_args: list[str], command: list[str], timeout: int = 900
+    ) -> subprocess.CompletedProcess[str]:
+        """`command` in a container made by `buildah from FROM_ARGS`, removed afterwards."""
         ctr = subprocess.run(
-            [*self.base, "from", "--quiet", "--pull-always", "--arch", arch, image],
+            [*self.base, "from", "--quiet", *from_args],
             capture_output=True,
             text=True,
             check=True,
         ).stdout.strip()
         try:
-            res = subprocess.run(
-                [*self.base, "run", "--isolation", "chroot", ctr, "--", "sh", "-ec", script],
+            return subprocess.run(
+                [*self.base, "run", "--isolation", "chroot", ctr, "--", *command],
                 capture_output=True,
                 text=True,
                 timeout=timeout,
@@ -143,11 +157,6 @@ class Buildah:
             )
         finally:
             subprocess.run([*self.base, "rm", ctr], capture_output=True, check=False)
-        if res.returncode != 0:
-            raise AssertionError(
-                f"in {image} ({arch}) `{script}` failed:\n{res.stdout}\n{res.stderr}"
-            )
-        return res.stdout
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,3 @@
+from app import greeting
+
+print(greeting())
