@@ -138,7 +138,11 @@ class Buildah:
         return res.stdout
 
     def execute(
-        self, from_args: list[str], command: list[str], timeout: int = 900
+        self,
+        from_args: list[str],
+        command: list[str],
+        timeout: int = 900,
+        run_args: tuple[str, ...] = (),
     ) -> subprocess.CompletedProcess[str]:
         """`command` in a container made by `buildah from FROM_ARGS`, removed afterwards."""
         ctr = subprocess.run(
@@ -149,7 +153,7 @@ class Buildah:
         ).stdout.strip()
         try:
             return subprocess.run(
-                [*self.base, "run", "--isolation", "chroot", ctr, "--", *command],
+                [*self.base, "run", "--isolation", "chroot", *run_args, ctr, "--", *command],
                 capture_output=True,
                 text=True,
                 timeout=timeout,
