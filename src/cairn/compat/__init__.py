@@ -1,0 +1,1 @@
+"""Will it run there? ELF objects checked against a target root file system, statically."""

@@ -1,0 +1,145 @@
+"""Root file systems to look into: a directory as it is, an image unpacked once.
+
+Paths are resolved inside the root the way the target's own kernel would see
+them from a chroot: absolute symbolic links restart at the root, and a chain of
+more than 40 links is a loop (the kernel's ELOOP), reported, never followed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+
+from cairn.errors import ImageRefError, UsageError
+from cairn.oci import skopeo
+from cairn.oci.layout import OciLayout
+from cairn.oci.reference import parse_ref
+from cairn.oci.unpack import unpack_layers
+from cairn.platforms import Platform, native_platform
+from cairn.scratch import scratch_root
+
+MAX_LINKS = 40
+
+
+class LinkLoop(Exception):
+    """A path whose symbolic links do not end."""
+
+
+class RootFs:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def resolve(self, path: str) -> Path | None:
+        """The host path of `path` inside the root, links followed; None if it is not there."""
+        parts = list(PurePosixPath("/", path).parts[1:])
+        current = PurePosixPath("/")
+        hops = 0
+        while parts:
+            part = parts.pop(0)
+            if part in ("", "."):
+                continue
+            if part == "..":
+                current = current.parent
+                continue
+            candidate = current / part
+            host = self.root / candidate.relative_to("/")
+            if host.is_symlink():
+                hops += 1
+                if hops > MAX_LINKS:
+                    raise LinkLoop(f"{path}: too many levels of symbolic links")
+                target = PurePosixPath(host.readlink())
+                if target.is_absolute():
+                    current = PurePosixPath("/")
+                parts = list(target.parts[1:] if target.is_absolute() else target.parts) + parts
+                continue
+            if not host.exists():
+                return None
+            current = candidate
+        host = self.root / current.relative_to("/")
+        return host if host.exists() else None
+
+    def read_text(self, path: str) -> str | None:
+        try:
+            host = self.resolve(path)
+        except LinkLoop:
+            return None
+        if host is None or not host.is_file():
+            return None
+        return host.read_text(encoding="utf-8", errors="replace")
+
+    def glob(self, pattern: str) -> list[str]:
+        """Paths (inside the root) matching a glob of ld.so.conf's `include`."""
+        base = PurePosixPath(pattern)
+        parent = self.resolve(str(base.parent))
+        if parent is None or not parent.is_dir():
+            return []
+        return sorted(str(base.parent / p.name) for p in parent.glob(base.name))
+
+
+def _pick_manifest(layout: OciLayout, name: str | None, platform: Platform | None) -> list[Path]:
+    refs = layout.refs()
+    if name is None:
+        if len(refs) != 1:
+            raise UsageError(
+                f"{layout.root} holds {len(refs)} images; say which one.",
+                f"Try: oci:{layout.root}:NAME with NAME one of {', '.join(sorted(refs)) or '-'}.",
+            )
+        name = next(iter(refs))
+    if name not in refs:
+        raise ImageRefError(
+            f"{layout.root} has no image '{name}'.",
+            f"Try one of: {', '.join(sorted(refs)) or '(none)'}.",
+        )
+    desc = refs[name]
+    manifest = layout.read_json(desc.digest)
+    if "manifests" in manifest:
+        choices = layout.platform_manifests(name)
+        wanted = platform or native_platform()
+        chosen = [m for m in choices if m.platform and wanted and m.platform.name == wanted.name]
+        if not chosen and len(choices) == 1:
+            chosen = list(choices)
+        if not chosen:
+            have = ", ".join(m.platform.name for m in choices if m.platform)
+            raise UsageError(
+                f"{name} has no {wanted.name if wanted else 'native'} image (it has {have}).",
+                "Try: --platform with one of those.",
+            )
+        manifest = layout.read_json(chosen[0].digest)
+    return [layout.blob_path(layer["digest"]) for layer in manifest["layers"]]
+
+
+@contextlib.contextmanager
+def materialized(reference: str, platform: Platform | None) -> Iterator[RootFs]:
+    """The root file system an image reference (or dir:PATH) names, unpacked for the block."""
+    ref = parse_ref(reference)
+    if ref.transport == "dir":
+        root = Path(ref.target)
+        if not root.is_dir():
+            raise ImageRefError(f"{reference}: {root} is not a directory.")
+        yield RootFs(root)
+        return
+    with tempfile.TemporaryDirectory(prefix="cairn-compat-", dir=scratch_root()) as tmp:
+        work = Path(tmp)
+        if ref.transport == "oci":
+            layout, name = OciLayout(Path(ref.target)), ref.name
+        else:
+            skopeo.copy(
+                reference,
+                f"oci:{work / 'oci'}:image",
+                platform or native_platform(),
+                options=("--src-tls-verify=false",) if _local(ref.target) else (),
+                hint="Try: check the reference (and --platform for a multi-arch image).",
+            )
+            layout, name = OciLayout(work / "oci"), "image"
+        layers = _pick_manifest(layout, name, platform)
+        root = work / "root"
+        root.mkdir()
+        unpack_layers(layers, root)
+        yield RootFs(root)
+
+
+def _local(target: str) -> bool:
+    host = target.removeprefix("//").split("/", 1)[0].split(":")[0]
+    return host in ("localhost", "127.0.0.1")
