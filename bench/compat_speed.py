@@ -53,7 +53,7 @@ def main() -> None:
                 "linux/amd64",
                 "--output",
                 f"oci:{store}",
-                *[a for i in IMAGES for a in ("--image", i)],
+                *[a for i in ("base", *IMAGES) for a in ("--image", i)],
             ],
             check=True,
             capture_output=True,
