@@ -94,11 +94,13 @@ class Checker:
         reasons: list[Reason] = []
         risks: list[Reason] = []
         tlibc = self.target.libc
-        if tlibc.machine and info.machine != tlibc.machine:
+        same_class = tlibc.elf_class is None or info.elf_class == tlibc.elf_class
+        if tlibc.machine and (info.machine != tlibc.machine or not same_class):
             reasons.append(
                 Reason(
                     "wrong-architecture",
-                    f"built for {info.machine}, the target's loader is {tlibc.machine}",
+                    f"built for {info.machine} ({info.elf_class}-bit), the target's loader is "
+                    f"{tlibc.machine} ({tlibc.elf_class or '?'}-bit)",
                 )
             )
             return self._result(info, path, reasons, risks)

@@ -25,6 +25,7 @@ class Libc:
     version: str | None
     path: str | None  # where it lives in the target
     machine: str | None
+    elf_class: int | None = None  # 32 or 64: x32 shares x86_64's machine
 
 
 def version_key(version: str) -> tuple[int, ...]:
@@ -143,7 +144,7 @@ def detect(rootfs: RootFs) -> Target:
                 if listed
                 else MUSL_DEFAULT
             )
-            libc = Libc("musl", _musl_version(host), loader, machine)
+            libc = Libc("musl", _musl_version(host), loader, machine, _elf_class(host))
             return Target(rootfs, libc, search)
     for loader in GLIBC_LOADERS:
         host = _file(rootfs, loader)
@@ -158,7 +159,7 @@ def detect(rootfs: RootFs) -> Target:
         if found is not None:
             info = target.elf(found[1], found[0])
             version = _glibc_version(found[1], info) if isinstance(info, ElfInfo) else None
-            target.libc = Libc("glibc", version, found[0], machine)
+            target.libc = Libc("glibc", version, found[0], machine, _elf_class(host))
         return target
     return Target(rootfs, Libc("none", None, None, None), ("/lib", "/usr/lib"))
 
@@ -169,6 +170,13 @@ def _file(rootfs: RootFs, path: str) -> Path | None:
     except LinkLoop:
         return None
     return host if host is not None and host.is_file() and is_elf(host) else None
+
+
+def _elf_class(host: Path) -> int | None:
+    try:
+        return read_elf(host).elf_class
+    except ElfError:
+        return None
 
 
 def _machine(host: Path) -> str | None:
