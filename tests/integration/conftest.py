@@ -302,3 +302,28 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     yield Registry(address, log)
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(30)
+
+
+@pytest.fixture(scope="session")
+def family_on_registry(
+    base: Built, registry: Registry, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """The images Go and Python projects build and run on, pushed to the session's registry."""
+    store = tmp_path_factory.mktemp("project-family") / "oci"
+    shutil.copytree(base.store, store)
+    out = f"oci:{store}"
+    # Go cross-compiles: its toolchain is needed for the build machine's platform only
+    cairn("build", str(EXAMPLE), "--image", "golang", "--platform", "linux/amd64", "--output", out)
+    cairn("build", str(EXAMPLE), "--image", "python", "--image", "python-build", "--output", out)
+    prefix = f"{registry.address}/projects"
+    images = ("base", "golang", "python", "python-build")
+    cairn(
+        "push",
+        str(EXAMPLE),
+        prefix,
+        "--insecure",
+        *[a for i in images for a in ("-i", i)],
+        "--output",
+        out,
+    )
+    return prefix

@@ -151,6 +151,25 @@ def test_archives_and_registries_are_sources_and_targets(
     assert report["target_libc"]["version"] == "2.36"
 
 
+def test_go_binaries_static_and_cgo(family_on_registry: str, roots: dict[str, Path]) -> None:
+    musl_root = f"dir:{roots['musl']}"
+    # the family's Go toolchain: static binaries run on musl too, but the musl root has no
+    # /etc/nsswitch.conf, which changes how Go's own resolver orders hosts and DNS
+    golang = compat(
+        f"docker://{family_on_registry}/golang:1.23",
+        "--target",
+        musl_root,
+        "--platform",
+        "linux/amd64",
+    )
+    go = by_path(golang)["/usr/lib/go-1.23/bin/go"]
+    assert go["kind"] == "go (static)"
+    assert (go["verdict"], kinds(go)) == ("risky", {"go-no-nsswitch"})
+    # skopeo (which cairn uses) is a cgo binary: glibc's loader and libraries
+    (skopeo,) = compat(shutil.which("skopeo") or "skopeo", "--target", musl_root)["objects"]
+    assert skopeo["kind"] == "go (cgo)" and skopeo["verdict"] == "will-not-load"
+
+
 def test_another_architecture_will_not_load(base: Built, roots: dict[str, Path]) -> None:
     # the arm64 image's programs on an amd64 root file system
     arm = compat(

@@ -18,9 +18,7 @@ from tests.integration.conftest import (
     EXAMPLE,
     ROOT,
     Buildah,
-    Built,
     Docker,
-    Registry,
     cairn,
 )
 
@@ -140,31 +138,6 @@ def test_generated_project_is_read_by_the_real_tools(
     if lang == "node":
         tests = run("npm", "test", cwd=project)
         assert tests.returncode == 0, tests.stdout + tests.stderr
-
-
-@pytest.fixture(scope="session")
-def family_on_registry(
-    base: Built, registry: Registry, tmp_path_factory: pytest.TempPathFactory
-) -> str:
-    """The images Go and Python projects build and run on, pushed to the session's registry."""
-    store = tmp_path_factory.mktemp("project-family") / "oci"
-    shutil.copytree(base.store, store)
-    out = f"oci:{store}"
-    # Go cross-compiles: its toolchain is needed for the build machine's platform only
-    cairn("build", str(EXAMPLE), "--image", "golang", "--platform", "linux/amd64", "--output", out)
-    cairn("build", str(EXAMPLE), "--image", "python", "--image", "python-build", "--output", out)
-    prefix = f"{registry.address}/projects"
-    images = ("base", "golang", "python", "python-build")
-    cairn(
-        "push",
-        str(EXAMPLE),
-        prefix,
-        "--insecure",
-        *[a for i in images for a in ("-i", i)],
-        "--output",
-        out,
-    )
-    return prefix
 
 
 @pytest.mark.arm64
