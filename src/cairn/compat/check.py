@@ -105,12 +105,12 @@ class Checker:
             )
             return self._result(info, path, reasons, risks)
         if info.interpreter and not self._in_target(info.interpreter):
-            have = tlibc.path or "none"
+            libc = " ".join(x for x in (tlibc.family, tlibc.version) if x)
+            where = f" at {tlibc.path}" if tlibc.path else ""
             reasons.append(
                 Reason(
                     "missing-interpreter",
-                    f"{info.interpreter} is not in the target ({tlibc.family} {tlibc.version or ''}"
-                    f" target, libc at {have})".replace(" )", ")"),
+                    f"{info.interpreter} is not in the target (its libc: {libc}{where})",
                 )
             )
         loaded = self._load(info, path, reasons)
