@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from cairn.compat.elf import ElfError, ElfInfo
-from cairn.compat.rootfs import LinkLoop, RootFs
+from cairn.compat.rootfs import RootFs
 from cairn.compat.target import Target, version_key
 
 Verdict = Literal["ok", "will-not-load", "risky"]
@@ -89,6 +89,8 @@ class Checker:
     def __init__(self, source: RootFs, target: Target) -> None:
         self.source = source
         self.target = target
+        # looked at once, not for every Go binary
+        self.has_nsswitch = target.rootfs.file("/etc/nsswitch.conf") is not None
 
     def check(self, info: ElfInfo, path: str) -> ObjectResult:
         reasons: list[Reason] = []
@@ -104,7 +106,7 @@ class Checker:
                 )
             )
             return self._result(info, path, reasons, risks)
-        if info.interpreter and not self._in_target(info.interpreter):
+        if info.interpreter and self.target.rootfs.file(info.interpreter) is None:
             libc = " ".join(x for x in (tlibc.family, tlibc.version) if x)
             where = f" at {tlibc.path}" if tlibc.path else ""
             reasons.append(
@@ -119,7 +121,7 @@ class Checker:
         elif tlibc.family == "musl":
             reasons += self._symbols(info, loaded)
             risks += self._musl_risks(info)
-        if info.go and self.target.rootfs.read_text("/etc/nsswitch.conf") is None:
+        if info.go and not self.has_nsswitch:
             risks.append(
                 Reason(
                     "go-no-nsswitch",
@@ -136,13 +138,6 @@ class Checker:
         return ObjectResult(
             path, object_kind(info), verdict, tuple(reasons + risks), _newest_glibc(info)
         )
-
-    def _in_target(self, path: str) -> bool:
-        try:
-            host = self.target.rootfs.resolve(path)
-        except LinkLoop:
-            return False
-        return host is not None and host.is_file()
 
     def _dirs(self, obj: _Loaded) -> list[tuple[str, bool]]:
         """(directory, look in the source) in the order the target's loader searches."""
@@ -166,11 +161,8 @@ class Checker:
         for directory, in_source in dirs:
             root = self.source if in_source else self.target.rootfs
             path = str(PurePosixPath(directory) / name)
-            try:
-                host = root.resolve(path)
-            except LinkLoop:
-                continue
-            if host is not None and host.is_file():
+            host = root.file(path)
+            if host is not None:
                 return path, host, in_source
         return None
 
@@ -178,7 +170,7 @@ class Checker:
         """Every library the object pulls in, breadth first as ld.so maps them."""
         loaded: dict[str, _Loaded] = {}
         if info.interpreter:
-            host = self._host(self.target.rootfs, info.interpreter)
+            host = self.target.rootfs.file(info.interpreter)
             if host is not None:
                 interp = self.target.elf(host, info.interpreter)
                 if isinstance(interp, ElfInfo):
@@ -219,7 +211,7 @@ class Checker:
         libc = self.target.libc
         if libc.family != "musl" or libc.path is None or not _MUSL_SELF.match(need):
             return None
-        host = self._host(self.target.rootfs, libc.path)
+        host = self.target.rootfs.file(libc.path)
         info = self.target.elf(host, libc.path) if host is not None else None
         return _Loaded(libc.path, info, False) if isinstance(info, ElfInfo) else None
 
@@ -228,13 +220,6 @@ class Checker:
         packages = self.target.packages_providing(need)
         offer = f"; the target's package index has it in {', '.join(packages)}" if packages else ""
         return f"{need} is not found in the target's library path{by}{offer}"
-
-    @staticmethod
-    def _host(root: RootFs, path: str) -> Path | None:
-        try:
-            return root.resolve(path)
-        except LinkLoop:
-            return None
 
     def _versions(self, info: ElfInfo, loaded: dict[str, _Loaded]) -> list[Reason]:
         out = []

@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from cairn.errors import ImageRefError, UsageError
 from cairn.oci import skopeo
 from cairn.oci.layout import OciLayout
-from cairn.oci.reference import parse_ref
+from cairn.oci.reference import is_local, parse_ref
 from cairn.oci.unpack import unpack_layers
 from cairn.platforms import Platform, native_platform
 from cairn.scratch import scratch_root
@@ -60,14 +60,17 @@ class RootFs:
         host = self.root / current.relative_to("/")
         return host if host.exists() else None
 
-    def read_text(self, path: str) -> str | None:
+    def file(self, path: str) -> Path | None:
+        """The host path of a regular file at `path`; None when absent or its links loop."""
         try:
             host = self.resolve(path)
         except LinkLoop:
             return None
-        if host is None or not host.is_file():
-            return None
-        return host.read_text(encoding="utf-8", errors="replace")
+        return host if host is not None and host.is_file() else None
+
+    def read_text(self, path: str) -> str | None:
+        host = self.file(path)
+        return None if host is None else host.read_text(encoding="utf-8", errors="replace")
 
     def glob(self, pattern: str) -> list[str]:
         """Paths (inside the root) matching a glob of ld.so.conf's `include`."""
@@ -129,7 +132,7 @@ def materialized(reference: str, platform: Platform | None) -> Iterator[RootFs]:
                 reference,
                 f"oci:{work / 'oci'}:image",
                 platform or native_platform(),
-                options=("--src-tls-verify=false",) if _local(ref.target) else (),
+                options=("--src-tls-verify=false",) if is_local(ref.target) else (),
                 hint="Try: check the reference (and --platform for a multi-arch image).",
             )
             layout, name = OciLayout(work / "oci"), "image"
@@ -138,8 +141,3 @@ def materialized(reference: str, platform: Platform | None) -> Iterator[RootFs]:
         root.mkdir()
         unpack_layers(layers, root)
         yield RootFs(root)
-
-
-def _local(target: str) -> bool:
-    host = target.removeprefix("//").split("/", 1)[0].split(":")[0]
-    return host in ("localhost", "127.0.0.1")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cairn.compat.elf import ElfError, ElfInfo, is_elf, read_elf
-from cairn.compat.rootfs import LinkLoop, RootFs
+from cairn.compat.rootfs import RootFs
 
 # glibc's built-in directories after ld.so.cache (Debian's multiarch first); musl's default
 # path when /etc/ld-musl-ARCH.path is absent.
@@ -76,11 +76,8 @@ class Target:
         """The first directory holding an ELF file `name`: (path in the target, host path)."""
         for directory in directories:
             path = f"{directory.rstrip('/')}/{name}"
-            try:
-                host = self.rootfs.resolve(path)
-            except LinkLoop:
-                continue
-            if host is not None and host.is_file() and is_elf(host):
+            host = self.rootfs.file(path)
+            if host is not None and is_elf(host):
                 return path, host
         return None
 
@@ -134,53 +131,42 @@ def ld_so_conf(rootfs: RootFs, path: str = "/etc/ld.so.conf", depth: int = 0) ->
 def detect(rootfs: RootFs) -> Target:
     """Which libc the target has (read from its files), and where its loader searches."""
     for loader in MUSL_LOADERS:
-        host = _file(rootfs, loader)
-        if host is not None:
-            machine = _machine(host)
-            arch = MUSL_ARCH.get(machine or "", "")
+        found = _loader(rootfs, loader)
+        if found is not None:
+            host, info = found
+            arch = MUSL_ARCH.get(info.machine, "")
             listed = rootfs.read_text(f"/etc/ld-musl-{arch}.path")
             search = (
                 tuple(p for p in re.split(r"[:\n]+", listed) if p.strip())
                 if listed
                 else MUSL_DEFAULT
             )
-            libc = Libc("musl", _musl_version(host), loader, machine, _elf_class(host))
+            libc = Libc("musl", _musl_version(host), loader, info.machine, info.elf_class)
             return Target(rootfs, libc, search)
     for loader in GLIBC_LOADERS:
-        host = _file(rootfs, loader)
-        if host is None:
+        found = _loader(rootfs, loader)
+        if found is None:
             continue
-        machine = _machine(host)
-        triplet = MULTIARCH.get(machine or "", "")
+        machine, elf_class = found[1].machine, found[1].elf_class
+        triplet = MULTIARCH.get(machine, "")
         system = (f"/lib/{triplet}", f"/usr/lib/{triplet}", "/lib", "/usr/lib")
         search = tuple(dict.fromkeys([*ld_so_conf(rootfs), *system]))
-        target = Target(rootfs, Libc("glibc", None, None, machine), search)
-        found = target.find("libc.so.6", search)
-        if found is not None:
-            info = target.elf(found[1], found[0])
-            version = _glibc_version(found[1], info) if isinstance(info, ElfInfo) else None
-            target.libc = Libc("glibc", version, found[0], machine, _elf_class(host))
+        target = Target(rootfs, Libc("glibc", None, None, machine, elf_class), search)
+        libc_so = target.find("libc.so.6", search)
+        if libc_so is not None:
+            read = target.elf(libc_so[1], libc_so[0])
+            version = _glibc_version(libc_so[1], read) if isinstance(read, ElfInfo) else None
+            target.libc = Libc("glibc", version, libc_so[0], machine, elf_class)
         return target
     return Target(rootfs, Libc("none", None, None, None), ("/lib", "/usr/lib"))
 
 
-def _file(rootfs: RootFs, path: str) -> Path | None:
-    try:
-        host = rootfs.resolve(path)
-    except LinkLoop:
+def _loader(rootfs: RootFs, path: str) -> tuple[Path, ElfInfo] | None:
+    """The dynamic loader at `path`, read once: its host path and what it is built for."""
+    host = rootfs.file(path)
+    if host is None or not is_elf(host):
         return None
-    return host if host is not None and host.is_file() and is_elf(host) else None
-
-
-def _elf_class(host: Path) -> int | None:
     try:
-        return read_elf(host).elf_class
-    except ElfError:
-        return None
-
-
-def _machine(host: Path) -> str | None:
-    try:
-        return read_elf(host).machine
+        return host, read_elf(host, path)
     except ElfError:
         return None

@@ -55,3 +55,9 @@ def parse_ref(text: str) -> ImageRef:
         target, _, name = rest.partition(":")
         return ImageRef(transport, target, name or None)
     return ImageRef(transport, rest)
+
+
+def is_local(registry: str) -> bool:
+    """A registry on this machine (localhost, 127.0.0.1), which plain HTTP is fine for."""
+    host = registry.removeprefix("//").split("/", 1)[0].rsplit(":", 1)[0]
+    return host in ("localhost", "127.0.0.1")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cairn.errors import SpecError, UsageError
 from cairn.oci.layout import OciLayout
-from cairn.oci.reference import parse_ref
+from cairn.oci.reference import is_local, parse_ref
 from cairn.spec import SPEC_FILE, load_family
 
 
@@ -61,11 +61,6 @@ def from_directory(
     return FamilyImages(registry or f"localhost:5000/{family.directory.name}", out, warnings)
 
 
-def _local(registry: str) -> bool:
-    host = registry.split("/", 1)[0]
-    return host.split(":")[0] in ("localhost", "127.0.0.1")
-
-
 def from_registry(
     prefix: str, names: tuple[str, ...], tags: dict[str, str], lang: str
 ) -> FamilyImages:
@@ -80,7 +75,7 @@ def from_registry(
             unreachable.append(name)
             continue
         cmd = [skopeo, "inspect", "--raw", "--retry-times", "1"]
-        if _local(prefix):
+        if is_local(prefix):
             cmd.append("--tls-verify=false")
         res = subprocess.run(
             [*cmd, f"docker://{prefix}/{ref}"], capture_output=True, check=False, timeout=120

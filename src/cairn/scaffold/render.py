@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ def _values(p: Project) -> dict[str, str]:
     }
 
 
+@functools.cache
 def _template_files(lang: str) -> dict[str, str]:
     root = resources.files("cairn.data").joinpath("scaffold", lang)
     out: dict[str, str] = {}
