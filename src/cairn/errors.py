@@ -61,3 +61,9 @@ class ImageRefError(CairnError):
     """An image reference is malformed or names nothing."""
 
     exit_code = 2
+
+
+class ImageContentError(CairnError):
+    """An image's content is broken: a truncated or corrupt layer, a digest that does not match."""
+
+    exit_code = 6

@@ -12,10 +12,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-from cairn.errors import ImageRefError, UsageError
+from cairn.errors import ImageRefError
 from cairn.oci import skopeo
 from cairn.oci.layout import OciLayout
 from cairn.oci.reference import is_local, parse_ref
+from cairn.oci.select import select_manifest
 from cairn.oci.unpack import unpack_layers
 from cairn.platforms import Platform, native_platform
 from cairn.scratch import scratch_root
@@ -81,38 +82,6 @@ class RootFs:
         return sorted(str(base.parent / p.name) for p in parent.glob(base.name))
 
 
-def _pick_manifest(layout: OciLayout, name: str | None, platform: Platform | None) -> list[Path]:
-    refs = layout.refs()
-    if name is None:
-        if len(refs) != 1:
-            raise UsageError(
-                f"{layout.root} holds {len(refs)} images; say which one.",
-                f"Try: oci:{layout.root}:NAME with NAME one of {', '.join(sorted(refs)) or '-'}.",
-            )
-        name = next(iter(refs))
-    if name not in refs:
-        raise ImageRefError(
-            f"{layout.root} has no image '{name}'.",
-            f"Try one of: {', '.join(sorted(refs)) or '(none)'}.",
-        )
-    desc = refs[name]
-    manifest = layout.read_json(desc.digest)
-    if "manifests" in manifest:
-        choices = layout.platform_manifests(name)
-        wanted = platform or native_platform()
-        chosen = [m for m in choices if m.platform and wanted and m.platform.name == wanted.name]
-        if not chosen and len(choices) == 1:
-            chosen = list(choices)
-        if not chosen:
-            have = ", ".join(m.platform.name for m in choices if m.platform)
-            raise UsageError(
-                f"{name} has no {wanted.name if wanted else 'native'} image (it has {have}).",
-                "Try: --platform with one of those.",
-            )
-        manifest = layout.read_json(chosen[0].digest)
-    return [layout.blob_path(layer["digest"]) for layer in manifest["layers"]]
-
-
 @contextlib.contextmanager
 def materialized(reference: str, platform: Platform | None) -> Iterator[RootFs]:
     """The root file system an image reference (or dir:PATH) names, unpacked for the block."""
@@ -136,7 +105,8 @@ def materialized(reference: str, platform: Platform | None) -> Iterator[RootFs]:
                 hint="Try: check the reference (and --platform for a multi-arch image).",
             )
             layout, name = OciLayout(work / "oci"), "image"
-        layers = _pick_manifest(layout, name, platform)
+        manifest = select_manifest(layout, name, platform)
+        layers = [layout.blob_path(layer["digest"]) for layer in manifest["layers"]]
         root = work / "root"
         root.mkdir()
         unpack_layers(layers, root)

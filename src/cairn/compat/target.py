@@ -35,16 +35,21 @@ def version_key(version: str) -> tuple[int, ...]:
 def _glibc_version(host: Path, info: ElfInfo) -> str | None:
     """The release libc.so.6 names itself; else the newest symbol version it defines (which
     lags behind releases that added no symbols: 2.31 defines nothing past GLIBC_2.30)."""
-    m = re.search(rb"release version (\d+\.\d+)", host.read_bytes())
-    if m:
-        return m.group(1).decode()
+    release = glibc_release(host.read_bytes())
+    if release:
+        return release
     versions = [v.removeprefix("GLIBC_") for v in info.version_defs if re.match(r"GLIBC_\d", v)]
     return max(versions, key=version_key) if versions else None
 
 
-def _musl_version(path: Path) -> str | None:
-    # musl keeps its version as a plain string next to the loader's usage text
-    data = path.read_bytes()
+def glibc_release(data: bytes) -> str | None:
+    """The release libc.so.6's banner names ("... release version 2.36.")."""
+    m = re.search(rb"release version (\d+\.\d+)", data)
+    return m.group(1).decode() if m else None
+
+
+def musl_release(data: bytes) -> str | None:
+    """musl keeps its version as a plain string next to the loader's usage text."""
     m = re.search(rb"\x00(1\.\d+\.\d+)\x00", data)
     return m.group(1).decode() if m else None
 
@@ -141,7 +146,9 @@ def detect(rootfs: RootFs) -> Target:
                 if listed
                 else MUSL_DEFAULT
             )
-            libc = Libc("musl", _musl_version(host), loader, info.machine, info.elf_class)
+            libc = Libc(
+                "musl", musl_release(host.read_bytes()), loader, info.machine, info.elf_class
+            )
             return Target(rootfs, libc, search)
     for loader in GLIBC_LOADERS:
         found = _loader(rootfs, loader)

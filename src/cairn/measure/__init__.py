@@ -1,0 +1,1 @@
+"""Measuring images: read layers as streams, then size, categories, packages, waste."""

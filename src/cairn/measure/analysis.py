@@ -1,0 +1,226 @@
+"""One image measured: the JSON object `cairn analyze --json` prints (schema in
+docs/schemas/analysis.schema.json), built from a walk of its layers."""
+
+from __future__ import annotations
+
+import fnmatch
+import shlex
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from cairn.compat.target import GLIBC_LOADERS, MUSL_LOADERS, glibc_release, musl_release
+from cairn.debian.profiles import load_profile
+from cairn.debian.slimming import excluded
+from cairn.measure.categories import Classifier, load_categories
+from cairn.measure.packages import (
+    Package,
+    Resolver,
+    apk_packages,
+    assign_files,
+    dpkg_packages,
+    unneeded,
+)
+from cairn.measure.source import Source
+from cairn.measure.walk import Finding, Walk, walk_source
+
+SCHEMA_VERSION = 1
+TOP = 20
+PACKAGE_DATABASES = {
+    "dpkg": ("var/lib/dpkg/status", "var/lib/dpkg/status.d"),
+    "rpm": ("var/lib/rpm", "usr/lib/sysimage/rpm"),
+    "apk": ("lib/apk/db/installed",),
+}
+
+
+def dive_figures(walk: Walk) -> tuple[int, float]:
+    """dive's wasted bytes and efficiency score, by dive's formula: over the leaves of every
+    layer's tree (a whiteout sized as what it hides), wasted = the summed sizes of every
+    path seen in two or more layers, efficiency = sum of each path's smallest size / sum
+    of all its sizes."""
+    wasted = sum(c.cumulative for c in walk.dive.values() if c.nodes >= 2)
+    seen = sum(c.cumulative for c in walk.dive.values())
+    smallest = sum(c.minimum for c in walk.dive.values())
+    return wasted, (smallest / seen if seen else 1.0)
+
+
+def _wasted_paths(walk: Walk) -> list[dict[str, Any]]:
+    by_path: dict[str, list[Any]] = defaultdict(lambda: [0, []])
+    for w in walk.waste:
+        entry = by_path[w.path]
+        entry[0] += w.bytes
+        entry[1].append(f"the copy from layer {w.layer} {w.reason}")
+    top = sorted(by_path.items(), key=lambda kv: (-kv[1][0], kv[0]))[:TOP]
+    return [{"path": "/" + p, "bytes": b, "reasons": r} for p, (b, r) in top]
+
+
+def os_release(walk: Walk, resolver: Resolver) -> dict[str, str | None]:
+    fields: dict[str, str] = {}
+    for candidate in ("/etc/os-release", "/usr/lib/os-release"):
+        path = resolver.follow(candidate)
+        if path is not None and path in walk.files:
+            for line in walk.files[path].decode("utf-8", "replace").splitlines():
+                key, sep, value = line.partition("=")
+                if sep:
+                    try:
+                        fields[key.strip()] = " ".join(shlex.split(value))
+                    except ValueError:
+                        fields[key.strip()] = value.strip("\"'")
+            break
+    return {
+        "id": fields.get("ID"),
+        "version_id": fields.get("VERSION_ID"),
+        "codename": fields.get("VERSION_CODENAME"),
+        "pretty_name": fields.get("PRETTY_NAME"),
+    }
+
+
+def _libc(walk: Walk, resolver: Resolver) -> dict[str, str | None]:
+    """Read from the files: a musl loader and its version string, else glibc's loader and
+    the release its libc.so.6 names."""
+    for loader in MUSL_LOADERS:
+        path = resolver.follow(loader)
+        if path is not None:
+            return {"family": "musl", "version": musl_release(walk.files.get(path, b""))}
+    for loader in GLIBC_LOADERS:
+        if resolver.follow(loader) is None:
+            continue
+        for captured in sorted(walk.files):
+            if captured.endswith("/libc.so.6") and captured in walk.index:
+                version = glibc_release(walk.files[captured])
+                if version:
+                    return {"family": "glibc", "version": version}
+        return {"family": "glibc", "version": None}
+    return {"family": "none", "version": None}
+
+
+def _slimming(walk: Walk, packages: list[Package]) -> dict[str, Any]:
+    profile = load_profile("slim")
+    removed_bytes = removed_files = 0
+    for path, node in walk.index.items():
+        if node.kind != "file":
+            continue
+        absolute = "/" + path
+        if excluded(absolute, profile) or any(
+            fnmatch.fnmatchcase(absolute, pattern) for pattern in profile.remove
+        ):
+            removed_bytes += node.size
+            removed_files += 1
+    return {
+        "profile": profile.name,
+        "bytes": removed_bytes,
+        "files": removed_files,
+        "unneeded_packages": [
+            {"name": p.name, "bytes": p.bytes} for p in unneeded(packages) if p.manager != "apk"
+        ][:TOP],
+    }
+
+
+def _counts(walk: Walk) -> dict[str, int]:
+    kinds: dict[str, int] = defaultdict(int)
+    for node in walk.index.values():
+        kinds[node.kind] += 1
+    return {
+        "files": kinds["file"],
+        "directories": kinds["dir"],
+        "links": kinds["symlink"] + kinds["hardlink"],
+        "special": kinds["char"] + kinds["block"] + kinds["fifo"],
+    }
+
+
+def _config(source: Source) -> dict[str, Any]:
+    config = source.config.get("config") or {}
+    return {
+        "user": config.get("User") or "root",
+        "entrypoint": config.get("Entrypoint"),
+        "cmd": config.get("Cmd"),
+        "env": config.get("Env") or [],
+        "working_dir": config.get("WorkingDir") or "/",
+    }
+
+
+def analyze_walk(source: Source, walk: Walk, categories: Path | None = None) -> dict[str, Any]:
+    resolver = Resolver(walk.index)
+    classify = Classifier(load_categories(categories))
+    by_category: dict[str, list[int]] = {name: [0, 0] for name in classify.names}
+    total = 0
+    for path, node in walk.index.items():
+        if node.kind == "file":
+            row = by_category[classify("/" + path)]
+            row[0] += node.size
+            row[1] += 1
+            total += node.size
+    packages = dpkg_packages(walk) + apk_packages(walk)
+    unowned = assign_files(packages, walk)
+    managers = [
+        name for name, paths in PACKAGE_DATABASES.items() if any(p in walk.index for p in paths)
+    ]
+    findings = list(walk.findings)
+    if "rpm" in managers:
+        findings.append(
+            Finding(
+                "info",
+                "rpm-not-listed",
+                "an rpm database is present; cairn lists dpkg "
+                "and apk packages only, so rpm's files count as unowned",
+            )
+        )
+    wasted_dive, efficiency = dive_figures(walk)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "image": source.reference,
+        "platform": source.platform,
+        "total_bytes": total,
+        "compressed_bytes": source.compressed_bytes,
+        "layers_bytes": sum(layer.bytes for layer in walk.layers),
+        **_counts(walk),
+        "layers": [
+            {
+                "index": layer.index,
+                "digest": layer.digest,
+                "compressed_bytes": layer.compressed_bytes,
+                "bytes": layer.bytes,
+                "created_by": layer.created_by,
+                "entries": layer.entries,
+                "added": layer.added,
+                "modified": layer.modified,
+                "deleted": layer.deleted,
+            }
+            for layer in walk.layers
+        ],
+        "wasted_bytes_dive": wasted_dive,
+        "efficiency": efficiency,
+        "wasted_bytes": sum(w.bytes for w in walk.waste),
+        "wasted_paths": _wasted_paths(walk),
+        "categories": [
+            {"name": name, "bytes": b, "files": n}
+            for name, (b, n) in sorted(by_category.items(), key=lambda kv: -kv[1][0])
+        ],
+        "packages": [
+            {
+                "name": p.name,
+                "version": p.version,
+                "architecture": p.architecture,
+                "manager": p.manager,
+                "source": p.source,
+                "source_version": p.source_version,
+                "bytes": p.bytes,
+                "files": p.files,
+                "layer": p.layer,
+            }
+            for p in sorted(packages, key=lambda p: (-p.bytes, p.name))
+        ],
+        "package_count": len(packages),
+        "unowned_bytes": unowned,
+        "os": os_release(walk, resolver),
+        "libc": _libc(walk, resolver),
+        "package_managers": managers,
+        "shell": resolver.follow("/bin/sh") is not None,
+        **_config(source),
+        "slimming": _slimming(walk, packages),
+        "findings": [f.to_json() for f in findings],
+    }
+
+
+def analyze(source: Source, categories: Path | None = None) -> dict[str, Any]:
+    return analyze_walk(source, walk_source(source), categories)

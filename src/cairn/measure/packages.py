@@ -1,0 +1,279 @@
+"""Installed packages, read from the package databases the walk kept: dpkg's status file
+(or distroless's status.d), apk's installed database; the files each owns, the layer that
+added it, and which packages nothing else needs."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from debian.deb822 import Deb822
+
+from cairn.measure.walk import Node, Walk
+
+MAX_LINKS = 40
+
+
+@dataclass
+class Package:
+    name: str
+    version: str
+    architecture: str
+    manager: str  # dpkg or apk
+    source: str
+    source_version: str
+    depends: tuple[str, ...] = ()
+    provides: tuple[str, ...] = ()
+    required: bool = False  # Essential or Priority: required: never a removal candidate
+    owned: list[str] = field(default_factory=list)  # paths the database lists
+    bytes: int = 0
+    files: int = 0
+    layer: int | None = None
+    license: str | None = None  # apk states it; Debian's come from copyright files
+
+
+def _names(field_value: str) -> tuple[str, ...]:
+    """Package names in a Depends-like field, alternatives included, versions dropped."""
+    out = []
+    for part in re.split(r"[,|]", field_value):
+        name = part.strip().split(" ", 1)[0].split(":", 1)[0]
+        if name:
+            out.append(name)
+    return tuple(out)
+
+
+def _installed(paragraphs: Iterable[Deb822]) -> Iterator[Deb822]:
+    for p in paragraphs:
+        if "Package" in p and p.get("Status", "install ok installed").endswith(" installed"):
+            yield p
+
+
+def _dpkg_package(p: Deb822) -> Package:
+    source, _, source_version = p.get("Source", p["Package"]).partition(" ")
+    source_version = source_version.strip("()") or p.get("Version", "")
+    return Package(
+        name=p["Package"],
+        version=p.get("Version", ""),
+        architecture=p.get("Architecture", ""),
+        manager="dpkg",
+        source=source,
+        source_version=source_version,
+        depends=_names(
+            ", ".join(p.get(f, "") for f in ("Depends", "Pre-Depends", "Recommends") if p.get(f))
+        ),
+        provides=_names(p.get("Provides", "")),
+        required=p.get("Essential") == "yes" or p.get("Priority") == "required",
+    )
+
+
+def _dpkg_versions(status: bytes) -> dict[str, str]:
+    return {p["Package"]: p.get("Version", "") for p in _installed(Deb822.iter_paragraphs(status))}
+
+
+def _lines(data: bytes) -> list[str]:
+    return [line for line in data.decode("utf-8", "replace").splitlines() if line]
+
+
+def dpkg_packages(walk: Walk) -> list[Package]:
+    files = walk.files
+    packages: list[Package] = []
+    status = files.get("var/lib/dpkg/status")
+    if status is not None and walk.index.get("var/lib/dpkg/status"):
+        for p in _installed(Deb822.iter_paragraphs(status)):
+            pkg = _dpkg_package(p)
+            arch = p.get("Architecture", "")
+            listed = files.get(f"var/lib/dpkg/info/{pkg.name}.list") or files.get(
+                f"var/lib/dpkg/info/{pkg.name}:{arch}.list", b""
+            )
+            pkg.owned = _lines(listed)
+            packages.append(pkg)
+    # distroless: one status paragraph per file in status.d, with its md5sums beside it
+    for path in sorted(files):
+        if not path.startswith("var/lib/dpkg/status.d/") or path not in walk.index:
+            continue
+        if path.endswith(".md5sums"):
+            continue
+        for p in _installed(Deb822.iter_paragraphs(files[path])):
+            pkg = _dpkg_package(p)
+            sums = files.get(f"{path}.md5sums", b"")
+            pkg.owned = ["/" + line.split(None, 1)[1] for line in _lines(sums) if " " in line]
+            pkg.layer = walk.index[path].layer
+            packages.append(pkg)
+    _first_layers(
+        packages, {layer: _dpkg_versions(data) for layer, data in walk.status_by_layer.items()}
+    )
+    return packages
+
+
+Pairs = list[tuple[str, str]]
+
+
+def _apk_paragraphs(data: bytes) -> list[Pairs]:
+    """apk's database: blank-line separated paragraphs of `K:value` lines, order kept (each
+    R: file belongs to the F: directory above it)."""
+    out: list[Pairs] = []
+    current: Pairs = []
+    for line in data.decode("utf-8", "replace").splitlines():
+        if not line.strip():
+            if current:
+                out.append(current)
+            current = []
+            continue
+        key, _, value = line.partition(":")
+        current.append((key, value))
+    if current:
+        out.append(current)
+    return out
+
+
+def _first(para: Pairs, key: str, default: str = "") -> str:
+    return next((v for k, v in para if k == key), default)
+
+
+def _apk_package(para: Pairs) -> Package:
+    owned, directory = [], ""
+    for key, value in para:
+        if key == "F":
+            directory = value
+        elif key == "R":
+            owned.append(f"/{directory}/{value}" if directory else f"/{value}")
+    depends = " ".join(v for k, v in para if k == "D").split()
+    return Package(
+        name=_first(para, "P"),
+        version=_first(para, "V"),
+        architecture=_first(para, "A"),
+        manager="apk",
+        source=_first(para, "o", _first(para, "P")),
+        source_version=_first(para, "V"),
+        depends=tuple(re.split(r"[=<>~]", d, maxsplit=1)[0] for d in depends),
+        owned=owned,
+        license=_first(para, "L") or None,
+    )
+
+
+def apk_packages(walk: Walk) -> list[Package]:
+    data = walk.files.get("lib/apk/db/installed")
+    if data is None or "lib/apk/db/installed" not in walk.index:
+        return []
+    packages = [_apk_package(para) for para in _apk_paragraphs(data) if _first(para, "P")]
+    _first_layers(
+        packages,
+        {
+            layer: {_first(p, "P"): _first(p, "V") for p in _apk_paragraphs(raw)}
+            for layer, raw in walk.apk_by_layer.items()
+        },
+    )
+    return packages
+
+
+def _first_layers(packages: list[Package], by_layer: dict[int, dict[str, str]]) -> None:
+    """Each package's layer: the first whose database lists it at the version installed now."""
+    first: dict[str, tuple[str, int]] = {}
+    for layer in sorted(by_layer):
+        for name, version in by_layer[layer].items():
+            if name not in first or first[name][0] != version:
+                first[name] = (version, layer)
+    for pkg in packages:
+        if pkg.layer is None and pkg.name in first:
+            pkg.layer = first[pkg.name][1]
+
+
+class Resolver:
+    """Paths as the final file system resolves their directories (merged /usr: /bin/ls is
+    usr/bin/ls)."""
+
+    def __init__(self, index: dict[str, Node]) -> None:
+        self.index = index
+        self._dirs: dict[str, str | None] = {"": ""}
+
+    def directory(self, path: str, hops: int = 0) -> str | None:
+        if path in self._dirs:
+            return self._dirs[path]
+        parent = self.directory(posixpath.dirname(path), hops)
+        result: str | None = None
+        if parent is not None and hops <= MAX_LINKS:
+            candidate = (
+                posixpath.join(parent, posixpath.basename(path))
+                if parent
+                else posixpath.basename(path)
+            )
+            node = self.index.get(candidate)
+            if node is not None and node.kind == "symlink":
+                target = node.linkname
+                joined = (
+                    target.lstrip("/") if target.startswith("/") else posixpath.join(parent, target)
+                )
+                norm = posixpath.normpath(joined)
+                result = (
+                    None
+                    if norm.startswith("..")
+                    else self.directory("" if norm == "." else norm, hops + 1)
+                )
+            elif node is not None and node.kind == "dir":
+                result = candidate
+        self._dirs[path] = result
+        return result
+
+    def file(self, path: str) -> str | None:
+        """`path` (absolute) with its directories resolved; None when they do not exist."""
+        rel = path.lstrip("/")
+        parent = self.directory(posixpath.dirname(rel))
+        if parent is None:
+            return None
+        full = (
+            posixpath.join(parent, posixpath.basename(rel)) if parent else posixpath.basename(rel)
+        )
+        return full if full in self.index else None
+
+    def follow(self, path: str) -> str | None:
+        """`path` (absolute) with every link followed, the last one too."""
+        current: str | None = path
+        for _ in range(MAX_LINKS):
+            assert current is not None
+            found = self.file(current)
+            node = self.index.get(found) if found is not None else None
+            if node is None or found is None:
+                return None
+            if node.kind != "symlink":
+                return found
+            target = node.linkname
+            joined = target if target.startswith("/") else f"/{posixpath.dirname(found)}/{target}"
+            current = posixpath.normpath(joined)
+        return None
+
+
+def assign_files(packages: list[Package], walk: Walk) -> int:
+    """Give each regular file to the first package listing it; returns the unowned bytes."""
+    resolver = Resolver(walk.index)
+    taken: set[str] = set()
+    for pkg in packages:
+        for listed in pkg.owned:
+            path = resolver.file(listed)
+            if path is None or path in taken:
+                continue
+            node = walk.index[path]
+            if node.kind != "file":
+                continue
+            taken.add(path)
+            pkg.bytes += node.size
+            pkg.files += 1
+    total = sum(n.size for n in walk.index.values() if n.kind == "file")
+    return total - sum(p.bytes for p in packages)
+
+
+def unneeded(packages: list[Package]) -> list[Package]:
+    """Packages no other installed package depends on or recommends, and not required."""
+    providers: dict[str, set[str]] = {}
+    for pkg in packages:
+        for name in (pkg.name, *pkg.provides):
+            providers.setdefault(name, set()).add(pkg.name)
+    needed: set[str] = set()
+    for pkg in packages:
+        for dep in pkg.depends:
+            needed |= providers.get(dep, set()) - {pkg.name}
+    return sorted(
+        (p for p in packages if p.name not in needed and not p.required),
+        key=lambda p: (-p.bytes, p.name),
+    )

@@ -1,0 +1,481 @@
+"""Apply an image's layers, read as streams, to an index of the file system they make.
+
+Nothing is extracted: each tar member updates a dictionary of paths, and the
+few files the analysis reads (os-release, the package database, copyright
+files, libc) are kept in memory. Whiteouts are applied as the OCI image spec
+says (`.wh.NAME` deletes NAME, `.wh..wh..opq` hides what lower layers put in
+its directory). Along the way the walk records, per layer, what dive counts
+for its efficiency score and where bytes were wasted, and turns hostile input
+(paths that climb out of the root, hard links to nothing, device nodes, a
+gzip bomb) into findings instead of following it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import posixpath
+import re
+import stat
+import tarfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cairn.errors import ImageContentError
+from cairn.measure.source import DigestReader, Layer, Source
+
+WHITEOUT = ".wh."
+OPAQUE = ".wh..wh..opq"
+# A layer may expand to this many times its compressed size, and at least MIN_EXPANSION
+# bytes: ordinary layers expand 2-5x, a run of zeros about 1000x.
+MAX_RATIO = 1000
+MIN_EXPANSION = 1 << 30
+MAX_ENTRIES = 2_000_000
+CAPTURE_LIMIT = 64 << 20
+
+# The files the analysis reads, kept in memory as the walk passes them.
+CAPTURED = (
+    "etc/os-release",
+    "usr/lib/os-release",
+    "etc/passwd",
+    "var/lib/dpkg/status",
+    "var/lib/dpkg/status.d/*",
+    "var/lib/dpkg/info/*.list",
+    "lib/apk/db/installed",
+    "usr/share/doc/*/copyright",
+    "*/libc.so.6",
+    "*/ld-musl-*.so.1",
+)
+
+
+_CAPTURED = re.compile("|".join(fnmatch.translate(p) for p in CAPTURED))
+
+
+def captured(path: str) -> bool:
+    return _CAPTURED.match(path) is not None
+
+
+@dataclass
+class Node:
+    kind: str  # file, dir, symlink, hardlink, char, block, fifo
+    size: int
+    layer: int
+    linkname: str = ""
+    mode: int = 0
+
+
+@dataclass(frozen=True)
+class Item:
+    """One member of a layer, whatever it was read from."""
+
+    path: str
+    kind: str
+    size: int
+    linkname: str
+    mode: int
+    read: Callable[[], bytes] | None
+
+
+@dataclass(frozen=True)
+class Finding:
+    severity: str  # info, warning, error
+    code: str
+    message: str
+    path: str | None = None
+
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "severity": self.severity,
+            "code": self.code,
+            "message": self.message,
+            "path": self.path,
+        }
+
+
+@dataclass(frozen=True)
+class Waste:
+    path: str
+    bytes: int
+    layer: int  # the layer whose copy is lost
+    reason: str  # "overwritten in layer N", "deleted in layer N"
+
+
+@dataclass
+class LayerStats:
+    index: int
+    digest: str
+    compressed_bytes: int | None
+    bytes: int = 0
+    entries: int = 0
+    added: int = 0
+    modified: int = 0
+    deleted: int = 0
+    created_by: str = ""
+
+
+@dataclass
+class DiveCount:
+    """One path's figures in dive's efficiency formula."""
+
+    cumulative: int = 0
+    minimum: int = -1
+    nodes: int = 0
+
+    def add(self, size: int) -> None:
+        self.cumulative += size
+        self.minimum = size if self.minimum < 0 else min(self.minimum, size)
+        self.nodes += 1
+
+
+@dataclass
+class Walk:
+    index: dict[str, Node] = field(default_factory=dict)
+    children: dict[str, set[str]] = field(default_factory=dict)
+    links_to: dict[str, set[str]] = field(default_factory=dict)
+    layers: list[LayerStats] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)
+    status_by_layer: dict[int, bytes] = field(default_factory=dict)
+    apk_by_layer: dict[int, bytes] = field(default_factory=dict)
+    waste: list[Waste] = field(default_factory=list)
+    dive: dict[str, DiveCount] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+
+    # -- the file system ------------------------------------------------------------
+
+    def _attach(self, path: str, layer: int) -> None:
+        """Hang `path` under its directory, making the directories a layer left implicit."""
+        parent = posixpath.dirname(path)
+        self.children.setdefault(parent, set()).add(path)
+        if parent and parent not in self.index:
+            self.index[parent] = Node("dir", 0, layer)
+            self._attach(parent, layer)
+
+    def _subtree(self, path: str) -> Iterator[str]:
+        stack = [path]
+        while stack:
+            p = stack.pop()
+            yield p
+            stack.extend(self.children.get(p, ()))
+
+    def _drop(self, path: str, layer: int, reason: str) -> int:
+        """Remove `path` and all below it; the bytes lost become waste. Returns how many paths
+        went."""
+        gone = list(self._subtree(path))
+        for p in gone:
+            node = self.index.pop(p, None)
+            self.children.pop(p, None)
+            if node is None:
+                continue
+            if node.kind == "file":
+                heir = self._heir(p)
+                if heir is None and node.size:
+                    self.waste.append(Waste(p, node.size, node.layer, f"{reason} in layer {layer}"))
+                elif heir is not None:
+                    self.index[heir] = Node("file", node.size, node.layer, mode=node.mode)
+            elif node.kind == "hardlink":
+                self.links_to.get(node.linkname, set()).discard(p)
+        self.children.get(posixpath.dirname(path), set()).discard(path)
+        return len(gone)
+
+    def _heir(self, path: str) -> str | None:
+        """A hard link that keeps the content of `path` alive once `path` goes."""
+        links = sorted(p for p in self.links_to.pop(path, set()) if p in self.index)
+        if not links:
+            return None
+        heir, rest = links[0], links[1:]
+        for p in rest:
+            self.index[p].linkname = heir
+        if rest:
+            self.links_to[heir] = set(rest)
+        return heir
+
+    def _stacked_size(self, path: str) -> int:
+        return sum(self.index[p].size for p in self._subtree(path) if p in self.index)
+
+    # -- layers ---------------------------------------------------------------------
+
+    def apply(self, layer: int, items: Iterator[Item], stats: LayerStats) -> None:
+        leaves: dict[str, int] = {}
+        whiteouts: dict[str, int] = {}
+        opaque: list[str] = []
+        for item in items:
+            stats.entries += 1
+            path = item.path
+            name = posixpath.basename(path)
+            parent = posixpath.dirname(path)
+            if name == OPAQUE:
+                opaque.append(parent)
+                # what lower layers put there goes; this layer's own entries stay
+                for child in list(self.children.get(parent, ())):
+                    below = self.index.get(child)
+                    if below is not None and below.layer < layer:
+                        stats.deleted += self._drop(child, layer, "deleted (opaque directory)")
+                continue
+            if name.startswith(WHITEOUT):
+                target = posixpath.join(parent, name[len(WHITEOUT) :])
+                node = self.index.get(target)
+                whiteouts[target] = self._stacked_size(target) if node and node.kind == "dir" else 0
+                if node is not None:
+                    stats.deleted += self._drop(target, layer, "deleted")
+                continue
+            self._add(layer, item, stats)
+            leaves[path] = item.size if item.kind == "file" else 0
+            if item.read is not None:
+                self._capture(layer, item)
+        self._count_dive(leaves, whiteouts, opaque)
+
+    def _add(self, layer: int, item: Item, stats: LayerStats) -> None:
+        path = item.path
+        old = self.index.get(path)
+        if old is None:
+            stats.added += 1
+        else:
+            stats.modified += 1 if old.layer < layer else 0
+            if not (old.kind == "dir" and item.kind == "dir"):
+                self._drop(path, layer, "overwritten")
+        if item.kind == "file":
+            stats.bytes += item.size
+        if item.kind == "dir" and old is not None and old.kind == "dir":
+            old.layer, old.mode = layer, item.mode
+            return
+        node = Node(
+            item.kind, item.size if item.kind == "file" else 0, layer, item.linkname, item.mode
+        )
+        if item.kind == "hardlink":
+            target = self.index.get(item.linkname)
+            if target is None or target.kind != "file":
+                self.findings.append(
+                    Finding(
+                        "warning",
+                        "hardlink-missing",
+                        f"a hard link in layer {layer} points to {item.linkname}, "
+                        "which is no file there",
+                        path,
+                    )
+                )
+            else:
+                self.links_to.setdefault(item.linkname, set()).add(path)
+        self.index[path] = node
+        self._attach(path, layer)
+
+    def _capture(self, layer: int, item: Item) -> None:
+        assert item.read is not None
+        data = item.read()
+        self.files[item.path] = data
+        if item.path == "var/lib/dpkg/status":
+            self.status_by_layer[layer] = data
+        elif item.path == "lib/apk/db/installed":
+            self.apk_by_layer[layer] = data
+
+    def _count_dive(
+        self, leaves: dict[str, int], whiteouts: dict[str, int], opaque: list[str]
+    ) -> None:
+        """dive's tree of a layer: a node per member (whiteouts under their own name, opaque
+        markers left out) and the directories above them; its leaves count."""
+        inner: set[str] = set()
+        # an opaque marker makes its directory a node without giving it a child
+        for path in (*leaves, *whiteouts, *opaque):
+            parent = posixpath.dirname(path)
+            while parent and parent not in inner:
+                inner.add(parent)
+                parent = posixpath.dirname(parent)
+        for path, size in leaves.items():
+            if path not in inner:
+                self.dive.setdefault(path, DiveCount()).add(size)
+        for path, size in whiteouts.items():
+            self.dive.setdefault(path, DiveCount()).add(size)
+        for path in opaque:
+            if path not in inner and path not in leaves:
+                self.dive.setdefault(path, DiveCount()).add(0)
+
+
+# -- reading members --------------------------------------------------------------------
+
+
+def _clean(name: str, layer: int, findings: list[Finding]) -> str | None:
+    """A member name as a path inside the root, or None (with a finding) when it leaves it."""
+    raw = name
+    if name.startswith("/"):
+        findings.append(
+            Finding("warning", "absolute-path", f"layer {layer} names an absolute path", raw)
+        )
+        name = name.lstrip("/")
+    path = posixpath.normpath(name) if name else "."
+    if path in {".", ""}:
+        return None
+    if path == ".." or path.startswith("../"):
+        findings.append(
+            Finding(
+                "error",
+                "path-escapes-root",
+                f"layer {layer} names a path outside the root; it was ignored",
+                raw,
+            )
+        )
+        return None
+    return path
+
+
+def _kind(m: tarfile.TarInfo) -> str:
+    if m.isreg():
+        return "file"
+    if m.isdir():
+        return "dir"
+    if m.issym():
+        return "symlink"
+    if m.islnk():
+        return "hardlink"
+    if m.ischr():
+        return "char"
+    if m.isblk():
+        return "block"
+    return "fifo"
+
+
+def _tar_items(tf: tarfile.TarFile, layer: Layer, limit: float, walk: Walk) -> Iterator[Item]:
+    for count, m in enumerate(tf):
+        if count >= MAX_ENTRIES or tf.offset + m.size > limit:
+            walk.findings.append(
+                Finding(
+                    "error",
+                    "expansion-limit",
+                    f"layer {layer.index} expands past {limit} bytes or {MAX_ENTRIES} entries "
+                    "(a gzip bomb?); the rest of it was not read",
+                    m.name,
+                )
+            )
+            raise _Stop
+        path = _clean(m.name, layer.index, walk.findings)
+        if path is None:
+            continue
+        kind = _kind(m)
+        linkname = m.linkname
+        if kind == "hardlink":
+            linkname = _clean(m.linkname, layer.index, walk.findings) or ""
+        if kind in ("char", "block"):
+            walk.findings.append(
+                Finding("info", "device-node", f"layer {layer.index} holds a device node", path)
+            )
+        if kind == "symlink" and _escapes(path, m.linkname):
+            walk.findings.append(
+                Finding(
+                    "warning",
+                    "link-escapes-root",
+                    f"a symbolic link in layer {layer.index} climbs above the root ({m.linkname})",
+                    path,
+                )
+            )
+        read = None
+        if kind == "file" and m.size <= CAPTURE_LIMIT and captured(path):
+            member = m
+
+            def read(member: tarfile.TarInfo = member) -> bytes:
+                f = tf.extractfile(member)
+                return f.read() if f is not None else b""
+
+        yield Item(path, kind, m.size if kind == "file" else 0, linkname, m.mode, read)
+
+
+class _Stop(Exception):
+    """The rest of a layer is not read (a finding says why)."""
+
+
+def _escapes(path: str, target: str) -> bool:
+    if target.startswith("/"):
+        return False
+    depth = path.count("/")  # directories above the link
+    for part in target.split("/"):
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif part not in ("", "."):
+            depth += 1
+    return False
+
+
+def _read_layer(walk: Walk, layer: Layer, stats: LayerStats) -> None:
+    try:
+        with layer.open() as raw:
+            reader = DigestReader(raw)
+            limit = max(MIN_EXPANSION, MAX_RATIO * (layer.size or 1))
+            with tarfile.open(fileobj=reader, mode="r|*") as tf:  # type: ignore[call-overload]
+                walk.apply(layer.index, _tar_items(tf, layer, limit, walk), stats)
+            reader.drain()
+            digest, count = reader.digest, reader.count
+    except _Stop:
+        return
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+        raise ImageContentError(
+            f"Reading layer {layer.index} ({layer.digest}) failed because it is truncated "
+            f"or corrupt ({e}).",
+            "Try: copy the image again from its registry; if that copy fails too, rebuild it.",
+        ) from None
+    if layer.size is not None and count < layer.size and digest != layer.digest:
+        raise ImageContentError(
+            f"Layer {layer.index} is truncated: its blob holds {count} bytes, "
+            f"the manifest says {layer.size}.",
+            "Try: copy the image again from its registry (an interrupted copy leaves such blobs).",
+        )
+    if layer.digest and digest != layer.digest:
+        raise ImageContentError(
+            f"Layer {layer.index} does not match its digest: it hashes to {digest}, "
+            f"the image says {layer.digest}.",
+            "Try: copy the image again; a blob that does not match its digest was changed "
+            "or damaged.",
+        )
+    if layer.size is not None and count != layer.size:
+        walk.findings.append(
+            Finding(
+                "warning",
+                "size-mismatch",
+                f"layer {layer.index} is {count} bytes; the manifest says {layer.size}",
+            )
+        )
+
+
+def _dir_items(root: Path) -> Iterator[Item]:
+    """A directory tree as layer members (hard links found by inode, links not followed)."""
+    seen: dict[tuple[int, int], str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            host = Path(dirpath) / name
+            path = str(host.relative_to(root))
+            st = host.lstat()
+            mode = stat.S_IMODE(st.st_mode)
+            if stat.S_ISDIR(st.st_mode):
+                yield Item(path, "dir", 0, "", mode, None)
+            elif stat.S_ISLNK(st.st_mode):
+                yield Item(path, "symlink", 0, str(host.readlink()), mode, None)
+            elif stat.S_ISREG(st.st_mode):
+                key = (st.st_dev, st.st_ino)
+                if st.st_nlink > 1 and key in seen:
+                    yield Item(path, "hardlink", 0, seen[key], mode, None)
+                    continue
+                seen[key] = path
+                read = (lambda h=host: h.read_bytes()) if captured(path) else None
+                yield Item(path, "file", st.st_size, "", mode, read)
+            elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                yield Item(path, "char" if stat.S_ISCHR(st.st_mode) else "block", 0, "", mode, None)
+            else:
+                yield Item(path, "fifo", 0, "", mode, None)
+
+
+def walk_source(source: Source) -> Walk:
+    walk = Walk()
+    if source.root is not None:
+        stats = LayerStats(0, "", None, created_by=f"the directory {source.root}")
+        walk.layers.append(stats)
+        walk.apply(0, _dir_items(source.root), stats)
+        return walk
+    history = [h for h in source.config.get("history", []) if not h.get("empty_layer")]
+    for layer in source.layers:
+        stats = LayerStats(layer.index, layer.digest, layer.size if layer.compressed else None)
+        if layer.index < len(history):
+            stats.created_by = history[layer.index].get("created_by", "")
+        walk.layers.append(stats)
+        _read_layer(walk, layer, stats)
+    return walk
