@@ -16,6 +16,8 @@ from cairn.errors import CairnError, Interrupted
 
 if TYPE_CHECKING:
     from cairn.fragment import Builder
+    from cairn.measure.gate import Condition
+    from cairn.platforms import Platform
     from cairn.spec import Family
 
 app = typer.Typer(
@@ -515,6 +517,190 @@ def dns(
         )
     else:
         render_dns(name, found, Console())
+
+
+ImageArg = Annotated[
+    str,
+    typer.Argument(
+        help="oci:DIR[:NAME], docker-archive:FILE, docker://REGISTRY/REPO:TAG, "
+        "docker-daemon:REPO:TAG or dir:ROOTFS.",
+        show_default=False,
+    ),
+]
+OnePlatformOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--platform", "-p", help="Which platform of a multi-arch image (default: this host's)."
+    ),
+]
+FailOnOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--fail-on",
+        help="Exit 1 when this holds, e.g. 'size>150MB', 'wasted>5MB', 'efficiency<95%', "
+        "'packages>200', 'category:docs>1MB', 'findings>0' (repeatable).",
+    ),
+]
+HtmlOpt = Annotated[
+    Path | None, typer.Option("--html", help="Also write a self-contained HTML report here.")
+]
+CategoriesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--categories",
+        help="A TOML table of [[category]] rules tried before the built-in ones.",
+    ),
+]
+
+
+def _platform(value: str | None) -> Platform | None:
+    from cairn.platforms import parse_platform
+
+    return parse_platform(value) if value else None
+
+
+def _gate(conditions: list[str] | None, allowed: tuple[str, ...] | None = None) -> list[Condition]:
+    from cairn.measure.gate import METRICS, parse_condition
+
+    return [parse_condition(c, allowed or tuple(METRICS)) for c in conditions or []]
+
+
+def _enforce(conditions: list[Condition], measured: dict[str, object]) -> None:
+    from cairn.measure.gate import check
+
+    failed = check(conditions, measured)
+    if failed:
+        err = Console(stderr=True, highlight=False)
+        for message in failed:
+            err.print(f"failed: {message}", markup=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def _write_text(path: Path, text: str) -> None:
+    from cairn.oci.layout import write_atomically
+
+    write_atomically(path, text.encode())
+
+
+@app.command()
+def analyze(
+    image: ImageArg,
+    platform: OnePlatformOpt = None,
+    as_json: JsonOpt = False,
+    html: HtmlOpt = None,
+    categories: CategoriesOpt = None,
+    fail_on: FailOnOpt = None,
+) -> None:
+    """Where an image's bytes go: layers and waste (dive's figures and the corrected ones),
+    size by category and by package, OS, libc, findings and what slimming would save.
+    Layers are read as streams; nothing is extracted."""
+    from cairn.measure.commands import analyze_image
+    from cairn.report.html import analysis_html
+    from cairn.report.measure import render_analysis
+
+    conditions = _gate(fail_on)
+    result = analyze_image(image, _platform(platform), categories)
+    if html is not None:
+        _write_text(html, analysis_html(result))
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        render_analysis(result, Console())
+    _enforce(conditions, result)
+
+
+@app.command()
+def compare(
+    images: Annotated[list[str], typer.Argument(help="Two or more images.", show_default=False)],
+    platform: OnePlatformOpt = None,
+    as_json: JsonOpt = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the table as Markdown.")
+    ] = False,
+    html: HtmlOpt = None,
+    categories: CategoriesOpt = None,
+) -> None:
+    """Images side by side, each row a measured figure: size, compressed size, packages,
+    libc, package manager, shell, category sizes, findings."""
+    from cairn.measure.analysis import SCHEMA_VERSION
+    from cairn.measure.commands import analyze_image
+    from cairn.report.html import comparison_html
+    from cairn.report.measure import comparison_markdown, comparison_rows, render_comparison
+
+    analyses = [analyze_image(i, _platform(platform), categories) for i in images]
+    rows = comparison_rows(analyses)
+    names = [a["image"] for a in analyses]
+    if html is not None:
+        _write_text(html, comparison_html(rows, analyses))
+    if as_json:
+        print(
+            json.dumps(
+                {"schema_version": SCHEMA_VERSION, "images": analyses, "rows": rows}, indent=2
+            )
+        )
+    elif markdown:
+        print(comparison_markdown(rows, names), end="")
+    else:
+        render_comparison(rows, names, Console())
+
+
+@app.command()
+def sbom(
+    image: ImageArg,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="spdx-json (SPDX 2.3) or cyclonedx-json (1.5).")
+    ] = "spdx-json",
+    platform: OnePlatformOpt = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """The image's packages as an SBOM, with package URLs and the licenses their copyright
+    files state."""
+    from cairn.errors import UsageError
+    from cairn.measure.commands import sbom_document
+    from cairn.measure.sbom import FORMATS
+
+    if fmt not in FORMATS:
+        raise UsageError(
+            f"--format {fmt} is not an SBOM format cairn writes.",
+            "Try: " + " or ".join(FORMATS) + ".",
+        )
+    text = json.dumps(sbom_document(image, _platform(platform), fmt), indent=2) + "\n"
+    if output is None:
+        print(text, end="")
+    else:
+        _write_text(output, text)
+
+
+@app.command()
+def scan(
+    image: ImageArg,
+    advisories: Annotated[
+        list[str],
+        typer.Option(
+            "--advisories",
+            "-a",
+            help="Debian security tracker JSON or OSV records: a file, a directory or a URL "
+            "(repeatable).",
+        ),
+    ],
+    platform: OnePlatformOpt = None,
+    as_json: JsonOpt = False,
+    fail_on: FailOnOpt = None,
+) -> None:
+    """Installed packages against advisories, each finding sorted into fixed (a newer Debian
+    version fixes it), not-fixed, or wont-fix (unimportant, ignored)."""
+    from cairn.measure.commands import scan_image
+    from cairn.report.measure import render_scan
+
+    conditions = _gate(fail_on, ("actionable",))
+    result = scan_image(image, _platform(platform), advisories)
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        render_scan(result, Console())
+    _enforce(conditions, result)
 
 
 def _say(quiet: bool) -> Callable[[str], None]:
