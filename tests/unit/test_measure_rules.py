@@ -1,0 +1,233 @@
+"""Categories as data, --fail-on conditions, and advisory triage with Debian versions."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from cairn.errors import UsageError
+from cairn.measure.advisories import summary, triage
+from cairn.measure.categories import Classifier, load_categories
+from cairn.measure.gate import check, parse_condition
+from cairn.measure.packages import Package
+
+BOOKWORM: dict[str, str | None] = {"id": "debian", "version_id": "12", "codename": "bookworm"}
+
+
+def test_categories_first_match_wins_and_users_extend_them(tmp_path: Path) -> None:
+    builtin = Classifier(load_categories())
+    assert builtin("/usr/lib/x86_64-linux-gnu/gconv/UTF-16.so") == "gconv"
+    assert builtin("/usr/lib/x86_64-linux-gnu/libc.so.6") == "shared libraries"
+    assert builtin("/usr/share/zoneinfo/Europe/Berlin") == "zoneinfo"
+    assert builtin("/usr/lib/python3.11/os.py") == "Python"
+    assert builtin("/etc/hostname") == "other"
+    extra = tmp_path / "mine.toml"
+    extra.write_text(
+        '[[category]]\nname = "certificates"\n'
+        'paths = ["/etc/ssl/**", "/usr/share/ca-certificates/**"]\n'
+    )
+    mine = Classifier(load_categories(extra))
+    assert mine("/etc/ssl/certs/ca-certificates.crt") == "certificates"
+    assert mine("/usr/bin/ls") == "executables"
+    extra.write_text('[[category]]\nname = "x"\npaths = ["relative/**"]\n')
+    with pytest.raises(UsageError, match="not a category table"):
+        load_categories(extra)
+
+
+MEASURED = {
+    "total_bytes": 151_000_000,
+    "compressed_bytes": 50_000_000,
+    "wasted_bytes": 1_000,
+    "wasted_bytes_dive": 6_000_000,
+    "efficiency": 0.94,
+    "package_count": 90,
+    "files": 10,
+    "categories": [{"name": "docs", "bytes": 2_000_000, "files": 3}],
+    "findings": [{"severity": "warning"}, {"severity": "info"}],
+}
+
+
+@pytest.mark.parametrize(
+    ("condition", "fails"),
+    [
+        ("size>150MB", True),
+        ("size>150MiB", False),
+        ("wasted>5MB", False),
+        ("wasted_dive>5MB", True),
+        ("efficiency<95%", True),
+        ("efficiency<0.9", False),
+        ("packages>=90", True),
+        ("category:docs>1MB", True),
+        ("category:zoneinfo>1MB", False),
+        ("findings>1", False),
+        ("findings>0", True),
+    ],
+)
+def test_fail_on_conditions(condition: str, fails: bool) -> None:
+    failed = check([parse_condition(condition)], MEASURED)
+    assert bool(failed) == fails
+    if fails:
+        assert failed[0].startswith(f"--fail-on '{condition}'")
+
+
+@pytest.mark.parametrize("bad", ["size>", "bigness>1", "packages>3MB", "size>1%", "size=>1"])
+def test_bad_conditions_say_what_is_allowed(bad: str) -> None:
+    with pytest.raises(UsageError):
+        parse_condition(bad)
+
+
+def pkg(name: str, source: str, version: str) -> Package:
+    return Package(name, version, "amd64", "dpkg", source, version)
+
+
+PACKAGES = [
+    pkg("libc6", "glibc", "2.36-9+deb12u4"),
+    pkg("libc-bin", "glibc", "2.36-9+deb12u4"),
+    pkg("libssl3", "openssl", "3.0.15-1~deb12u1"),
+    pkg("zlib1g", "zlib", "1:1.2.13.dfsg-1"),
+    pkg("tar", "tar", "1.34+dfsg-1.2+deb12u1"),
+    pkg("bash", "bash", "5.2.15-2+b7"),
+]
+
+
+def test_tracker_json_is_sorted_by_what_one_can_do(tmp_path: Path) -> None:
+    tracker = {
+        # fixed in a newer version: 2.36-9+deb12u10 > 2.36-9+deb12u4 (dpkg order, not text)
+        "glibc": {
+            "CVE-1": {
+                "releases": {
+                    "bookworm": {
+                        "status": "resolved",
+                        "fixed_version": "2.36-9+deb12u10",
+                        "urgency": "high",
+                    }
+                }
+            },
+            "CVE-2": {
+                "releases": {
+                    "bookworm": {
+                        "status": "resolved",
+                        "fixed_version": "2.36-9+deb12u3",
+                        "urgency": "low",
+                    }
+                }
+            },
+        },
+        "openssl": {"CVE-3": {"releases": {"bookworm": {"status": "open", "urgency": "low"}}}},
+        "zlib": {
+            "CVE-4": {"releases": {"bookworm": {"status": "open", "urgency": "unimportant"}}},
+            "CVE-5": {
+                "releases": {
+                    "bookworm": {
+                        "status": "resolved",
+                        "fixed_version": "1:1.2.13.dfsg-2",
+                        "urgency": "low",
+                    }
+                }
+            },
+        },
+        "tar": {
+            "CVE-6": {
+                "releases": {
+                    "bookworm": {
+                        "status": "open",
+                        "urgency": "low",
+                        "nodsa": "Minor issue",
+                        "nodsa_reason": "ignored",
+                    }
+                }
+            }
+        },
+        "bash": {"CVE-7": {"releases": {"trixie": {"status": "open", "urgency": "low"}}}},
+        "nginx": {"CVE-8": {"releases": {"bookworm": {"status": "open", "urgency": "high"}}}},
+    }
+    path = tmp_path / "tracker.json"
+    path.write_text(json.dumps(tracker))
+    found = triage(PACKAGES, [str(path)], BOOKWORM)
+    got = [(t.vulnerability, t.status, t.fixed_version) for t in found]
+    assert got == [
+        ("CVE-1", "fixed", "2.36-9+deb12u10"),
+        ("CVE-5", "fixed", "1:1.2.13.dfsg-2"),
+        ("CVE-3", "not-fixed", None),
+        ("CVE-6", "wont-fix", None),
+        ("CVE-4", "wont-fix", None),
+    ]
+    assert found[0].packages == ("libc-bin", "libc6")
+    assert summary(found) == {"fixed": 2, "not-fixed": 1, "wont-fix": 2}
+
+
+def test_osv_records_from_a_directory(tmp_path: Path) -> None:
+    def record(
+        vid: str, name: str, events: list[dict[str, str]], **extra: object
+    ) -> dict[str, object]:
+        return {
+            "id": vid,
+            "affected": [
+                {
+                    "package": {"ecosystem": "Debian:12", "name": name},
+                    "ranges": [{"type": "ECOSYSTEM", "events": events}],
+                    **extra,
+                }
+            ],
+        }
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "one.json").write_text(
+        json.dumps(record("DSA-1", "glibc", [{"introduced": "0"}, {"fixed": "2.36-9+deb12u10"}]))
+    )
+    (tmp_path / "two.json").write_text(
+        json.dumps(
+            [
+                record("DEBIAN-CVE-2", "openssl", [{"introduced": "0"}]),
+                record(
+                    "DEBIAN-CVE-3",
+                    "zlib",
+                    [{"introduced": "0"}],
+                    ecosystem_specific={"urgency": "unimportant"},
+                ),
+                record(
+                    "DSA-4", "tar", [{"introduced": "0"}, {"fixed": "1.34+dfsg-1"}]
+                ),  # older: not affected
+                record(
+                    "DSA-5", "bash", [{"introduced": "5.3"}, {"fixed": "5.3-2"}]
+                ),  # not yet introduced
+            ]
+        )
+    )
+    found = triage(PACKAGES, [str(tmp_path)], BOOKWORM)
+    assert [(t.vulnerability, t.status) for t in found] == [
+        ("DSA-1", "fixed"),
+        ("DEBIAN-CVE-2", "not-fixed"),
+        ("DEBIAN-CVE-3", "wont-fix"),
+    ]
+
+
+def test_advisories_that_are_not_there_are_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="neither a file"):
+        triage(PACKAGES, [str(tmp_path / "missing.json")], BOOKWORM)
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(UsageError, match="not JSON"):
+        triage(PACKAGES, [str(tmp_path / "bad.json")], BOOKWORM)
+
+
+def test_advisories_from_a_url(tmp_path: Path) -> None:
+    tracker = {
+        "openssl": {"CVE-9": {"releases": {"bookworm": {"status": "open", "urgency": "low"}}}}
+    }
+    (tmp_path / "json").write_text(json.dumps(tracker))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/json"
+        found = triage(PACKAGES, [url], BOOKWORM)
+        assert [(t.vulnerability, t.status) for t in found] == [("CVE-9", "not-fixed")]
+        with pytest.raises(UsageError, match=r"Fetching advisories from \S+ failed"):
+            triage(PACKAGES, [url + "-missing"], BOOKWORM)
+    finally:
+        server.shutdown()
