@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.report import bench_workdir, write_section
+from bench.report import bench_workdir, build_amd64, write_section
 from cairn.compat.rootfs import materialized
 from cairn.compat.scan import elf_files
 from cairn.platforms import parse_platform
@@ -42,22 +42,7 @@ def best(cmd: list[str]) -> tuple[float, str]:
 def main() -> None:
     with bench_workdir(__doc__ or "", "cairn-bench-compat", "mmdebstrap") as work:
         store = work / "oci"
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "cairn",
-                "build",
-                str(EXAMPLE),
-                "--platform",
-                "linux/amd64",
-                "--output",
-                f"oci:{store}",
-                *[a for i in ("base", *IMAGES) for a in ("--image", i)],
-            ],
-            check=True,
-            capture_output=True,
-        )
+        build_amd64(EXAMPLE, store, ("base", *IMAGES))
         rows = []
         for image in IMAGES:
             with materialized(f"oci:{store}:{image}", parse_platform("linux/amd64")) as root:

@@ -6,6 +6,7 @@ import argparse
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -52,3 +53,23 @@ def bench_workdir(description: str, prefix: str, root_because: str) -> Iterator[
             print(f"kept {work}", file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def build_amd64(example: Path, store: Path, images: tuple[str, ...]) -> None:
+    """The example family's `images` (their parents listed too) for linux/amd64 into `store`."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cairn",
+            "build",
+            str(example),
+            "--platform",
+            "linux/amd64",
+            "--output",
+            f"oci:{store}",
+            *[a for i in images for a in ("--image", i)],
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
