@@ -124,6 +124,8 @@ def test_every_source_kind_measures_the_same_image(
         check=True,
     )
     docker("load", "-i", str(archive))
+    saved = tmp_path / "saved.tar"  # the engine's own archive format, `docker save`
+    docker("save", "-o", str(saved), "measure/base-debug:1")
     root = tmp_path / "rootfs"
     root.mkdir()
     layout = OciLayout(base.store)
@@ -136,6 +138,7 @@ def test_every_source_kind_measures_the_same_image(
     )
     sources = {
         "docker-archive": analysis(f"docker-archive:{archive}"),
+        "docker save": analysis(f"docker-archive:{saved}"),
         "docker": analysis(f"docker://{pushed}"),
         "docker-daemon": analysis(
             "docker-daemon:measure/base-debug:1", env={"DOCKER_HOST": docker.host}

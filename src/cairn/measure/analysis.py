@@ -22,7 +22,7 @@ from cairn.measure.packages import (
     unneeded,
 )
 from cairn.measure.source import Source
-from cairn.measure.walk import Finding, Walk, walk_source
+from cairn.measure.walk import Finding, Walk
 
 SCHEMA_VERSION = 1
 TOP = 20
@@ -220,7 +220,3 @@ def analyze_walk(source: Source, walk: Walk, categories: Path | None = None) -> 
         "slimming": _slimming(walk, packages),
         "findings": [f.to_json() for f in findings],
     }
-
-
-def analyze(source: Source, categories: Path | None = None) -> dict[str, Any]:
-    return analyze_walk(source, walk_source(source), categories)
