@@ -334,8 +334,15 @@ def _kind(m: tarfile.TarInfo) -> str:
     return "fifo"
 
 
+def _members(tf: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    """The members one by one; tarfile would keep every one of them in tf.members."""
+    while (m := tf.next()) is not None:
+        tf.members.clear()  # type: ignore[attr-defined]
+        yield m
+
+
 def _tar_items(tf: tarfile.TarFile, layer: Layer, limit: float, walk: Walk) -> Iterator[Item]:
-    for count, m in enumerate(tf):
+    for count, m in enumerate(_members(tf)):
         if count >= MAX_ENTRIES or tf.offset + m.size > limit:
             walk.findings.append(
                 Finding(
