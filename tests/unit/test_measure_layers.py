@@ -4,11 +4,13 @@ and hostile or broken input turned into findings or clear errors."""
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -273,3 +275,37 @@ def test_an_alpine_like_root_reads_as_musl_and_apk(tmp_path: Path) -> None:
         "busybox": ("1.36.1-r29", 5000, 0, "apk"),  # listed by the database of layer 0
     }
     assert a["unowned_bytes"] == a["total_bytes"] - len(loader) - 5000
+
+
+def test_broken_docker_archives_are_clear_errors(tmp_path: Path) -> None:
+    archive = docker_archive(tmp_path / "img.tar", LAYERS)
+    with tarfile.open(archive) as tf:
+        manifest = json.load(tf.extractfile("manifest.json"))  # type: ignore[arg-type]
+    manifest[0]["Layers"][1] = "gone/layer.tar"
+    lying = tmp_path / "lying.tar"
+    with tarfile.open(archive) as src, tarfile.open(lying, "w") as dst:
+        for m in src.getmembers():
+            data = json.dumps(manifest).encode() if m.name == "manifest.json" else None
+            if data is not None:
+                m.size = len(data)
+            dst.addfile(m, io.BytesIO(data) if data is not None else src.extractfile(m))
+    with pytest.raises(ImageContentError, match=r"names gone/layer.tar as a layer"):
+        analyze_image(f"docker-archive:{lying}", None)
+
+    not_an_archive = tmp_path / "notes.tar"
+    with tarfile.open(not_an_archive, "w") as tf:
+        tf.addfile(tarfile.TarInfo("README"))
+    res = subprocess.run(
+        [sys.executable, "-m", "cairn", "analyze", f"docker-archive:{not_an_archive}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert res.returncode == 2 and "as a docker archive failed" in res.stderr, res.stderr
+    res = subprocess.run(
+        [sys.executable, "-m", "cairn", "analyze", f"docker-archive:{archive}:other/tag:9"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert res.returncode == 2 and "holds no image tagged other/tag:9" in res.stderr, res.stderr

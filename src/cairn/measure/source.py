@@ -15,7 +15,7 @@ import os
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -69,7 +69,6 @@ class Source:
     config: dict[str, Any]
     layers: list[Layer]
     root: Path | None = None  # dir: sources are read from here instead of layers
-    notes: list[str] = field(default_factory=list)
 
     @property
     def compressed_bytes(self) -> int | None:
@@ -108,8 +107,7 @@ def _from_layout(
             i,
             layer["digest"],
             layer.get("size"),
-            layer.get("mediaType", "").endswith(("gzip", "zstd"))
-            or "+" in layer.get("mediaType", ""),
+            any(kind in layer.get("mediaType", "") for kind in ("gzip", "zstd")),
             _blob_opener(layout.blob_path(layer["digest"])),
         )
         for i, layer in enumerate(manifest["layers"])
@@ -123,12 +121,25 @@ def _member_opener(
     @contextlib.contextmanager
     def opener() -> Iterator[IO[bytes]]:
         with tarfile.open(archive) as outer:
-            f = outer.extractfile(member)
+            try:
+                f = outer.extractfile(member)
+            except KeyError:
+                f = None
             if f is None:
-                raise ImageContentError(f"{archive} names {member} as a layer, but it is no file.")
+                raise ImageContentError(
+                    f"{archive} names {member} as a layer, but holds no such file.",
+                    "Try: write the archive again (docker save, or skopeo copy).",
+                )
             yield f
 
     return opener
+
+
+def _archive_json(outer: tarfile.TarFile, name: str) -> Any:
+    f = outer.extractfile(name)
+    if f is None:
+        raise KeyError(name)
+    return json.load(f)
 
 
 def _from_docker_archive(ref: ImageRef) -> Source:
@@ -136,35 +147,30 @@ def _from_docker_archive(ref: ImageRef) -> Source:
     archive = ref.path
     try:
         with tarfile.open(archive) as outer:
-            manifest_file = outer.extractfile("manifest.json")
-            if manifest_file is None:
-                raise KeyError("manifest.json")
-            entries = json.load(manifest_file)
+            entries = _archive_json(outer, "manifest.json")
             if ref.name:
                 entries = [e for e in entries if ref.name in (e.get("RepoTags") or [])]
             if not entries:
-                raise ImageRefError(f"{archive} holds no image named {ref.name}.")
-            entry = entries[0]
-            config_file = outer.extractfile(entry["Config"])
-            assert config_file is not None
-            config = json.load(config_file)
+                raise ImageRefError(
+                    f"{archive} holds no image" + (f" tagged {ref.name}." if ref.name else "."),
+                    "Try: docker-archive:FILE:REPO:TAG with a tag the archive holds.",
+                )
+            config = _archive_json(outer, entries[0]["Config"])
+            members = list(entries[0]["Layers"])
             sizes = {m.name: m.size for m in outer.getmembers() if m.isfile()}
-    except (OSError, tarfile.TarError, KeyError, ValueError, AssertionError) as e:
+    except (OSError, tarfile.TarError, KeyError, TypeError, ValueError) as e:
         raise ImageRefError(
             f"Reading {archive} as a docker archive failed ({e}).",
             "Try: a file written by `docker save` or `skopeo copy ... docker-archive:FILE`.",
         ) from None
     diff_ids = config.get("rootfs", {}).get("diff_ids", [])
     layers = []
-    for i, member in enumerate(entry["Layers"]):
+    for i, member in enumerate(members):
         digest = diff_ids[i] if i < len(diff_ids) else ""
-        # a layer tar the archive stores gzip'd hashes to its blob digest, not its diff_id
-        compressed = False
         if member.startswith("blobs/sha256/"):
+            # an archive holding an OCI layout names layers by their blob's digest
             digest = "sha256:" + member.rsplit("/", 1)[1]
-        layers.append(
-            Layer(i, digest, sizes.get(member), compressed, _member_opener(archive, member))
-        )
+        layers.append(Layer(i, digest, sizes.get(member), False, _member_opener(archive, member)))
     return Source(str(ref), _platform_name(config), config, layers)
 
 
