@@ -559,10 +559,10 @@ def _platform(value: str | None) -> Platform | None:
     return parse_platform(value) if value else None
 
 
-def _gate(conditions: list[str] | None, allowed: tuple[str, ...] | None = None) -> list[Condition]:
-    from cairn.measure.gate import METRICS, parse_condition
+def _gate(conditions: list[str] | None, allowed: tuple[str, ...]) -> list[Condition]:
+    from cairn.measure.gate import parse_condition
 
-    return [parse_condition(c, allowed or tuple(METRICS)) for c in conditions or []]
+    return [parse_condition(c, allowed) for c in conditions or []]
 
 
 def _enforce(conditions: list[Condition], measured: dict[str, object]) -> None:
@@ -595,10 +595,11 @@ def analyze(
     size by category and by package, OS, libc, findings and what slimming would save.
     Layers are read as streams; nothing is extracted."""
     from cairn.measure.commands import analyze_image
+    from cairn.measure.gate import ANALYSIS_METRICS
     from cairn.report.html import analysis_html
     from cairn.report.measure import render_analysis
 
-    conditions = _gate(fail_on)
+    conditions = _gate(fail_on, ANALYSIS_METRICS)
     result = analyze_image(image, _platform(platform), categories)
     if html is not None:
         _write_text(html, analysis_html(result))
@@ -692,9 +693,10 @@ def scan(
     """Installed packages against advisories, each finding sorted into fixed (a newer Debian
     version fixes it), not-fixed, or wont-fix (unimportant, ignored)."""
     from cairn.measure.commands import scan_image
+    from cairn.measure.gate import SCAN_METRICS
     from cairn.report.measure import render_scan
 
-    conditions = _gate(fail_on, ("actionable",))
+    conditions = _gate(fail_on, SCAN_METRICS)
     result = scan_image(image, _platform(platform), advisories)
     if as_json:
         print(json.dumps(result, indent=2))

@@ -75,7 +75,9 @@ def test_fail_on_conditions(condition: str, fails: bool) -> None:
         assert failed[0].startswith(f"--fail-on '{condition}'")
 
 
-@pytest.mark.parametrize("bad", ["size>", "bigness>1", "packages>3MB", "size>1%", "size=>1"])
+@pytest.mark.parametrize(
+    "bad", ["size>", "bigness>1", "packages>3MB", "size>1%", "size=>1", "actionable>0"]
+)
 def test_bad_conditions_say_what_is_allowed(bad: str) -> None:
     with pytest.raises(UsageError):
         parse_condition(bad)

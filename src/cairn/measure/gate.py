@@ -45,6 +45,8 @@ METRICS: dict[str, tuple[Callable[[dict[str, Any]], float | None], bool]] = {
     ),
     "actionable": (lambda a: a.get("summary", {}).get("fixed"), False),
 }
+SCAN_METRICS = ("actionable",)
+ANALYSIS_METRICS = tuple(m for m in METRICS if m not in SCAN_METRICS)
 _CONDITION = re.compile(
     r"^\s*(?P<metric>[a-z_]+(?::[^<>=!]+)?)\s*(?P<op>>=|<=|==|!=|>|<)\s*"
     r"(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>[A-Za-z%]*)\s*$"
@@ -75,7 +77,7 @@ class Condition:
         return f"--fail-on '{self.text}': {self.metric} is {shown}{unit}"
 
 
-def parse_condition(text: str, allowed: tuple[str, ...] = tuple(METRICS)) -> Condition:
+def parse_condition(text: str, allowed: tuple[str, ...] = ANALYSIS_METRICS) -> Condition:
     m = _CONDITION.match(text)
     metric = m.group("metric") if m else ""
     known = metric in allowed or (metric.startswith("category:") and "size" in allowed)
