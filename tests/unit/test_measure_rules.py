@@ -15,6 +15,7 @@ from cairn.measure.advisories import summary, triage
 from cairn.measure.categories import Classifier, load_categories
 from cairn.measure.gate import check, parse_condition
 from cairn.measure.packages import Package
+from cairn.measure.sbom import license_expression
 
 BOOKWORM: dict[str, str | None] = {"id": "debian", "version_id": "12", "codename": "bookworm"}
 
@@ -233,3 +234,17 @@ def test_advisories_from_a_url(tmp_path: Path) -> None:
             triage(PACKAGES, [url + "-missing"], BOOKWORM)
     finally:
         server.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("synopsis", "expression"),
+    [
+        ("GPL-2+", "GPL-2.0-or-later"),
+        ("GPL-2+ or Artistic", "(GPL-2.0-or-later OR Artistic-1.0-Perl)"),
+        ("BSD-3-clause, and GPL-2", "(BSD-3-Clause AND GPL-2.0-only)"),
+        ("GPL-3+ with Bison exception", "LicenseRef-GPL-3-with-Bison-exception"),
+        ("public-domain", "LicenseRef-public-domain"),
+    ],
+)
+def test_debian_license_names_become_spdx_expressions(synopsis: str, expression: str) -> None:
+    assert license_expression(synopsis) == expression

@@ -44,13 +44,13 @@ def _license_id(name: str) -> str:
     )
 
 
-def _expression(synopsis: str) -> str:
+def license_expression(synopsis: str) -> str:
     """A copyright file's License: synopsis ("GPL-2+ or Artistic") as an SPDX expression."""
     ors = []
     for alternative in re.split(r"\s+or\s+|\s*\|\s*", synopsis, flags=re.IGNORECASE):
         ands = [
             _license_id(term)
-            for term in re.split(r"\s+and\s+|,\s*", alternative, flags=re.I)
+            for term in re.split(r",?\s+and\s+|\s*,\s*", alternative, flags=re.I)
             if term.strip()
         ]
         if ands:
@@ -63,7 +63,7 @@ def _expression(synopsis: str) -> str:
 def declared_licenses(walk: Walk, resolver: Resolver, package: Package) -> str | None:
     """The SPDX expression for every license the package's copyright file names."""
     if package.manager == "apk":
-        return _expression(package.license) if package.license else None
+        return license_expression(package.license) if package.license else None
     path = resolver.follow(f"/usr/share/doc/{package.name}/copyright")
     text = walk.files.get(path) if path else None
     if text is None:
@@ -76,7 +76,7 @@ def declared_licenses(walk: Walk, resolver: Resolver, package: Package) -> str |
     for paragraph in parsed.all_files_paragraphs():
         synopsis = getattr(paragraph.license, "synopsis", None)
         if synopsis:
-            expr = _expression(synopsis)
+            expr = license_expression(synopsis)
             if expr and expr not in terms:
                 terms.append(expr)
     if not terms:
