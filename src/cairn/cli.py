@@ -541,6 +541,14 @@ FailOnOpt = Annotated[
         "'packages>200', 'category:docs>1MB', 'findings>0' (repeatable).",
     ),
 ]
+ScanFailOnOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--fail-on",
+        help="Exit 1 when this holds: 'actionable>0' counts the findings a newer Debian "
+        "version fixes.",
+    ),
+]
 HtmlOpt = Annotated[
     Path | None, typer.Option("--html", help="Also write a self-contained HTML report here.")
 ]
@@ -548,7 +556,8 @@ CategoriesOpt = Annotated[
     Path | None,
     typer.Option(
         "--categories",
-        help="A TOML table of [[category]] rules tried before the built-in ones.",
+        help="A TOML file of category rules (the format of cairn's categories.toml), "
+        "tried before the built-in ones.",
     ),
 ]
 
@@ -688,7 +697,7 @@ def scan(
     ],
     platform: OnePlatformOpt = None,
     as_json: JsonOpt = False,
-    fail_on: FailOnOpt = None,
+    fail_on: ScanFailOnOpt = None,
 ) -> None:
     """Installed packages against advisories, each finding sorted into fixed (a newer Debian
     version fixes it), not-fixed, or wont-fix (unimportant, ignored)."""
