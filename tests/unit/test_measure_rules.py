@@ -216,6 +216,12 @@ def test_advisories_that_are_not_there_are_a_usage_error(tmp_path: Path) -> None
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(UsageError, match="not JSON"):
         triage(PACKAGES, [str(tmp_path / "bad.json")], BOOKWORM)
+    resolved = {"status": "resolved", "fixed_version": "!!", "urgency": "low"}
+    (tmp_path / "odd.json").write_text(
+        json.dumps({"glibc": {"CVE-1": {"releases": {"bookworm": resolved}}}})
+    )
+    with pytest.raises(UsageError, match="CVE-1 gives '!!', which is no Debian version"):
+        triage(PACKAGES, [str(tmp_path / "odd.json")], BOOKWORM)
 
 
 def test_advisories_from_a_url(tmp_path: Path) -> None:

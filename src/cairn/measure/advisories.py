@@ -89,6 +89,16 @@ def _parse(where: str, data: bytes) -> Any:
         raise UsageError(f"Advisories in {where} are not JSON ({e}).") from None
 
 
+def _version(text: object, where: str) -> Version:
+    try:
+        return Version(str(text))
+    except ValueError:
+        raise UsageError(
+            f"An advisory in {where} gives {text!r}, which is no Debian version.",
+            "Try: advisories from the Debian security tracker or Debian's OSV records.",
+        ) from None
+
+
 def _by_source(packages: list[Package]) -> dict[str, list[Package]]:
     out: dict[str, list[Package]] = {}
     for p in packages:
@@ -112,7 +122,7 @@ def _tracker(
             fixed = rel.get("fixed_version")
             urgency = rel.get("urgency", "")
             if status == "resolved":
-                if fixed and fixed != "0" and Version(installed) < Version(fixed):
+                if fixed and fixed != "0" and Version(installed) < _version(fixed, vuln):
                     yield Triage(
                         vuln, source, names, installed, "fixed", fixed, f"fixed in {fixed}"
                     )
@@ -130,20 +140,22 @@ def _tracker(
                 yield Triage(vuln, source, names, installed, "not-fixed", None, why)
 
 
-def _in_range(version: Version, events: list[dict[str, str]]) -> tuple[bool, str | None]:
+def _in_range(
+    version: Version, events: list[dict[str, str]], where: str
+) -> tuple[bool, str | None]:
     """Whether `version` falls in an OSV ECOSYSTEM range, and the fix that ends that range."""
     affected, fixed = False, None
     for event in events:
         if "introduced" in event:
             start = event["introduced"]
-            affected = start == "0" or version >= Version(start)
+            affected = start == "0" or version >= _version(start, where)
             fixed = None
         elif "fixed" in event and affected:
-            if version < Version(event["fixed"]):
+            if version < _version(event["fixed"], where):
                 return True, event["fixed"]
             affected = False
         elif "last_affected" in event and affected:
-            if version <= Version(event["last_affected"]):
+            if version <= _version(event["last_affected"], where):
                 return True, None
             affected = False
     return affected, fixed
@@ -165,7 +177,7 @@ def _osv(
         hit, fixed = installed in affected.get("versions", []), None
         for r in affected.get("ranges", []):
             if r.get("type") == "ECOSYSTEM":
-                in_range, fix = _in_range(version, r.get("events", []))
+                in_range, fix = _in_range(version, r.get("events", []), vuln)
                 if in_range:
                     hit, fixed = True, fix
                     break
