@@ -53,6 +53,12 @@ LAYERS = [
 ]
 
 
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cairn", *args], capture_output=True, text=True, check=False
+    )
+
+
 def analyzed(reference: str) -> dict[str, Any]:
     result = analyze_image(reference, None)
     jsonschema.validate(result, SCHEMA)
@@ -160,12 +166,7 @@ def test_blob_that_does_not_match_its_digest_is_refused(tmp_path: Path) -> None:
     layout, digests = oci_image(tmp_path / "oci", LAYERS)
     other = gzip.compress(tar_bytes([M("swapped", data=os.urandom(4096))]), mtime=0)
     _blob_path(layout, digests[1]).write_bytes(other)
-    res = subprocess.run(
-        [sys.executable, "-m", "cairn", "analyze", f"oci:{layout}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    res = cli("analyze", f"oci:{layout}")
     assert res.returncode == 6, res.stderr
     assert "Layer 1 does not match its digest" in res.stderr and "Try:" in res.stderr
 
@@ -295,17 +296,7 @@ def test_broken_docker_archives_are_clear_errors(tmp_path: Path) -> None:
     not_an_archive = tmp_path / "notes.tar"
     with tarfile.open(not_an_archive, "w") as tf:
         tf.addfile(tarfile.TarInfo("README"))
-    res = subprocess.run(
-        [sys.executable, "-m", "cairn", "analyze", f"docker-archive:{not_an_archive}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    res = cli("analyze", f"docker-archive:{not_an_archive}")
     assert res.returncode == 2 and "as a docker archive failed" in res.stderr, res.stderr
-    res = subprocess.run(
-        [sys.executable, "-m", "cairn", "analyze", f"docker-archive:{archive}:other/tag:9"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    res = cli("analyze", f"docker-archive:{archive}:other/tag:9")
     assert res.returncode == 2 and "holds no image tagged other/tag:9" in res.stderr, res.stderr

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
-import threading
 from pathlib import Path
 
 import pytest
@@ -16,6 +13,7 @@ from cairn.measure.categories import Classifier, load_categories
 from cairn.measure.gate import check, parse_condition
 from cairn.measure.packages import Package
 from cairn.measure.sbom import license_expression
+from tests.debrepo import serve
 
 BOOKWORM: dict[str, str | None] = {"id": "debian", "version_id": "12", "codename": "bookworm"}
 
@@ -229,17 +227,11 @@ def test_advisories_from_a_url(tmp_path: Path) -> None:
         "openssl": {"CVE-9": {"releases": {"bookworm": {"status": "open", "urgency": "low"}}}}
     }
     (tmp_path / "json").write_text(json.dumps(tracker))
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/json"
-        found = triage(PACKAGES, [url], BOOKWORM)
+    with serve(tmp_path) as base:
+        found = triage(PACKAGES, [f"{base}/json"], BOOKWORM)
         assert [(t.vulnerability, t.status) for t in found] == [("CVE-9", "not-fixed")]
         with pytest.raises(UsageError, match=r"Fetching advisories from \S+ failed"):
-            triage(PACKAGES, [url + "-missing"], BOOKWORM)
-    finally:
-        server.shutdown()
+            triage(PACKAGES, [f"{base}/json-missing"], BOOKWORM)
 
 
 @pytest.mark.parametrize(

@@ -15,10 +15,10 @@ from pathlib import Path, PurePosixPath
 from cairn.errors import ImageRefError
 from cairn.oci import skopeo
 from cairn.oci.layout import OciLayout
-from cairn.oci.reference import is_local, parse_ref
+from cairn.oci.reference import parse_ref
 from cairn.oci.select import select_manifest
 from cairn.oci.unpack import unpack_layers
-from cairn.platforms import Platform, native_platform
+from cairn.platforms import Platform
 from cairn.scratch import scratch_root
 
 MAX_LINKS = 40
@@ -97,14 +97,7 @@ def materialized(reference: str, platform: Platform | None) -> Iterator[RootFs]:
         if ref.transport == "oci":
             layout, name = OciLayout(Path(ref.target)), ref.name
         else:
-            skopeo.copy(
-                reference,
-                f"oci:{work / 'oci'}:image",
-                platform or native_platform(),
-                options=("--src-tls-verify=false",) if is_local(ref.target) else (),
-                hint="Try: check the reference (and --platform for a multi-arch image).",
-            )
-            layout, name = OciLayout(work / "oci"), "image"
+            layout, name = skopeo.into_layout(ref, platform, work / "oci"), skopeo.COPIED
         manifest = select_manifest(layout, name, platform)
         layers = [layout.blob_path(layer["digest"]) for layer in manifest["layers"]]
         root = work / "root"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
@@ -22,9 +21,9 @@ from typing import IO, Any
 from cairn.errors import ImageContentError, ImageRefError
 from cairn.oci import skopeo
 from cairn.oci.layout import OciLayout
-from cairn.oci.reference import ImageRef, is_local, parse_ref
+from cairn.oci.reference import ImageRef, parse_ref
 from cairn.oci.select import select_manifest
-from cairn.platforms import Platform, native_platform
+from cairn.platforms import Platform
 from cairn.scratch import scratch_root
 
 
@@ -174,15 +173,6 @@ def _from_docker_archive(ref: ImageRef) -> Source:
     return Source(str(ref), _platform_name(config), config, layers)
 
 
-def _skopeo_options(ref: ImageRef) -> tuple[str, ...]:
-    if ref.transport == "docker" and is_local(ref.target):
-        return ("--src-tls-verify=false",)
-    if ref.transport == "docker-daemon" and os.environ.get("DOCKER_HOST"):
-        # skopeo reads no DOCKER_HOST of its own
-        return ("--src-daemon-host", os.environ["DOCKER_HOST"])
-    return ()
-
-
 @contextlib.contextmanager
 def open_source(reference: str, platform: Platform | None = None) -> Iterator[Source]:
     """The image `reference` names, for the duration of the block."""
@@ -206,13 +196,5 @@ def open_source(reference: str, platform: Platform | None = None) -> Iterator[So
         yield _from_docker_archive(ref)
         return
     with tempfile.TemporaryDirectory(prefix="cairn-measure-", dir=scratch_root()) as tmp:
-        copy = Path(tmp) / "oci"
-        skopeo.copy(
-            reference,
-            f"oci:{copy}:image",
-            platform or native_platform(),
-            options=_skopeo_options(ref),
-            hint="Try: check the reference (and --platform for a multi-arch image).",
-        )
-        source = _from_layout(reference, OciLayout(copy), "image", None)
-        yield source
+        layout = skopeo.into_layout(ref, platform, Path(tmp) / "oci")
+        yield _from_layout(reference, layout, skopeo.COPIED, None)

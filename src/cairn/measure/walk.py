@@ -25,9 +25,8 @@ from pathlib import Path
 
 from cairn.errors import ImageContentError
 from cairn.measure.source import DigestReader, Layer, Source
+from cairn.oci.layerdiff import OPAQUE, WHITEOUT
 
-WHITEOUT = ".wh."
-OPAQUE = ".wh..wh..opq"
 # A layer may expand to this many times its compressed size, and at least MIN_EXPANSION
 # bytes: ordinary layers expand 2-5x, a run of zeros about 1000x.
 MAX_RATIO = 1000

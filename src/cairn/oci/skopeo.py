@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
 from cairn.engines import require, run_logged, tail
 from cairn.errors import BuildError
-from cairn.platforms import Platform
+from cairn.oci.layout import OciLayout
+from cairn.oci.reference import ImageRef, is_local
+from cairn.platforms import Platform, native_platform
+
+# the name an image copied into a private layout goes by there
+COPIED = "image"
 
 
 def copy(
@@ -33,3 +39,26 @@ def copy(
                 f"Copying {src} to {dst} failed because skopeo reported an error:\n{tail(logfile)}",
                 hint,
             )
+
+
+def _source_options(ref: ImageRef) -> tuple[str, ...]:
+    if ref.transport == "docker" and is_local(ref.target):
+        return ("--src-tls-verify=false",)
+    if ref.transport == "docker-daemon" and os.environ.get("DOCKER_HOST"):
+        # skopeo reads no DOCKER_HOST of its own
+        return ("--src-daemon-host", os.environ["DOCKER_HOST"])
+    return ()
+
+
+def into_layout(ref: ImageRef, platform: Platform | None, directory: Path) -> OciLayout:
+    """The image `ref` names (a registry's, a daemon's, an archive's), copied with its blobs as
+    they are into an OCI layout at `directory`, named COPIED there; `platform` (else this
+    machine's) picks one out of an index."""
+    copy(
+        str(ref),
+        f"oci:{directory}:{COPIED}",
+        platform or native_platform(),
+        options=_source_options(ref),
+        hint="Try: check the reference (and --platform for a multi-arch image).",
+    )
+    return OciLayout(directory)
