@@ -160,6 +160,9 @@ def test_truncated_layer_is_a_clear_error(tmp_path: Path) -> None:
     blob.write_bytes(data[: len(data) // 2])
     with pytest.raises(ImageContentError, match="Layer 0 is truncated"):
         analyze_image(f"oci:{layout}", None)
+    blob.write_bytes(data[:3])  # the gzip header stops before its flags
+    with pytest.raises(ImageContentError, match="gzip header is cut short"):
+        analyze_image(f"oci:{layout}", None)
 
 
 def test_blob_that_does_not_match_its_digest_is_refused(tmp_path: Path) -> None:

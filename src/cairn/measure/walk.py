@@ -22,6 +22,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from cairn.errors import ImageContentError
 from cairn.measure.source import DigestReader, Layer, Source
@@ -402,12 +403,20 @@ def _escapes(path: str, target: str) -> bool:
     return False
 
 
+def _open_stream(reader: DigestReader) -> tarfile.TarFile:
+    try:
+        return cast(tarfile.TarFile, tarfile.open(fileobj=reader, mode="r|*"))  # type: ignore[call-overload]
+    except TypeError:
+        # tarfile's gzip reader calls ord() on the empty read of a cut-short header
+        raise tarfile.ReadError("the gzip header is cut short") from None
+
+
 def _read_layer(walk: Walk, layer: Layer, stats: LayerStats) -> None:
     try:
         with layer.open() as raw:
             reader = DigestReader(raw)
             limit = max(MIN_EXPANSION, MAX_RATIO * (layer.size or 1))
-            with tarfile.open(fileobj=reader, mode="r|*") as tf:  # type: ignore[call-overload]
+            with _open_stream(reader) as tf:
                 walk.apply(layer.index, _tar_items(tf, layer, limit, walk), stats)
             reader.drain()
             digest, count = reader.digest, reader.count
