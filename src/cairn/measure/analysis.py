@@ -151,7 +151,7 @@ def analyze_walk(source: Source, walk: Walk, categories: Path | None = None) -> 
             row[1] += 1
             total += node.size
     packages = dpkg_packages(walk) + apk_packages(walk)
-    unowned = assign_files(packages, walk)
+    assign_files(packages, resolver)
     managers = [
         name for name, paths in PACKAGE_DATABASES.items() if any(p in walk.index for p in paths)
     ]
@@ -211,7 +211,7 @@ def analyze_walk(source: Source, walk: Walk, categories: Path | None = None) -> 
             for p in sorted(packages, key=lambda p: (-p.bytes, p.name))
         ],
         "package_count": len(packages),
-        "unowned_bytes": unowned,
+        "unowned_bytes": total - sum(p.bytes for p in packages),
         "os": os_release(walk, resolver),
         "libc": _libc(walk, resolver),
         "package_managers": managers,

@@ -244,23 +244,20 @@ class Resolver:
         return None
 
 
-def assign_files(packages: list[Package], walk: Walk) -> int:
-    """Give each regular file to the first package listing it; returns the unowned bytes."""
-    resolver = Resolver(walk.index)
+def assign_files(packages: list[Package], resolver: Resolver) -> None:
+    """Give each regular file to the first package listing it."""
     taken: set[str] = set()
     for pkg in packages:
         for listed in pkg.owned:
             path = resolver.file(listed)
             if path is None or path in taken:
                 continue
-            node = walk.index[path]
+            node = resolver.index[path]
             if node.kind != "file":
                 continue
             taken.add(path)
             pkg.bytes += node.size
             pkg.files += 1
-    total = sum(n.size for n in walk.index.values() if n.kind == "file")
-    return total - sum(p.bytes for p in packages)
 
 
 def unneeded(packages: list[Package]) -> list[Package]:
