@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 from cairn import __version__
 from cairn.errors import CairnError, Interrupted
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from cairn.fragment import Builder
     from cairn.measure.gate import Condition
     from cairn.platforms import Platform
@@ -51,8 +52,16 @@ InsecureOpt = Annotated[
 ]
 
 
+def _console(stderr: bool = False, highlight: bool = True) -> Console:
+    """rich's Console, imported when first used: a command that prints JSON never pays for
+    it."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=highlight)
+
+
 def _warn(warnings: list[str]) -> None:
-    err = Console(stderr=True, highlight=False)
+    err = _console(stderr=True, highlight=False)
     for w in warnings:
         err.print(f"[yellow]warning:[/yellow] {w}", soft_wrap=True)
 
@@ -161,7 +170,7 @@ def build(
     if as_json:
         print(json.dumps(to_json(result), indent=2))
     else:
-        render_build(result, Console())
+        render_build(result, _console())
 
 
 @app.command()
@@ -211,7 +220,7 @@ def plan(
         print(json.dumps(to_json(result), indent=2))
     else:
         _warn(result.warnings)
-        render_plan(result, Console())
+        render_plan(result, _console())
 
 
 def _emit(family: Family, kind: str, target: str | None, registry: str) -> None:
@@ -259,7 +268,7 @@ def lock(
         update=update,
         run=lambda tasks: run_parallel(tasks, jobs),
     )
-    render_lock(rows, lock_path(family), Console())
+    render_lock(rows, lock_path(family), _console())
 
 
 @app.command()
@@ -306,9 +315,9 @@ def refresh(
     if as_json:
         print(json.dumps(to_json(result), indent=2))
     else:
-        render_refresh(result, Console())
+        render_refresh(result, _console())
         if built is not None:
-            render_build(built, Console())
+            render_build(built, _console())
     if check and result.updates:
         raise typer.Exit(1)
 
@@ -427,7 +436,7 @@ def doctor(
     if as_json:
         print(json.dumps(report.to_json(), indent=2))
     else:
-        render_doctor(report, Console())
+        render_doctor(report, _console())
     if report.errors:
         raise typer.Exit(1)
 
@@ -473,7 +482,7 @@ def compat(
     if as_json:
         print(json.dumps(result.to_json(), indent=2))
     else:
-        render_compat(result, Console(), show_ok=show_ok)
+        render_compat(result, _console(), show_ok=show_ok)
     worst = {"will-not-load": result.summary.will_not_load}
     worst["risky"] = result.summary.will_not_load + result.summary.risky
     if fail_on is not None and worst[fail_on]:
@@ -516,7 +525,7 @@ def dns(
             )
         )
     else:
-        render_dns(name, found, Console())
+        render_dns(name, found, _console())
 
 
 ImageArg = Annotated[
@@ -579,7 +588,7 @@ def _enforce(conditions: list[Condition], measured: dict[str, object]) -> None:
 
     failed = check(conditions, measured)
     if failed:
-        err = Console(stderr=True, highlight=False)
+        err = _console(stderr=True, highlight=False)
         for message in failed:
             err.print(f"failed: {message}", markup=False, soft_wrap=True)
         raise typer.Exit(1)
@@ -605,17 +614,19 @@ def analyze(
     Layers are read as streams; nothing is extracted."""
     from cairn.measure.commands import analyze_image
     from cairn.measure.gate import ANALYSIS_METRICS
-    from cairn.report.html import analysis_html
-    from cairn.report.measure import render_analysis
 
     conditions = _gate(fail_on, ANALYSIS_METRICS)
     result = analyze_image(image, _platform(platform), categories)
     if html is not None:
+        from cairn.report.html import analysis_html
+
         _write_text(html, analysis_html(result))
     if as_json:
         print(json.dumps(result, indent=2))
     else:
-        render_analysis(result, Console())
+        from cairn.report.measure import render_analysis
+
+        render_analysis(result, _console())
     _enforce(conditions, result)
 
 
@@ -651,7 +662,7 @@ def compare(
     elif markdown:
         print(comparison_markdown(rows, names), end="")
     else:
-        render_comparison(rows, names, Console())
+        render_comparison(rows, names, _console())
 
 
 @app.command()
@@ -710,12 +721,12 @@ def scan(
     if as_json:
         print(json.dumps(result, indent=2))
     else:
-        render_scan(result, Console())
+        render_scan(result, _console())
     _enforce(conditions, result)
 
 
 def _say(quiet: bool) -> Callable[[str], None]:
-    err = Console(stderr=True, highlight=False)
+    err = _console(stderr=True, highlight=False)
     return (lambda text: None) if quiet else (lambda text: err.print(text, markup=False))
 
 
@@ -734,7 +745,7 @@ def main() -> None:
     try:
         app()
     except CairnError as e:
-        err = Console(stderr=True, highlight=False)
+        err = _console(stderr=True, highlight=False)
         err.print(f"[bold red]error:[/bold red] {e.message}", markup=True, soft_wrap=True)
         if e.hint:
             err.print(e.hint, soft_wrap=True, markup=False)
