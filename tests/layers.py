@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MEDIA_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+MEDIA_PLAIN = "application/vnd.oci.image.layer.v1.tar"
 
 
 @dataclass(frozen=True)
@@ -73,10 +74,13 @@ def config_for(tars: list[bytes], history: list[str] | None = None) -> dict[str,
     }
 
 
-def oci_image(root: Path, layers: list[list[M]], name: str = "img") -> tuple[Path, list[str]]:
-    """An OCI layout holding one image; returns it and the layer digests."""
+def oci_image(
+    root: Path, layers: list[list[M]], name: str = "img", compressed: bool = True
+) -> tuple[Path, list[str]]:
+    """An OCI layout holding one image (gzip layers, or plain tars); returns it and the layer
+    digests."""
     tars = [tar_bytes(members) for members in layers]
-    blobs = [gzip.compress(t, mtime=0) for t in tars]
+    blobs = [gzip.compress(t, mtime=0) for t in tars] if compressed else tars
     digests = [write_blob(root, b) for b in blobs]
     config = json.dumps(config_for(tars)).encode()
     manifest = {
@@ -88,7 +92,7 @@ def oci_image(root: Path, layers: list[list[M]], name: str = "img") -> tuple[Pat
             "size": len(config),
         },
         "layers": [
-            {"mediaType": MEDIA_LAYER, "digest": d, "size": len(b)}
+            {"mediaType": MEDIA_LAYER if compressed else MEDIA_PLAIN, "digest": d, "size": len(b)}
             for d, b in zip(digests, blobs, strict=True)
         ],
     }

@@ -20,8 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cairn.errors import ImageContentError
+from cairn.measure import verified
 from cairn.measure import walk as walk_module
 from cairn.measure.commands import analyze_image
+from cairn.measure.digests import BackgroundHashes, Job
 from tests.layers import M, docker_archive, manifest_of, oci_image, tar_bytes, write_blob
 
 ROOT = Path(__file__).parents[2]
@@ -161,7 +163,11 @@ def test_truncated_layer_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ImageContentError, match="Layer 0 is truncated"):
         analyze_image(f"oci:{layout}", None)
     blob.write_bytes(data[:3])  # the gzip header stops before its flags
-    with pytest.raises(ImageContentError, match="gzip header is cut short"):
+    with pytest.raises(ImageContentError, match="Layer 0 is truncated"):
+        analyze_image(f"oci:{layout}", None)
+    # as long as the manifest says, but damaged inside
+    blob.write_bytes(data[:20] + bytes(len(data) - 40) + data[-20:])
+    with pytest.raises(ImageContentError, match="truncated or corrupt"):
         analyze_image(f"oci:{layout}", None)
 
 
@@ -205,15 +211,18 @@ MEMBERS = st.builds(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    layers=st.lists(st.lists(MEMBERS, max_size=12), min_size=1, max_size=3), cut=st.integers(0, 50)
+    layers=st.lists(st.lists(MEMBERS, max_size=12), min_size=1, max_size=3),
+    cut=st.integers(0, 50),
+    compressed=st.booleans(),
 )
 def test_any_tar_stream_gives_a_report_or_a_clear_error(
-    tmp_path: Path, layers: list[list[M]], cut: int
+    tmp_path: Path, layers: list[list[M]], cut: int, compressed: bool
 ) -> None:
     """Whatever the members (and wherever a layer is cut short), the result is a report
-    whose bytes add up, or ImageContentError; nothing is written beside the image."""
+    whose bytes add up, or ImageContentError; nothing is written beside the image. Plain
+    layers are read by offset, gzip ones as a stream: both are fed."""
     root = tmp_path / f"case-{os.getpid()}-{id(layers)}"
-    layout, digests = oci_image(root / "oci", layers)
+    layout, digests = oci_image(root / "oci", layers, compressed=compressed)
     if cut:
         blob = _blob_path(layout, digests[-1])
         blob.write_bytes(blob.read_bytes()[:-cut])
@@ -303,3 +312,30 @@ def test_broken_docker_archives_are_clear_errors(tmp_path: Path) -> None:
     assert res.returncode == 2 and "as a docker archive failed" in res.stderr, res.stderr
     res = cli("analyze", f"docker-archive:{archive}:other/tag:9")
     assert res.returncode == 2 and "holds no image tagged other/tag:9" in res.stderr, res.stderr
+
+
+def test_a_verified_archive_is_not_hashed_again_until_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(verified, "RACY_SECONDS", -1.0)  # the archive was written just now
+    archive = docker_archive(tmp_path / "img.tar", LAYERS)
+    first = analyzed(f"docker-archive:{archive}")
+    assert len(list((tmp_path / "cache" / "cairn" / "verified").iterdir())) == len(LAYERS)
+
+    def no_hashing(jobs: dict[int, Job]) -> BackgroundHashes:
+        assert not jobs, "a verified layer was hashed again"
+        return BackgroundHashes(jobs)
+
+    monkeypatch.setattr(walk_module, "BackgroundHashes", no_hashing)
+    assert analyzed(f"docker-archive:{archive}") == first
+    monkeypatch.setattr(walk_module, "BackgroundHashes", BackgroundHashes)
+
+    # the same size, one byte of a layer's file changed: the record no longer applies
+    data = bytearray(archive.read_bytes())
+    at = data.index(b"k" * 10)  # keep/k's content
+    data[at] ^= 0x20
+    with archive.open("r+b") as f:
+        f.write(data)
+    with pytest.raises(ImageContentError, match="does not match its digest"):
+        analyze_image(f"docker-archive:{archive}", None)

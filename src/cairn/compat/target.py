@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cairn.compat.elf import ElfError, ElfInfo, is_elf, read_elf
+from cairn.compat.libc import GLIBC_LOADERS, MUSL_LOADERS, glibc_release, musl_release
 from cairn.compat.rootfs import RootFs
 
 # glibc's built-in directories after ld.so.cache (Debian's multiarch first); musl's default
@@ -15,8 +16,6 @@ from cairn.compat.rootfs import RootFs
 MULTIARCH = {"EM_X86_64": "x86_64-linux-gnu", "EM_AARCH64": "aarch64-linux-gnu"}
 MUSL_ARCH = {"EM_X86_64": "x86_64", "EM_AARCH64": "aarch64"}
 MUSL_DEFAULT = ("/lib", "/usr/local/lib", "/usr/lib")
-GLIBC_LOADERS = ("/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1")
-MUSL_LOADERS = ("/lib/ld-musl-x86_64.so.1", "/lib/ld-musl-aarch64.so.1")
 
 
 @dataclass(frozen=True)
@@ -40,18 +39,6 @@ def _glibc_version(host: Path, info: ElfInfo) -> str | None:
         return release
     versions = [v.removeprefix("GLIBC_") for v in info.version_defs if re.match(r"GLIBC_\d", v)]
     return max(versions, key=version_key) if versions else None
-
-
-def glibc_release(data: bytes) -> str | None:
-    """The release libc.so.6's banner names ("... release version 2.36.")."""
-    m = re.search(rb"release version (\d+\.\d+)", data)
-    return m.group(1).decode() if m else None
-
-
-def musl_release(data: bytes) -> str | None:
-    """musl keeps its version as a plain string next to the loader's usage text."""
-    m = re.search(rb"\x00(1\.\d+\.\d+)\x00", data)
-    return m.group(1).decode() if m else None
 
 
 @dataclass

@@ -26,15 +26,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from cairn.cachedir import default_cache_dir
+
+__all__ = ["DebCache", "default_cache_dir"]
+
 MANIFEST = "SHA256SUMS"
 IN_FLIGHT_SECONDS = 15 * 60
 _thread_locks: dict[Path, threading.Lock] = {}
 _guard = threading.Lock()
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "cairn"
 
 
 def _sha256(path: Path) -> str:

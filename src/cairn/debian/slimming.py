@@ -21,8 +21,10 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import re
 import shutil
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -46,6 +48,28 @@ def excluded(path: str, profile: Profile) -> bool:
             if fnmatch.fnmatchcase(path, pattern):
                 return False
     return verdict
+
+
+def removes(profile: Profile) -> Callable[[str], bool]:
+    """Whether the profile leaves `path` out of an image: dpkg's filters (as `excluded`
+    decides) or its leftovers; compiled, for the millions of paths an analysis asks about."""
+
+    def union(patterns: Iterable[str]) -> re.Pattern[str] | None:
+        patterns = list(patterns)
+        return re.compile("|".join(map(fnmatch.translate, patterns))) if patterns else None
+
+    exclude, include, remove = (
+        union(profile.path_exclude),
+        union(profile.path_include),
+        union(profile.remove),
+    )
+
+    def test(path: str) -> bool:
+        if exclude is not None and exclude.match(path) and not (include and include.match(path)):
+            return True
+        return remove is not None and remove.match(path) is not None
+
+    return test
 
 
 def _literal_prefix(pattern: str) -> str:

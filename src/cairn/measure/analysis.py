@@ -3,15 +3,14 @@ docs/schemas/analysis.schema.json), built from a walk of its layers."""
 
 from __future__ import annotations
 
-import fnmatch
 import shlex
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from cairn.compat.target import GLIBC_LOADERS, MUSL_LOADERS, glibc_release, musl_release
+from cairn.compat.libc import GLIBC_LOADERS, MUSL_LOADERS, glibc_release, musl_release
 from cairn.debian.profiles import load_profile
-from cairn.debian.slimming import excluded
+from cairn.debian.slimming import removes
 from cairn.measure.categories import Classifier, load_categories
 from cairn.measure.packages import (
     Package,
@@ -96,14 +95,10 @@ def _libc(walk: Walk, resolver: Resolver) -> dict[str, str | None]:
 
 def _slimming(walk: Walk, packages: list[Package]) -> dict[str, Any]:
     profile = load_profile("slim")
+    removed = removes(profile)
     removed_bytes = removed_files = 0
     for path, node in walk.index.items():
-        if node.kind != "file":
-            continue
-        absolute = "/" + path
-        if excluded(absolute, profile) or any(
-            fnmatch.fnmatchcase(absolute, pattern) for pattern in profile.remove
-        ):
+        if node.kind == "file" and removed("/" + path):
             removed_bytes += node.size
             removed_files += 1
     return {

@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cairn.measure import sbom
-from cairn.measure.advisories import summary, triage
 from cairn.measure.analysis import SCHEMA_VERSION, analyze_walk, os_release
 from cairn.measure.packages import Resolver, apk_packages, dpkg_packages
 from cairn.measure.source import open_source
@@ -22,8 +20,11 @@ def analyze_image(
 
 
 def sbom_document(reference: str, platform: Platform | None, fmt: str) -> dict[str, Any]:
+    # imported here: python-debian's copyright parser alone costs `analyze` a fifth of its time
+    from cairn.measure import sbom
+
     with open_source(reference, platform) as source:
-        walk = walk_source(source)
+        walk = walk_source(source, licenses=True)
         os = os_release(walk, Resolver(walk.index))
         return (
             sbom.spdx(source, walk, os) if fmt == "spdx-json" else sbom.cyclonedx(source, walk, os)
@@ -31,6 +32,8 @@ def sbom_document(reference: str, platform: Platform | None, fmt: str) -> dict[s
 
 
 def scan_image(reference: str, platform: Platform | None, advisories: list[str]) -> dict[str, Any]:
+    from cairn.measure.advisories import summary, triage  # loads urllib and ssl
+
     with open_source(reference, platform) as source:
         walk = walk_source(source)
         os = os_release(walk, Resolver(walk.index))

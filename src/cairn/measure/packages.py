@@ -9,8 +9,6 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from debian.deb822 import Deb822
-
 from cairn.measure.walk import Node, Walk
 
 MAX_LINKS = 40
@@ -44,13 +42,34 @@ def _names(field_value: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _installed(paragraphs: Iterable[Deb822]) -> Iterator[Deb822]:
-    for p in paragraphs:
+Stanza = dict[str, str]
+
+
+def _stanzas(data: bytes) -> Iterator[Stanza]:
+    """dpkg's status format (deb822): blank-line separated stanzas of `Field: value` lines,
+    continued by lines that start with a space. Only the one-line fields are used here, so
+    a continued value keeps its first line."""
+    fields: Stanza = {}
+    for line in data.decode("utf-8", "replace").splitlines():
+        if not line.strip():
+            if fields:
+                yield fields
+            fields = {}
+        elif line[0] not in " \t#":
+            key, sep, value = line.partition(":")
+            if sep:
+                fields[key.strip()] = value.strip()
+    if fields:
+        yield fields
+
+
+def _installed(stanzas: Iterable[Stanza]) -> Iterator[Stanza]:
+    for p in stanzas:
         if "Package" in p and p.get("Status", "install ok installed").endswith(" installed"):
             yield p
 
 
-def _dpkg_package(p: Deb822) -> Package:
+def _dpkg_package(p: Stanza) -> Package:
     source, _, source_version = p.get("Source", p["Package"]).partition(" ")
     source_version = source_version.strip("()") or p.get("Version", "")
     return Package(
@@ -69,7 +88,7 @@ def _dpkg_package(p: Deb822) -> Package:
 
 
 def _dpkg_versions(status: bytes) -> dict[str, str]:
-    return {p["Package"]: p.get("Version", "") for p in _installed(Deb822.iter_paragraphs(status))}
+    return {p["Package"]: p.get("Version", "") for p in _installed(_stanzas(status))}
 
 
 def _lines(data: bytes) -> list[str]:
@@ -81,7 +100,7 @@ def dpkg_packages(walk: Walk) -> list[Package]:
     packages: list[Package] = []
     status = files.get("var/lib/dpkg/status")
     if status is not None and walk.index.get("var/lib/dpkg/status"):
-        for p in _installed(Deb822.iter_paragraphs(status)):
+        for p in _installed(_stanzas(status)):
             pkg = _dpkg_package(p)
             arch = p.get("Architecture", "")
             listed = files.get(f"var/lib/dpkg/info/{pkg.name}.list") or files.get(
@@ -95,7 +114,7 @@ def dpkg_packages(walk: Walk) -> list[Package]:
             continue
         if path.endswith(".md5sums"):
             continue
-        for p in _installed(Deb822.iter_paragraphs(files[path])):
+        for p in _installed(_stanzas(files[path])):
             pkg = _dpkg_package(p)
             sums = files.get(f"{path}.md5sums", b"")
             pkg.owned = ["/" + line.split(None, 1)[1] for line in _lines(sums) if " " in line]
@@ -218,13 +237,11 @@ class Resolver:
 
     def file(self, path: str) -> str | None:
         """`path` (absolute) with its directories resolved; None when they do not exist."""
-        rel = path.lstrip("/")
-        parent = self.directory(posixpath.dirname(rel))
+        head, _, name = path.lstrip("/").rpartition("/")
+        parent = self._dirs[head] if head in self._dirs else self.directory(head)
         if parent is None:
             return None
-        full = (
-            posixpath.join(parent, posixpath.basename(rel)) if parent else posixpath.basename(rel)
-        )
+        full = f"{parent}/{name}" if parent else name
         return full if full in self.index else None
 
     def follow(self, path: str) -> str | None:

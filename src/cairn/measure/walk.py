@@ -12,21 +12,28 @@ gzip bomb) into findings instead of following it.
 
 from __future__ import annotations
 
+import bz2
+import contextlib
 import fnmatch
+import gzip
+import lzma
 import os
 import posixpath
 import re
 import stat
-import tarfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import IO, cast
 
+from cairn.compat.libc import version_strings
 from cairn.errors import ImageContentError
+from cairn.measure import verified
+from cairn.measure.digests import BackgroundHashes, Job
 from cairn.measure.source import DigestReader, Layer, Source
-from cairn.oci.layerdiff import OPAQUE, WHITEOUT
+from cairn.measure.tarscan import ByteSource, FileRange, PastLimit, Stream, TarFormatError, members
+from cairn.oci.whiteouts import OPAQUE, WHITEOUT
 
 # A layer may expand to this many times its compressed size, and at least MIN_EXPANSION
 # bytes: ordinary layers expand 2-5x, a run of zeros about 1000x.
@@ -35,7 +42,8 @@ MIN_EXPANSION = 1 << 30
 MAX_ENTRIES = 2_000_000
 CAPTURE_LIMIT = 64 << 20
 
-# The files the analysis reads, kept in memory as the walk passes them.
+# The files the analysis reads, kept in memory as the walk passes them; of a C library,
+# only the strings that name its version. The SBOM also reads the copyright files.
 CAPTURED = (
     "etc/os-release",
     "usr/lib/os-release",
@@ -44,20 +52,22 @@ CAPTURED = (
     "var/lib/dpkg/status.d/*",
     "var/lib/dpkg/info/*.list",
     "lib/apk/db/installed",
-    "usr/share/doc/*/copyright",
     "*/libc.so.6",
     "*/ld-musl-*.so.1",
 )
+LICENSES = ("usr/share/doc/*/copyright",)
+LIBC = re.compile(r".*/(libc\.so\.6|ld-musl-[^/]*\.so\.1)")
 
 
-_CAPTURED = re.compile("|".join(fnmatch.translate(p) for p in CAPTURED))
+def capture_pattern(licenses: bool = False) -> re.Pattern[str]:
+    patterns = CAPTURED + LICENSES if licenses else CAPTURED
+    return re.compile("|".join(fnmatch.translate(p) for p in patterns))
 
 
-def captured(path: str) -> bool:
-    return _CAPTURED.match(path) is not None
+_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
 
 
-@dataclass
+@dataclass(slots=True)
 class Node:
     kind: str  # file, dir, symlink, hardlink, char, block, fifo
     size: int
@@ -66,7 +76,7 @@ class Node:
     mode: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Item:
     """One member of a layer, whatever it was read from."""
 
@@ -115,7 +125,7 @@ class LayerStats:
     created_by: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class DiveCount:
     """One path's figures in dive's efficiency formula."""
 
@@ -141,12 +151,13 @@ class Walk:
     waste: list[Waste] = field(default_factory=list)
     dive: dict[str, DiveCount] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
+    capture: re.Pattern[str] = field(default_factory=capture_pattern)
 
     # -- the file system ------------------------------------------------------------
 
     def _attach(self, path: str, layer: int) -> None:
         """Hang `path` under its directory, making the directories a layer left implicit."""
-        parent = posixpath.dirname(path)
+        parent = path.rpartition("/")[0]
         self.children.setdefault(parent, set()).add(path)
         if parent and parent not in self.index:
             self.index[parent] = Node("dir", 0, layer)
@@ -176,7 +187,7 @@ class Walk:
                     self.index[heir] = Node("file", node.size, node.layer, mode=node.mode)
             elif node.kind == "hardlink":
                 self.links_to.get(node.linkname, set()).discard(p)
-        self.children.get(posixpath.dirname(path), set()).discard(path)
+        self.children.get(path.rpartition("/")[0], set()).discard(path)
         return len(gone)
 
     def _heir(self, path: str) -> str | None:
@@ -203,8 +214,7 @@ class Walk:
         for item in items:
             stats.entries += 1
             path = item.path
-            name = posixpath.basename(path)
-            parent = posixpath.dirname(path)
+            parent, _, name = path.rpartition("/")
             if name == OPAQUE:
                 opaque.append(parent)
                 # what lower layers put there goes; this layer's own entries stay
@@ -263,6 +273,8 @@ class Walk:
     def _capture(self, layer: int, item: Item) -> None:
         assert item.read is not None
         data = item.read()
+        if LIBC.fullmatch(item.path):
+            data = version_strings(data)
         self.files[item.path] = data
         if item.path == "var/lib/dpkg/status":
             self.status_by_layer[layer] = data
@@ -277,10 +289,10 @@ class Walk:
         inner: set[str] = set()
         # an opaque marker makes its directory a node without giving it a child
         for path in (*leaves, *whiteouts, *opaque):
-            parent = posixpath.dirname(path)
+            parent = path.rpartition("/")[0]
             while parent and parent not in inner:
                 inner.add(parent)
-                parent = posixpath.dirname(parent)
+                parent = parent.rpartition("/")[0]
         for path, size in leaves.items():
             if path not in inner:
                 self.dive.setdefault(path, DiveCount()).add(size)
@@ -302,7 +314,9 @@ def _clean(name: str, layer: int, findings: list[Finding]) -> str | None:
             Finding("warning", "absolute-path", f"layer {layer} names an absolute path", raw)
         )
         name = name.lstrip("/")
-    path = posixpath.normpath(name) if name else "."
+    name = name.removeprefix("./").rstrip("/")  # how most layer tools write names
+    # normpath is slow, and most names are already normal
+    path = posixpath.normpath(name) if "//" in name or "." in name[:1] or "/." in name else name
     if path in {".", ""}:
         return None
     if path == ".." or path.startswith("../"):
@@ -318,71 +332,51 @@ def _clean(name: str, layer: int, findings: list[Finding]) -> str | None:
     return path
 
 
-def _kind(m: tarfile.TarInfo) -> str:
-    if m.isreg():
-        return "file"
-    if m.isdir():
-        return "dir"
-    if m.issym():
-        return "symlink"
-    if m.islnk():
-        return "hardlink"
-    if m.ischr():
-        return "char"
-    if m.isblk():
-        return "block"
-    return "fifo"
-
-
-def _members(tf: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
-    """The members one by one; tarfile would keep every one of them in tf.members."""
-    while (m := tf.next()) is not None:
-        tf.members.clear()  # type: ignore[attr-defined]
-        yield m
-
-
-def _tar_items(tf: tarfile.TarFile, layer: Layer, limit: float, walk: Walk) -> Iterator[Item]:
-    for count, m in enumerate(_members(tf)):
-        if count >= MAX_ENTRIES or tf.offset + m.size > limit:
-            walk.findings.append(
-                Finding(
-                    "error",
-                    "expansion-limit",
-                    f"layer {layer.index} expands past {limit} bytes or {MAX_ENTRIES} entries "
-                    "(a gzip bomb?); the rest of it was not read",
-                    m.name,
+def _tar_items(src: ByteSource, layer: int, limit: float, walk: Walk) -> Iterator[Item]:
+    count = 0
+    try:
+        for m in members(src, limit):
+            count += 1
+            if count > MAX_ENTRIES:
+                raise PastLimit(m.name)
+            path = _clean(m.name, layer, walk.findings)
+            if path is None:
+                continue
+            kind, linkname = m.kind, m.linkname
+            if kind == "hardlink":
+                linkname = _clean(linkname, layer, walk.findings) or ""
+            elif kind == "symlink" and _escapes(path, linkname):
+                walk.findings.append(
+                    Finding(
+                        "warning",
+                        "link-escapes-root",
+                        f"a symbolic link in layer {layer} climbs above the root ({linkname})",
+                        path,
+                    )
                 )
-            )
-            raise _Stop
-        path = _clean(m.name, layer.index, walk.findings)
-        if path is None:
-            continue
-        kind = _kind(m)
-        linkname = m.linkname
-        if kind == "hardlink":
-            linkname = _clean(m.linkname, layer.index, walk.findings) or ""
-        if kind in ("char", "block"):
-            walk.findings.append(
-                Finding("info", "device-node", f"layer {layer.index} holds a device node", path)
-            )
-        if kind == "symlink" and _escapes(path, m.linkname):
-            walk.findings.append(
-                Finding(
-                    "warning",
-                    "link-escapes-root",
-                    f"a symbolic link in layer {layer.index} climbs above the root ({m.linkname})",
-                    path,
+            elif kind in ("char", "block"):
+                walk.findings.append(
+                    Finding("info", "device-node", f"layer {layer} holds a device node", path)
                 )
+            read = None
+            if kind == "file" and m.size <= CAPTURE_LIMIT and walk.capture.match(path):
+                size = m.size
+
+                def read(size: int = size) -> bytes:
+                    return src.read(size)
+
+            yield Item(path, kind, m.size, linkname, m.mode, read)
+    except PastLimit as e:
+        walk.findings.append(
+            Finding(
+                "error",
+                "expansion-limit",
+                f"layer {layer} expands past {limit} bytes or {MAX_ENTRIES} entries "
+                "(a gzip bomb?); the rest of it was not read",
+                e.args[0],
             )
-        read = None
-        if kind == "file" and m.size <= CAPTURE_LIMIT and captured(path):
-            member = m
-
-            def read(member: tarfile.TarInfo = member) -> bytes:
-                f = tf.extractfile(member)
-                return f.read() if f is not None else b""
-
-        yield Item(path, kind, m.size if kind == "file" else 0, linkname, m.mode, read)
+        )
+        raise _Stop from None
 
 
 class _Stop(Exception):
@@ -403,38 +397,74 @@ def _escapes(path: str, target: str) -> bool:
     return False
 
 
-def _open_stream(reader: DigestReader) -> tarfile.TarFile:
-    try:
-        return cast(tarfile.TarFile, tarfile.open(fileobj=reader, mode="r|*"))  # type: ignore[call-overload]
-    except TypeError:
-        # tarfile's gzip reader calls ord() on the empty read of a cut-short header
-        raise tarfile.ReadError("the gzip header is cut short") from None
+def _compression(head: bytes) -> str | None:
+    for magic, name in _MAGIC.items():
+        if head.startswith(magic):
+            return name
+    return None
 
 
-def _read_layer(walk: Walk, layer: Layer, stats: LayerStats) -> None:
+def _decompressed(
+    kind: str, reader: DigestReader, layer: Layer
+) -> gzip.GzipFile | bz2.BZ2File | lzma.LZMAFile:
+    # the decompressors only call read(), whatever their stubs ask for
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=cast("IO[bytes]", reader))
+    if kind == "bzip2":
+        return bz2.BZ2File(cast("IO[bytes]", reader))
+    if kind == "xz":
+        return lzma.LZMAFile(cast("IO[bytes]", reader))
+    raise ImageContentError(
+        f"Layer {layer.index} ({layer.digest}) is {kind}-compressed, which cairn cannot read.",
+        "Try: copy the image with gzip layers (skopeo copy --dest-compress-format gzip).",
+    )
+
+
+def _read_layer(
+    walk: Walk, layer: Layer, stats: LayerStats, *, fd: int, start: int, length: int, known: bool
+) -> tuple[str | None, int] | None:
+    """Walk one layer. For a compressed one, its digest and length as read (None for the
+    digest when already `known`); for an uncompressed one the background hashes give them.
+    None when the layer was not read to its end (a finding says why)."""
+    limit = max(MIN_EXPANSION, MAX_RATIO * (layer.size or 1))
+    kind = _compression(os.pread(fd, 6, start))
     try:
-        with layer.open() as raw:
-            reader = DigestReader(raw)
-            limit = max(MIN_EXPANSION, MAX_RATIO * (layer.size or 1))
-            with _open_stream(reader) as tf:
-                walk.apply(layer.index, _tar_items(tf, layer, limit, walk), stats)
-            reader.drain()
-            digest, count = reader.digest, reader.count
+        if kind is None:
+            walk.apply(
+                layer.index,
+                _tar_items(FileRange(fd, start, length), layer.index, limit, walk),
+                stats,
+            )
+            return None
+        reader = DigestReader(FileRange(fd, start, length), hashing=not known)
+        with _decompressed(kind, reader, layer) as stream:
+            walk.apply(layer.index, _tar_items(Stream(stream), layer.index, limit, walk), stats)
+        reader.drain()
+        return reader.digest, reader.count
     except _Stop:
-        return
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+        return None
+    except (TarFormatError, EOFError, zlib.error, lzma.LZMAError, OSError) as e:
+        if layer.size is not None and length < layer.size:
+            raise _truncated(layer, length) from None
         raise ImageContentError(
             f"Reading layer {layer.index} ({layer.digest}) failed because it is truncated "
             f"or corrupt ({e}).",
             "Try: copy the image again from its registry; if that copy fails too, rebuild it.",
         ) from None
-    if layer.size is not None and count < layer.size and digest != layer.digest:
-        raise ImageContentError(
-            f"Layer {layer.index} is truncated: its blob holds {count} bytes, "
-            f"the manifest says {layer.size}.",
-            "Try: copy the image again from its registry (an interrupted copy leaves such blobs).",
-        )
-    if layer.digest and digest != layer.digest:
+
+
+def _truncated(layer: Layer, count: int) -> ImageContentError:
+    return ImageContentError(
+        f"Layer {layer.index} is truncated: its blob holds {count} bytes, "
+        f"the manifest says {layer.size}.",
+        "Try: copy the image again from its registry (an interrupted copy leaves such blobs).",
+    )
+
+
+def _check(walk: Walk, layer: Layer, digest: str | None, count: int) -> None:
+    if layer.size is not None and count < layer.size and digest not in (None, layer.digest):
+        raise _truncated(layer, count)
+    if layer.digest and digest is not None and digest != layer.digest:
         raise ImageContentError(
             f"Layer {layer.index} does not match its digest: it hashes to {digest}, "
             f"the image says {layer.digest}.",
@@ -451,7 +481,7 @@ def _read_layer(walk: Walk, layer: Layer, stats: LayerStats) -> None:
         )
 
 
-def _dir_items(root: Path) -> Iterator[Item]:
+def _dir_items(root: Path, capture: re.Pattern[str]) -> Iterator[Item]:
     """A directory tree as layer members (hard links found by inode, links not followed)."""
     seen: dict[tuple[int, int], str] = {}
     for dirpath, dirnames, filenames in os.walk(root):
@@ -471,7 +501,7 @@ def _dir_items(root: Path) -> Iterator[Item]:
                     yield Item(path, "hardlink", 0, seen[key], mode, None)
                     continue
                 seen[key] = path
-                read = (lambda h=host: h.read_bytes()) if captured(path) else None
+                read = (lambda h=host: h.read_bytes()) if capture.match(path) else None
                 yield Item(path, "file", st.st_size, "", mode, read)
             elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
                 yield Item(path, "char" if stat.S_ISCHR(st.st_mode) else "block", 0, "", mode, None)
@@ -479,18 +509,61 @@ def _dir_items(root: Path) -> Iterator[Item]:
                 yield Item(path, "fifo", 0, "", mode, None)
 
 
-def walk_source(source: Source) -> Walk:
-    walk = Walk()
+def walk_source(source: Source, licenses: bool = False) -> Walk:
+    """The image's file system as its layers make it; with `licenses`, the copyright files
+    kept too."""
+    walk = Walk(capture=capture_pattern(licenses))
     if source.root is not None:
         stats = LayerStats(0, "", None, created_by=f"the directory {source.root}")
         walk.layers.append(stats)
-        walk.apply(0, _dir_items(source.root), stats)
+        walk.apply(0, _dir_items(source.root, walk.capture), stats)
         return walk
     history = [h for h in source.config.get("history", []) if not h.get("empty_layer")]
-    for layer in source.layers:
-        stats = LayerStats(layer.index, layer.digest, layer.size if layer.compressed else None)
-        if layer.index < len(history):
-            stats.created_by = history[layer.index].get("created_by", "")
-        walk.layers.append(stats)
-        _read_layer(walk, layer, stats)
+    with contextlib.ExitStack() as stack:
+        opened = [stack.enter_context(layer.open()) for layer in source.layers]
+        known = [
+            verified.known(f.fileno(), start, length, layer.digest)
+            for layer, (f, start, length) in zip(source.layers, opened, strict=True)
+        ]
+        jobs = {
+            layer.index: Job(f.fileno(), start, length)
+            for layer, (f, start, length), done in zip(source.layers, opened, known, strict=True)
+            if not done and _compression(os.pread(f.fileno(), 6, start)) is None
+        }
+        hashes = BackgroundHashes(jobs)
+        read = []
+        try:
+            for layer, (f, start, length), done in zip(source.layers, opened, known, strict=True):
+                stats = LayerStats(
+                    layer.index, layer.digest, layer.size if layer.compressed else None
+                )
+                if layer.index < len(history):
+                    stats.created_by = history[layer.index].get("created_by", "")
+                walk.layers.append(stats)
+                read.append(
+                    _read_layer(
+                        walk, layer, stats, fd=f.fileno(), start=start, length=length, known=done
+                    )
+                )
+        except BaseException:
+            hashes.cancel()  # before the files close under the workers
+            raise
+        hashes.wait()
+        for layer, (f, start, length), done, streamed in zip(
+            source.layers, opened, known, read, strict=True
+        ):
+            job = jobs.get(layer.index)
+            if job is not None and job.error is not None:
+                raise ImageContentError(
+                    f"Reading layer {layer.index} ({layer.digest}) failed ({job.error}).",
+                    "Try: check that the image's files are readable.",
+                )
+            hashed = (job.digest, job.count) if job is not None else streamed
+            if done:
+                hashed = (None, length)
+            if hashed is None:
+                continue  # not read to its end: a finding says so
+            _check(walk, layer, *hashed)
+            if hashed[0] == layer.digest:
+                verified.remember(f.fileno(), start, length, layer.digest)
     return walk

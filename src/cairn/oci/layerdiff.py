@@ -18,8 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
-WHITEOUT = ".wh."
-OPAQUE = ".wh..wh..opq"
+from cairn.oci.whiteouts import OPAQUE, WHITEOUT
 
 
 @dataclass(frozen=True)

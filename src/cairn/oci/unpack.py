@@ -16,7 +16,8 @@ import tarfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from cairn.oci.layerdiff import OPAQUE, WHITEOUT, norm
+from cairn.oci.layerdiff import norm
+from cairn.oci.whiteouts import OPAQUE, WHITEOUT
 
 BUILD_OWNED = (
     # written by mmdebstrap's setup for the build at hand; the parent's copies are stale
