@@ -11,7 +11,8 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-MEDIA_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+import zstandard
+
 MEDIA_PLAIN = "application/vnd.oci.image.layer.v1.tar"
 
 
@@ -74,13 +75,22 @@ def config_for(tars: list[bytes], history: list[str] | None = None) -> dict[str,
     }
 
 
+def compress(tar: bytes, compression: str) -> bytes:
+    if compression == "gzip":
+        return gzip.compress(tar, mtime=0)
+    if compression == "zstd":
+        return zstandard.ZstdCompressor().compress(tar)
+    return tar
+
+
 def oci_image(
-    root: Path, layers: list[list[M]], name: str = "img", compressed: bool = True
+    root: Path, layers: list[list[M]], name: str = "img", compression: str = "gzip"
 ) -> tuple[Path, list[str]]:
-    """An OCI layout holding one image (gzip layers, or plain tars); returns it and the layer
-    digests."""
+    """An OCI layout holding one image (gzip, zstd or plain tar layers); returns it and the
+    layer digests."""
     tars = [tar_bytes(members) for members in layers]
-    blobs = [gzip.compress(t, mtime=0) for t in tars] if compressed else tars
+    blobs = [compress(t, compression) for t in tars]
+    media = MEDIA_PLAIN + ("" if compression == "none" else f"+{compression}")
     digests = [write_blob(root, b) for b in blobs]
     config = json.dumps(config_for(tars)).encode()
     manifest = {
@@ -92,7 +102,7 @@ def oci_image(
             "size": len(config),
         },
         "layers": [
-            {"mediaType": MEDIA_LAYER if compressed else MEDIA_PLAIN, "digest": d, "size": len(b)}
+            {"mediaType": media, "digest": d, "size": len(b)}
             for d, b in zip(digests, blobs, strict=True)
         ],
     }

@@ -90,8 +90,12 @@ def test_docker_archive_reads_like_the_layout(tmp_path: Path) -> None:
     layout, _ = oci_image(tmp_path / "oci", LAYERS)
     archive = docker_archive(tmp_path / "img.tar", LAYERS)
     from_oci, from_archive = analyzed(f"oci:{layout}"), analyzed(f"docker-archive:{archive}")
-    for key in ("total_bytes", "wasted_bytes", "wasted_bytes_dive", "efficiency", "categories"):
+    keys = ("total_bytes", "wasted_bytes", "wasted_bytes_dive", "efficiency", "categories")
+    for key in keys:
         assert from_oci[key] == from_archive[key]
+    for compression in ("zstd", "none"):
+        other, _ = oci_image(tmp_path / compression, LAYERS, compression=compression)
+        assert {k: analyzed(f"oci:{other}")[k] for k in keys} == {k: from_oci[k] for k in keys}
     assert from_archive["compressed_bytes"] is None  # the archive's layers are plain tars
 
 
@@ -213,16 +217,16 @@ MEMBERS = st.builds(
 @given(
     layers=st.lists(st.lists(MEMBERS, max_size=12), min_size=1, max_size=3),
     cut=st.integers(0, 50),
-    compressed=st.booleans(),
+    compression=st.sampled_from(["gzip", "zstd", "none"]),
 )
 def test_any_tar_stream_gives_a_report_or_a_clear_error(
-    tmp_path: Path, layers: list[list[M]], cut: int, compressed: bool
+    tmp_path: Path, layers: list[list[M]], cut: int, compression: str
 ) -> None:
     """Whatever the members (and wherever a layer is cut short), the result is a report
     whose bytes add up, or ImageContentError; nothing is written beside the image. Plain
-    layers are read by offset, gzip ones as a stream: both are fed."""
+    layers are read by offset, compressed ones as a stream: all are fed."""
     root = tmp_path / f"case-{os.getpid()}-{id(layers)}"
-    layout, digests = oci_image(root / "oci", layers, compressed=compressed)
+    layout, digests = oci_image(root / "oci", layers, compression=compression)
     if cut:
         blob = _blob_path(layout, digests[-1])
         blob.write_bytes(blob.read_bytes()[:-cut])

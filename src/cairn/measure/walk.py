@@ -32,7 +32,15 @@ from cairn.errors import ImageContentError
 from cairn.measure import verified
 from cairn.measure.digests import BackgroundHashes, Job
 from cairn.measure.source import DigestReader, Layer, Source
-from cairn.measure.tarscan import ByteSource, FileRange, PastLimit, Stream, TarFormatError, members
+from cairn.measure.tarscan import (
+    ByteSource,
+    FileRange,
+    PastLimit,
+    Readable,
+    Stream,
+    TarFormatError,
+    members,
+)
 from cairn.oci.whiteouts import OPAQUE, WHITEOUT
 
 # A layer may expand to this many times its compressed size, and at least MIN_EXPANSION
@@ -142,7 +150,9 @@ class DiveCount:
 @dataclass
 class Walk:
     index: dict[str, Node] = field(default_factory=dict)
-    children: dict[str, set[str]] = field(default_factory=dict)
+    # each directory's entries, for deleting a subtree: built at the first deletion, as
+    # most layers delete nothing
+    children: dict[str, set[str]] | None = None
     links_to: dict[str, set[str]] = field(default_factory=dict)
     layers: list[LayerStats] = field(default_factory=list)
     files: dict[str, bytes] = field(default_factory=dict)
@@ -158,17 +168,26 @@ class Walk:
     def _attach(self, path: str, layer: int) -> None:
         """Hang `path` under its directory, making the directories a layer left implicit."""
         parent = path.rpartition("/")[0]
-        self.children.setdefault(parent, set()).add(path)
+        if self.children is not None:
+            self.children.setdefault(parent, set()).add(path)
         if parent and parent not in self.index:
             self.index[parent] = Node("dir", 0, layer)
             self._attach(parent, layer)
 
+    def _kids(self) -> dict[str, set[str]]:
+        if self.children is None:
+            self.children = {}
+            for path in self.index:
+                self.children.setdefault(path.rpartition("/")[0], set()).add(path)
+        return self.children
+
     def _subtree(self, path: str) -> Iterator[str]:
+        children = self._kids()
         stack = [path]
         while stack:
             p = stack.pop()
             yield p
-            stack.extend(self.children.get(p, ()))
+            stack.extend(children.get(p, ()))
 
     def _drop(self, path: str, layer: int, reason: str) -> int:
         """Remove `path` and all below it; the bytes lost become waste. Returns how many paths
@@ -176,7 +195,7 @@ class Walk:
         gone = list(self._subtree(path))
         for p in gone:
             node = self.index.pop(p, None)
-            self.children.pop(p, None)
+            self._kids().pop(p, None)
             if node is None:
                 continue
             if node.kind == "file":
@@ -187,7 +206,7 @@ class Walk:
                     self.index[heir] = Node("file", node.size, node.layer, mode=node.mode)
             elif node.kind == "hardlink":
                 self.links_to.get(node.linkname, set()).discard(p)
-        self.children.get(path.rpartition("/")[0], set()).discard(path)
+        self._kids().get(path.rpartition("/")[0], set()).discard(path)
         return len(gone)
 
     def _heir(self, path: str) -> str | None:
@@ -218,7 +237,7 @@ class Walk:
             if name == OPAQUE:
                 opaque.append(parent)
                 # what lower layers put there goes; this layer's own entries stay
-                for child in list(self.children.get(parent, ())):
+                for child in list(self._kids().get(parent, ())):
                     below = self.index.get(child)
                     if below is not None and below.layer < layer:
                         stats.deleted += self._drop(child, layer, "deleted (opaque directory)")
@@ -231,7 +250,7 @@ class Walk:
                     stats.deleted += self._drop(target, layer, "deleted")
                 continue
             self._add(layer, item, stats)
-            leaves[path] = item.size if item.kind == "file" else 0
+            leaves[path] = item.size  # 0 for all but files
             if item.read is not None:
                 self._capture(layer, item)
         self._count_dive(leaves, whiteouts, opaque)
@@ -295,12 +314,19 @@ class Walk:
                 parent = parent.rpartition("/")[0]
         for path, size in leaves.items():
             if path not in inner:
-                self.dive.setdefault(path, DiveCount()).add(size)
+                self._dive_node(path, size)
         for path, size in whiteouts.items():
-            self.dive.setdefault(path, DiveCount()).add(size)
+            self._dive_node(path, size)
         for path in opaque:
             if path not in inner and path not in leaves:
-                self.dive.setdefault(path, DiveCount()).add(0)
+                self._dive_node(path, 0)
+
+    def _dive_node(self, path: str, size: int) -> None:
+        count = self.dive.get(path)
+        if count is None:
+            self.dive[path] = DiveCount(size, size, 1)  # most paths are in one layer only
+        else:
+            count.add(size)
 
 
 # -- reading members --------------------------------------------------------------------
@@ -404,9 +430,7 @@ def _compression(head: bytes) -> str | None:
     return None
 
 
-def _decompressed(
-    kind: str, reader: DigestReader, layer: Layer
-) -> gzip.GzipFile | bz2.BZ2File | lzma.LZMAFile:
+def _decompressed(kind: str, reader: DigestReader) -> Readable:
     # the decompressors only call read(), whatever their stubs ask for
     if kind == "gzip":
         return gzip.GzipFile(fileobj=cast("IO[bytes]", reader))
@@ -414,10 +438,26 @@ def _decompressed(
         return bz2.BZ2File(cast("IO[bytes]", reader))
     if kind == "xz":
         return lzma.LZMAFile(cast("IO[bytes]", reader))
-    raise ImageContentError(
-        f"Layer {layer.index} ({layer.digest}) is {kind}-compressed, which cairn cannot read.",
-        "Try: copy the image with gzip layers (skopeo copy --dest-compress-format gzip).",
-    )
+    return _Zstd(reader)
+
+
+class _Zstd:
+    """zstandard's stream reader, with its errors as the corrupt-layer error the walk
+    reports. Imported here: a C extension only zstd layers need."""
+
+    def __init__(self, reader: DigestReader) -> None:
+        import zstandard
+
+        self._error = zstandard.ZstdError
+        self._raw = zstandard.ZstdDecompressor().stream_reader(
+            cast("IO[bytes]", reader), closefd=False
+        )
+
+    def read(self, n: int, /) -> bytes:
+        try:
+            return self._raw.read(n)
+        except self._error as e:
+            raise TarFormatError(f"zstd: {e}") from None
 
 
 def _read_layer(
@@ -437,8 +477,8 @@ def _read_layer(
             )
             return None
         reader = DigestReader(FileRange(fd, start, length), hashing=not known)
-        with _decompressed(kind, reader, layer) as stream:
-            walk.apply(layer.index, _tar_items(Stream(stream), layer.index, limit, walk), stats)
+        stream = _decompressed(kind, reader)
+        walk.apply(layer.index, _tar_items(Stream(stream), layer.index, limit, walk), stats)
         reader.drain()
         return reader.digest, reader.count
     except _Stop:
