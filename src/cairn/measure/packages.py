@@ -26,6 +26,7 @@ class Package:
     provides: tuple[str, ...] = ()
     required: bool = False  # Essential or Priority: required: never a removal candidate
     owned: list[str] = field(default_factory=list)  # paths the database lists
+    listing: bytes = b""  # or dpkg's .list file, read when the files are assigned
     bytes: int = 0
     files: int = 0
     layer: int | None = None
@@ -103,10 +104,9 @@ def dpkg_packages(walk: Walk) -> list[Package]:
         for p in _installed(_stanzas(status)):
             pkg = _dpkg_package(p)
             arch = p.get("Architecture", "")
-            listed = files.get(f"var/lib/dpkg/info/{pkg.name}.list") or files.get(
+            pkg.listing = files.get(f"var/lib/dpkg/info/{pkg.name}.list") or files.get(
                 f"var/lib/dpkg/info/{pkg.name}:{arch}.list", b""
             )
-            pkg.owned = _lines(listed)
             packages.append(pkg)
     # distroless: one status paragraph per file in status.d, with its md5sums beside it
     for path in sorted(files):
@@ -237,11 +237,12 @@ class Resolver:
 
     def file(self, path: str) -> str | None:
         """`path` (absolute) with its directories resolved; None when they do not exist."""
-        head, _, name = path.lstrip("/").rpartition("/")
+        rel = path.lstrip("/")
+        head, _, name = rel.rpartition("/")
         parent = self._dirs[head] if head in self._dirs else self.directory(head)
         if parent is None:
             return None
-        full = f"{parent}/{name}" if parent else name
+        full = rel if parent == head else f"{parent}/{name}" if parent else name
         return full if full in self.index else None
 
     def follow(self, path: str) -> str | None:
@@ -263,16 +264,17 @@ class Resolver:
 
 def assign_files(packages: list[Package], resolver: Resolver) -> None:
     """Give each regular file to the first package listing it."""
-    taken: set[str] = set()
+    taken: set[int] = set()  # ids of the nodes: the paths would be megabytes of new strings
     for pkg in packages:
-        for listed in pkg.owned:
-            path = resolver.file(listed)
-            if path is None or path in taken:
+        # one package's lines at a time, for the same reason
+        for listed in (*pkg.owned, *pkg.listing.decode("utf-8", "replace").splitlines()):
+            path = resolver.file(listed) if listed else None
+            if path is None:
                 continue
             node = resolver.index[path]
-            if node.kind != "file":
+            if node.kind != "file" or id(node) in taken:
                 continue
-            taken.add(path)
+            taken.add(id(node))
             pkg.bytes += node.size
             pkg.files += 1
 
