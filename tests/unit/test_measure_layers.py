@@ -19,7 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cairn.errors import ImageContentError
+from cairn.errors import ImageContentError, ImageRefError
+from cairn.measure import source as source_module
 from cairn.measure import verified
 from cairn.measure import walk as walk_module
 from cairn.measure.commands import analyze_image
@@ -342,4 +343,13 @@ def test_a_verified_archive_is_not_hashed_again_until_it_changes(
     with archive.open("r+b") as f:
         f.write(data)
     with pytest.raises(ImageContentError, match="does not match its digest"):
+        analyze_image(f"docker-archive:{archive}", None)
+
+
+def test_an_oversized_archive_manifest_is_refused_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = docker_archive(tmp_path / "img.tar", LAYERS)
+    monkeypatch.setattr(source_module, "MAX_JSON", 64)  # a real one is kilobytes
+    with pytest.raises(ImageRefError, match="more than any manifest or config"):
         analyze_image(f"docker-archive:{archive}", None)

@@ -1,9 +1,10 @@
-"""Images to measure, whatever they are stored in, with their layers as byte streams.
+"""Images to measure, whatever they are stored in, with their layers as byte ranges of
+files (a blob, or a member of a docker archive).
 
 oci:DIR[:NAME] and docker-archive:FILE are read where they lie; docker:// and
 docker-daemon: are first copied by skopeo into cairn's temporary directory as an
 OCI layout (compressed blobs, nothing unpacked); dir:ROOTFS is one layer made of
-the directory itself. Every stream checks its digest as it is read.
+the directory itself. The walk checks every layer against its digest.
 """
 
 from __future__ import annotations
@@ -34,9 +35,11 @@ class DigestReader:
 
     def __init__(self, raw: IO[bytes] | FileRange, hashing: bool = True) -> None:
         self.raw = raw
-        import hashlib  # here, not above: see open_source
+        self.sha = None
+        if hashing:
+            import hashlib  # here, not above: see open_source
 
-        self.sha = hashlib.sha256() if hashing else None
+            self.sha = hashlib.sha256()
         self.count = 0
 
     def read(self, n: int = -1, /) -> bytes:
@@ -127,6 +130,9 @@ def _from_layout(
     return Source(reference, _platform_name(config), config, layers)
 
 
+MAX_JSON = 16 << 20  # a docker archive's manifest.json and image configs are kilobytes
+
+
 @dataclass(frozen=True)
 class _Entry:
     kind: str
@@ -166,6 +172,8 @@ def _archive_json(fd: int, entries: dict[str, _Entry], name: str) -> Any:
     entry = _data_entry(entries, name)
     if entry is None:
         raise KeyError(name)
+    if entry.size > MAX_JSON:
+        raise ValueError(f"{name} is {entry.size} bytes, more than any manifest or config")
     return json.loads(os.pread(fd, entry.size, entry.offset))
 
 

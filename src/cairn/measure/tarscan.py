@@ -1,11 +1,12 @@
 """Tar members read straight from their 512-byte headers, for the walk.
 
-tarfile parses every header field into a TarInfo and, on a seekable file, still
-reads through each member it skips; the walk needs five fields and the data of a
-few files. This reader takes the fields it needs (ustar, GNU long names, pax
-path/linkpath/size), checks each header's checksum, and skips data by moving an
-offset when the bytes lie in a file (a docker archive's layer, an uncompressed
-blob), or by reading and dropping them from a decompressing stream.
+tarfile parses every header field into a TarInfo, and in stream mode (the only
+one that reads a compressed layer in one pass) reads through each member it skips;
+the walk needs five fields and the data of a few files. This reader takes those
+(ustar, GNU long names, pax path/linkpath/size), checks each header's checksum,
+and skips data by moving an offset when the bytes lie in a file (a docker
+archive's layer, an uncompressed blob), or by reading and dropping them from a
+decompressing stream.
 
 It is stricter than tarfile: a header with a bad checksum or number after the
 first is a corrupt layer here, where tarfile would end the archive quietly.
