@@ -28,6 +28,8 @@ from typing import Any
 
 from bench.report import bench_workdir, build_amd64, write_section
 from cairn.measure import verified
+from cairn.oci import skopeo
+from cairn.platforms import parse_platform
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = ROOT / "examples" / "qapm"
@@ -110,17 +112,10 @@ def main() -> None:
         archives = {}
         for image in ("golang", "base-debug"):
             archives[image] = work / f"{image}.tar"
-            subprocess.run(
-                [
-                    "skopeo",
-                    "copy",
-                    "-q",
-                    "--override-arch",
-                    "amd64",
-                    f"oci:{store}:{image}",
-                    f"docker-archive:{archives[image]}:qapm/{image}:bench",
-                ],
-                check=True,
+            skopeo.copy(
+                f"oci:{store}:{image}",
+                f"docker-archive:{archives[image]}:qapm/{image}:bench",
+                parse_platform("linux/amd64"),
             )
         archives["golang+waste"] = work / "golang-waste.tar"
         made = time.time()

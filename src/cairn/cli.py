@@ -51,6 +51,54 @@ InsecureOpt = Annotated[
     bool, typer.Option("--insecure", help="Allow a plain-HTTP registry (e.g. on 127.0.0.1).")
 ]
 
+ImageArg = Annotated[
+    str,
+    typer.Argument(
+        help="oci:DIR[:NAME], docker-archive:FILE, docker://REGISTRY/REPO:TAG, "
+        "docker-daemon:REPO:TAG or dir:ROOTFS.",
+        show_default=False,
+    ),
+]
+OnePlatformOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--platform", "-p", help="Which platform of a multi-arch image (default: this host's)."
+    ),
+]
+FailOnOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--fail-on",
+        help="Exit 1 when this holds, e.g. 'size>150MB', 'wasted>5MB', 'efficiency<95%', "
+        "'packages>200', 'category:docs>1MB', 'findings>0' (repeatable).",
+    ),
+]
+ScanFailOnOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--fail-on",
+        help="Exit 1 when this holds: 'actionable>0' counts the findings a newer Debian "
+        "version fixes.",
+    ),
+]
+HtmlOpt = Annotated[
+    Path | None, typer.Option("--html", help="Also write a self-contained HTML report here.")
+]
+CategoriesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--categories",
+        help="A TOML file of category rules (the format of cairn's categories.toml), "
+        "tried before the built-in ones.",
+    ),
+]
+
+
+def _platform(value: str | None) -> Platform | None:
+    from cairn.platforms import parse_platform
+
+    return parse_platform(value) if value else None
+
 
 def _console(stderr: bool = False, highlight: bool = True) -> Console:
     """rich's Console, imported when first used: a command that prints JSON never pays for
@@ -136,7 +184,7 @@ def build(
     """
     from cairn.build import BuildOptions, load_all, publish
     from cairn.build import build as run_build
-    from cairn.debian.cache import default_cache_dir
+    from cairn.cachedir import default_cache_dir
     from cairn.publish import check_destination
     from cairn.report.build import render_build
     from cairn.report.console import progress, setup_logging
@@ -292,7 +340,7 @@ def refresh(
     releases included); without --check, lock those and rebuild the images that have them
     and their descendants."""
     from cairn.build import BuildOptions
-    from cairn.debian.cache import default_cache_dir
+    from cairn.cachedir import default_cache_dir
     from cairn.refresh import refresh as run_refresh
     from cairn.report.build import render_build, render_refresh
     from cairn.report.console import progress
@@ -454,12 +502,7 @@ def compat(
     target: Annotated[
         str, typer.Option(help="The image (or dir:ROOTFS) the source should run on.")
     ],
-    platform: Annotated[
-        str | None,
-        typer.Option(
-            "--platform", "-p", help="Which platform of a multi-arch image (default: this host's)."
-        ),
-    ] = None,
+    platform: OnePlatformOpt = None,
     as_json: JsonOpt = False,
     fail_on: Annotated[
         str | None,
@@ -473,12 +516,11 @@ def compat(
     libraries, symbol versions (glibc) or symbols (musl), without running anything."""
     from cairn.compat.scan import compat as run_compat
     from cairn.errors import UsageError
-    from cairn.platforms import parse_platform
     from cairn.report.compat import render_compat
 
     if fail_on not in (None, "will-not-load", "risky"):
         raise UsageError(f"--fail-on {fail_on} is not a verdict.", "Try: will-not-load or risky.")
-    result = run_compat(source, target, parse_platform(platform) if platform else None)
+    result = run_compat(source, target, _platform(platform))
     if as_json:
         print(json.dumps(result.to_json(), indent=2))
     else:
@@ -526,55 +568,6 @@ def dns(
         )
     else:
         render_dns(name, found, _console())
-
-
-ImageArg = Annotated[
-    str,
-    typer.Argument(
-        help="oci:DIR[:NAME], docker-archive:FILE, docker://REGISTRY/REPO:TAG, "
-        "docker-daemon:REPO:TAG or dir:ROOTFS.",
-        show_default=False,
-    ),
-]
-OnePlatformOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--platform", "-p", help="Which platform of a multi-arch image (default: this host's)."
-    ),
-]
-FailOnOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--fail-on",
-        help="Exit 1 when this holds, e.g. 'size>150MB', 'wasted>5MB', 'efficiency<95%', "
-        "'packages>200', 'category:docs>1MB', 'findings>0' (repeatable).",
-    ),
-]
-ScanFailOnOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--fail-on",
-        help="Exit 1 when this holds: 'actionable>0' counts the findings a newer Debian "
-        "version fixes.",
-    ),
-]
-HtmlOpt = Annotated[
-    Path | None, typer.Option("--html", help="Also write a self-contained HTML report here.")
-]
-CategoriesOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--categories",
-        help="A TOML file of category rules (the format of cairn's categories.toml), "
-        "tried before the built-in ones.",
-    ),
-]
-
-
-def _platform(value: str | None) -> Platform | None:
-    from cairn.platforms import parse_platform
-
-    return parse_platform(value) if value else None
 
 
 def _gate(conditions: list[str] | None, allowed: tuple[str, ...]) -> list[Condition]:

@@ -24,6 +24,7 @@ from spdx_tools.spdx.parser.parse_anything import parse_file
 from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 from tests.integration.conftest import ROOT, Built, Docker, Registry
 
+from cairn.oci import skopeo
 from cairn.oci.layout import OciLayout
 from cairn.oci.select import select_manifest
 from cairn.oci.unpack import unpack_layers
@@ -97,32 +98,9 @@ def test_every_source_kind_measures_the_same_image(
     oci = f"oci:{base.store}:base-debug"
     reference = analysis(oci, "-p", "linux/amd64")
     archive = tmp_path / "base-debug.tar"
-    subprocess.run(
-        [
-            "skopeo",
-            "copy",
-            "-q",
-            "--override-arch",
-            "amd64",
-            oci,
-            f"docker-archive:{archive}:measure/base-debug:1",
-        ],
-        check=True,
-    )
+    skopeo.copy(oci, f"docker-archive:{archive}:measure/base-debug:1", AMD64)
     pushed = f"{registry.address}/measure/base-debug:1"
-    subprocess.run(
-        [
-            "skopeo",
-            "copy",
-            "-q",
-            "--dest-tls-verify=false",
-            "--override-arch",
-            "amd64",
-            oci,
-            f"docker://{pushed}",
-        ],
-        check=True,
-    )
+    skopeo.copy(oci, f"docker://{pushed}", AMD64, options=("--dest-tls-verify=false",))
     docker("load", "-i", str(archive))
     saved = tmp_path / "saved.tar"  # the engine's own archive format, `docker save`
     docker("save", "-o", str(saved), "measure/base-debug:1")

@@ -26,10 +26,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cairn.cachedir import default_cache_dir
-
-__all__ = ["DebCache", "default_cache_dir"]
-
 MANIFEST = "SHA256SUMS"
 IN_FLIGHT_SECONDS = 15 * 60
 _thread_locks: dict[Path, threading.Lock] = {}
