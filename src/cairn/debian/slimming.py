@@ -19,12 +19,13 @@ absolute path (`*` also matches `/`), and the last matching pattern wins.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import os
 import re
 import shutil
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,39 +38,28 @@ class Slimmed:
     bytes: int
 
 
+def _union(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
+    return re.compile("|".join(map(fnmatch.translate, patterns))) if patterns else None
+
+
+@functools.cache
+def exclusion(profile: Profile) -> Callable[[str], bool]:
+    """Whether dpkg would leave a path (absolute, inside the image) out: the profile's
+    globs compiled once."""
+    exclude, include = _union(profile.path_exclude), _union(profile.path_include)
+    return lambda path: (
+        bool(exclude and exclude.match(path)) and not (include and include.match(path))
+    )
+
+
 def excluded(path: str, profile: Profile) -> bool:
-    """Whether dpkg would leave `path` (absolute, inside the image) out."""
-    verdict = False
-    for pattern in profile.path_exclude:
-        if fnmatch.fnmatchcase(path, pattern):
-            verdict = True
-    if verdict:
-        for pattern in profile.path_include:
-            if fnmatch.fnmatchcase(path, pattern):
-                return False
-    return verdict
+    return exclusion(profile)(path)
 
 
 def removes(profile: Profile) -> Callable[[str], bool]:
-    """Whether the profile leaves `path` out of an image: dpkg's filters (as `excluded`
-    decides) or its leftovers; compiled, for the millions of paths an analysis asks about."""
-
-    def union(patterns: Iterable[str]) -> re.Pattern[str] | None:
-        patterns = list(patterns)
-        return re.compile("|".join(map(fnmatch.translate, patterns))) if patterns else None
-
-    exclude, include, remove = (
-        union(profile.path_exclude),
-        union(profile.path_include),
-        union(profile.remove),
-    )
-
-    def test(path: str) -> bool:
-        if exclude is not None and exclude.match(path) and not (include and include.match(path)):
-            return True
-        return remove is not None and remove.match(path) is not None
-
-    return test
+    """Whether the profile leaves a path out of an image: dpkg's filters or its leftovers."""
+    filtered, remove = exclusion(profile), _union(profile.remove)
+    return lambda path: filtered(path) or bool(remove and remove.match(path))
 
 
 def _literal_prefix(pattern: str) -> str:

@@ -21,6 +21,7 @@ from debian.copyright import Copyright, NotMachineReadableError
 
 from cairn import __version__
 from cairn.data import load_toml
+from cairn.measure.analysis import os_release
 from cairn.measure.packages import Package, Resolver, apk_packages, dpkg_packages
 from cairn.measure.source import Source
 from cairn.measure.walk import Walk
@@ -117,8 +118,9 @@ def _packages(walk: Walk) -> list[Package]:
     return sorted(dpkg_packages(walk) + apk_packages(walk), key=lambda p: (p.name, p.architecture))
 
 
-def spdx(source: Source, walk: Walk, os: dict[str, str | None]) -> dict[str, Any]:
+def spdx(source: Source, walk: Walk) -> dict[str, Any]:
     resolver = Resolver(walk.index)
+    os = os_release(walk, resolver)
     identity = _identity(source, walk)
     packages = []
     extracted: dict[str, dict[str, str]] = {}
@@ -192,8 +194,9 @@ def spdx(source: Source, walk: Walk, os: dict[str, str | None]) -> dict[str, Any
     return document
 
 
-def cyclonedx(source: Source, walk: Walk, os: dict[str, str | None]) -> dict[str, Any]:
+def cyclonedx(source: Source, walk: Walk) -> dict[str, Any]:
     resolver = Resolver(walk.index)
+    os = os_release(walk, resolver)
     identity = _identity(source, walk)
     components = []
     for pkg in _packages(walk):

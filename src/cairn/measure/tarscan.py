@@ -61,30 +61,16 @@ class ByteSource(Protocol):
 
 
 class FileRange:
-    """A range of an open file: reads are pread calls, skipping costs nothing. A header read
-    brings the next WINDOW bytes along: most files in an image are small, so the next
-    headers are usually in it."""
-
-    WINDOW = 16 << 10
+    """A range of an open file: reads are pread calls, skipping costs nothing."""
 
     def __init__(self, fd: int, start: int, length: int) -> None:
         self.fd, self.start, self.length = fd, start, length
         self.position = 0
-        self._window = b""
-        self._window_at = 0
 
     def read(self, n: int = -1) -> bytes:
         left = self.length - self.position
         n = left if n < 0 else max(0, min(n, left))
-        inside = self.position - self._window_at
-        if inside >= 0 and inside + n <= len(self._window):
-            data = self._window[inside : inside + n]
-        elif n <= BLOCK:
-            self._window_at = self.position
-            self._window = os.pread(self.fd, min(self.WINDOW, left), self.start + self.position)
-            data = self._window[:n]
-        else:
-            data = os.pread(self.fd, n, self.start + self.position)
+        data = os.pread(self.fd, n, self.start + self.position) if n else b""
         self.position += len(data)
         return data
 
@@ -155,7 +141,7 @@ def _number(field: bytes) -> int:
 
 
 def _byte_sum(block: bytes) -> int:
-    """sum(block), ten times faster: adler32's low half is 1 + the byte sum modulo 65521,
+    """sum(block), six times faster: adler32's low half is 1 + the byte sum modulo 65521,
     and no 256 bytes sum to more than 65280, so each half comes out exact."""
     return (zlib.adler32(block[:256]) & 0xFFFF) + (zlib.adler32(block[256:]) & 0xFFFF) - 2
 

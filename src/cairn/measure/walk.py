@@ -137,13 +137,13 @@ class LayerStats:
 class DiveCount:
     """One path's figures in dive's efficiency formula."""
 
-    cumulative: int = 0
-    minimum: int = -1
-    nodes: int = 0
+    cumulative: int
+    minimum: int
+    nodes: int
 
     def add(self, size: int) -> None:
         self.cumulative += size
-        self.minimum = size if self.minimum < 0 else min(self.minimum, size)
+        self.minimum = min(self.minimum, size)
         self.nodes += 1
 
 
@@ -460,32 +460,48 @@ class _Zstd:
             raise TarFormatError(f"zstd: {e}") from None
 
 
-def _read_layer(
-    walk: Walk, layer: Layer, stats: LayerStats, *, fd: int, start: int, length: int, known: bool
-) -> tuple[str | None, int] | None:
+@dataclass(frozen=True)
+class _Range:
+    """A layer's bytes, opened: where they lie, how they are compressed, and whether an
+    earlier run checked them against the layer's digest."""
+
+    layer: Layer
+    fd: int
+    start: int
+    length: int
+    compression: str | None
+    known: bool
+
+    @classmethod
+    def opened(cls, layer: Layer, f: IO[bytes], start: int, length: int) -> _Range:
+        fd = f.fileno()
+        compression = _compression(os.pread(fd, 6, start))
+        return cls(
+            layer, fd, start, length, compression, verified.known(fd, start, length, layer.digest)
+        )
+
+
+def _read_layer(walk: Walk, r: _Range, stats: LayerStats) -> tuple[str | None, int] | None:
     """Walk one layer. For a compressed one, its digest and length as read (None for the
-    digest when already `known`); for an uncompressed one the background hashes give them.
+    digest when already known); for an uncompressed one the background hashes give them.
     None when the layer was not read to its end (a finding says why)."""
+    layer = r.layer
     limit = max(MIN_EXPANSION, MAX_RATIO * (layer.size or 1))
-    kind = _compression(os.pread(fd, 6, start))
     try:
-        if kind is None:
-            walk.apply(
-                layer.index,
-                _tar_items(FileRange(fd, start, length), layer.index, limit, walk),
-                stats,
-            )
+        if r.compression is None:
+            src: ByteSource = FileRange(r.fd, r.start, r.length)
+            walk.apply(layer.index, _tar_items(src, layer.index, limit, walk), stats)
             return None
-        reader = DigestReader(FileRange(fd, start, length), hashing=not known)
-        stream = _decompressed(kind, reader)
-        walk.apply(layer.index, _tar_items(Stream(stream), layer.index, limit, walk), stats)
+        reader = DigestReader(FileRange(r.fd, r.start, r.length), hashing=not r.known)
+        src = Stream(_decompressed(r.compression, reader))
+        walk.apply(layer.index, _tar_items(src, layer.index, limit, walk), stats)
         reader.drain()
         return reader.digest, reader.count
     except _Stop:
         return None
     except (TarFormatError, EOFError, zlib.error, lzma.LZMAError, OSError) as e:
-        if layer.size is not None and length < layer.size:
-            raise _truncated(layer, length) from None
+        if layer.size is not None and r.length < layer.size:
+            raise _truncated(layer, r.length) from None
         raise ImageContentError(
             f"Reading layer {layer.index} ({layer.digest}) failed because it is truncated "
             f"or corrupt ({e}).",
@@ -560,50 +576,43 @@ def walk_source(source: Source, licenses: bool = False) -> Walk:
         return walk
     history = [h for h in source.config.get("history", []) if not h.get("empty_layer")]
     with contextlib.ExitStack() as stack:
-        opened = [stack.enter_context(layer.open()) for layer in source.layers]
-        known = [
-            verified.known(f.fileno(), start, length, layer.digest)
-            for layer, (f, start, length) in zip(source.layers, opened, strict=True)
+        ranges = [
+            _Range.opened(layer, *stack.enter_context(layer.open())) for layer in source.layers
         ]
         jobs = {
-            layer.index: Job(f.fileno(), start, length)
-            for layer, (f, start, length), done in zip(source.layers, opened, known, strict=True)
-            if not done and _compression(os.pread(f.fileno(), 6, start)) is None
+            r.layer.index: Job(r.fd, r.start, r.length)
+            for r in ranges
+            if r.compression is None and not r.known
         }
         hashes = BackgroundHashes(jobs)
-        read = []
+        streamed = []
         try:
-            for layer, (f, start, length), done in zip(source.layers, opened, known, strict=True):
+            for r in ranges:
+                layer = r.layer
                 stats = LayerStats(
                     layer.index, layer.digest, layer.size if layer.compressed else None
                 )
                 if layer.index < len(history):
                     stats.created_by = history[layer.index].get("created_by", "")
                 walk.layers.append(stats)
-                read.append(
-                    _read_layer(
-                        walk, layer, stats, fd=f.fileno(), start=start, length=length, known=done
-                    )
-                )
+                streamed.append(_read_layer(walk, r, stats))
         except BaseException:
             hashes.cancel()  # before the files close under the workers
             raise
         hashes.wait()
-        for layer, (f, start, length), done, streamed in zip(
-            source.layers, opened, known, read, strict=True
-        ):
-            job = jobs.get(layer.index)
+        for r, digest_and_count in zip(ranges, streamed, strict=True):
+            job = jobs.get(r.layer.index)
             if job is not None and job.error is not None:
                 raise ImageContentError(
-                    f"Reading layer {layer.index} ({layer.digest}) failed ({job.error}).",
+                    f"Reading layer {r.layer.index} ({r.layer.digest}) failed ({job.error}).",
                     "Try: check that the image's files are readable.",
                 )
-            hashed = (job.digest, job.count) if job is not None else streamed
-            if done:
-                hashed = (None, length)
+            hashed = (job.digest, job.count) if job is not None else digest_and_count
+            if r.known:
+                hashed = (None, r.length)
             if hashed is None:
                 continue  # not read to its end: a finding says so
-            _check(walk, layer, *hashed)
-            if hashed[0] == layer.digest:
-                verified.remember(f.fileno(), start, length, layer.digest)
+            _check(walk, r.layer, *hashed)
+            if hashed[0] == r.layer.digest:
+                verified.remember(r.fd, r.start, r.length, r.layer.digest)
     return walk
