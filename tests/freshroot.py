@@ -114,6 +114,7 @@ class FreshRoot:
 
     def __post_init__(self) -> None:
         self.path = Path(tempfile.mkdtemp(prefix=f"cairn-fresh-{self.suite}-", dir="/var/tmp"))
+        self.path.chmod(0o755)  # a root directory, which apt's _apt user reads through
         self.cache = CACHE / self.suite
         self.commit = ""
 
@@ -147,6 +148,7 @@ class FreshRoot:
             "--variant=apt",
             "--include=" + ",".join(INCLUDE),
             # the downloads go back to the cache, for the next root of this suite
+            '--setup-hook=mkdir -p "$1"/var/cache/apt/archives/partial',
             f"--setup-hook=sync-in {archives} /var/cache/apt/archives/",
             f"--customize-hook=sync-out /var/cache/apt/archives {archives}",
             self.suite,
