@@ -110,6 +110,7 @@ class FreshRoot:
 
     suite: str
     log: Path
+    mirror: str = MIRROR
     steps: list[StepResult] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -139,8 +140,8 @@ class FreshRoot:
         archives = self.cache / "apt"
         archives.mkdir(parents=True, exist_ok=True)
         sources = [
-            f"deb {MIRROR} {self.suite} main",
-            f"deb {MIRROR} {self.suite}-updates main",
+            f"deb {self.mirror} {self.suite} main",
+            f"deb {self.mirror} {self.suite}-updates main",
             f"deb {SECURITY_MIRROR} {self.suite}-security main",
         ]
         cmd = [
@@ -275,8 +276,12 @@ class FreshRoot:
         self.steps.append(StepResult(step, round(seconds, 1)))
         return out
 
-    def seconds(self, step: str) -> float:
-        return sum(s.seconds for s in self.steps if s.name == step)
+    def timings(self) -> dict[str, float]:
+        """Seconds per step name, its runs added up, in the order the steps ran."""
+        totals: dict[str, float] = {}
+        for s in self.steps:
+            totals[s.name] = round(totals.get(s.name, 0) + s.seconds, 1)
+        return totals
 
 
 # ---------------------------------------------------------------- the check
@@ -336,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--whole-family", action="store_true", help="build every image, as the README does"
     )
+    parser.add_argument("--mirror", default=MIRROR, help="Debian mirror for the roots")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("fresh machine: needs root (mmdebstrap, mount, chroot)", file=sys.stderr)
@@ -353,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             log = Path(tempfile.gettempdir()) / f"cairn-fresh-{suite}.log"
             log.unlink(missing_ok=True)
             try:
-                with FreshRoot(suite, log) as root:
+                with FreshRoot(suite, log, args.mirror) as root:
                     result = check_readme(root, whole_family=args.whole_family)
             except StepFailed as e:
                 print(f"{e}\n(the whole log: {log})", file=sys.stderr)
@@ -362,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"fresh machine: interrupted; the {suite} root is removed", file=sys.stderr)
                 return 130
             images = ", ".join(i["name"] for i in result["build"]["images"])
-            times = ", ".join(f"{s.name} {s.seconds:.0f} s" for s in root.steps)
+            times = ", ".join(f"{name} {sec:.0f} s" for name, sec in root.timings().items())
             print(f"fresh machine {suite}: ok (built {images}; {times})")
     return 0
 

@@ -270,7 +270,7 @@ def gitlab_ci(family: Family) -> str:
         script.append(_build_command(job))
         doc[job.id] = {
             "stage": "build",
-            "image": "debian:bookworm",
+            "image": "debian:trixie",
             "tags": [GITLAB_RUNNER_TAGS.get(job.platform.name, GITLAB_RUNNER_TAGS["linux/amd64"])],
             "needs": [{"job": parent.id, "artifacts": True}] if parent else [],
             "script": script,
@@ -278,7 +278,7 @@ def gitlab_ci(family: Family) -> str:
         }
     doc["publish"] = {
         "stage": "publish",
-        "image": "debian:bookworm",
+        "image": "debian:trixie",
         "tags": [GITLAB_RUNNER_TAGS["linux/amd64"]],
         "needs": [{"job": job.id, "artifacts": True} for job in _jobs(family)],
         "script": _publish_commands(family),

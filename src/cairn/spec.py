@@ -125,7 +125,7 @@ class _Strict(BaseModel):
 class Defaults(_Strict):
     """[defaults]: settings every image inherits unless it sets its own."""
 
-    suite: SuiteName = Field("bookworm", description="Debian suite the images are built from.")
+    suite: SuiteName = Field("trixie", description="Debian suite the images are built from.")
     platforms: list[PlatformName] = Field(
         default_factory=lambda: ["linux/amd64", "linux/arm64"],
         min_length=1,

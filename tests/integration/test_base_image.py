@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -81,7 +82,7 @@ def test_index_platforms_annotations_and_config(base: Built) -> None:
         ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
     ).stdout.strip()
     assert ann.get("org.opencontainers.image.revision") == (head or None)
-    assert ann["vnd.cairn.debian.suite"] == "bookworm"
+    assert ann["vnd.cairn.debian.suite"] == "trixie"
 
 
 @pytest.mark.parametrize(
@@ -99,7 +100,7 @@ def test_base_runs_and_installs_packages(base: Built, buildah: Buildah, platform
     )
     lines = out.splitlines()
     assert lines[0] == machine
-    assert "VERSION_CODENAME=bookworm" in out
+    assert "VERSION_CODENAME=trixie" in out
     assert any(line.startswith("curl ") for line in lines)
     assert "APT-OK" in lines
     assert lines[-1] == "0"  # install_packages left no package lists behind
@@ -114,11 +115,11 @@ def test_slim_profile_and_later_installs_stay_slim(base: Built, buildah: Buildah
         test -n "$(find /usr/share/locale/zh_CN -name '*.mo')"
         echo INFO: $(find /usr/share/info /usr/share/lintian -type f 2>/dev/null | wc -l)
         cat /etc/dpkg/dpkg.cfg.d/10cairn-slim
-        install_packages openjdk-17-jre-headless >/tmp/log 2>&1 || { tail -20 /tmp/log; exit 1; }
+        install_packages openjdk-21-jre-headless >/tmp/log 2>&1 || { tail -20 /tmp/log; exit 1; }
         java -version 2>&1 | head -1
         echo DOCS: $(find /usr/share/doc -type f ! -name copyright | wc -l)
         echo MAN: $(find /usr/share/man -type f | wc -l)
-        echo COPYRIGHT: $(test -f /usr/share/doc/openjdk-17-jre-headless/copyright && echo yes)
+        echo COPYRIGHT: $(test -f /usr/share/doc/openjdk-21-jre-headless/copyright && echo yes)
         echo CACHE: $(find /var/cache/apt/archives -name '*.deb' | wc -l)
     """
     out = buildah.run(f"oci:{base.store}:base", "amd64", script)
@@ -214,3 +215,21 @@ def test_same_inputs_give_identical_digests(base: Built, tmp_path: Path) -> None
         "plan", str(EXAMPLE), *only("base", "base-debug"), "--output", f"oci:{merged}"
     )
     assert {s["action"] for s in steps["steps"]} == {"skip"}
+
+
+def test_bookworm_is_one_key_away(tmp_path: Path, buildah: Buildah) -> None:
+    """Debian 12 stays supported: the example family with `suite = "bookworm"` builds base."""
+    family = tmp_path / "family"
+    shutil.copytree(EXAMPLE, family, ignore=shutil.ignore_patterns("out"))
+    spec = family / "cairn.toml"
+    spec.write_text(spec.read_text().replace('suite = "trixie"', 'suite = "bookworm"', 1))
+    store = tmp_path / "oci"
+    result = cairn_json(
+        "build", str(family), *only("base"), "--platform", "linux/amd64", "--output", f"oci:{store}"
+    )
+    assert [i["name"] for i in result["images"]] == ["base"]
+    out = buildah.run(
+        f"oci:{store}:base", "amd64", "cat /etc/os-release; dpkg-query -W -f '${Version}' libc6"
+    )
+    assert "VERSION_CODENAME=bookworm" in out
+    assert out.splitlines()[-1].startswith("2.36-")

@@ -185,9 +185,9 @@ def test_push_multi_arch_index_and_skip_what_is_there(base: Built, registry: Reg
     assert 0 < len(child_uploads) <= 8
 
     for image, tags in {
-        "base": ["bookworm", "12"],
-        "base-debug": ["bookworm", "12"],
-        "tools": ["bookworm"],
+        "base": ["trixie", "13"],
+        "base-debug": ["trixie", "13"],
+        "tools": ["trixie"],
     }.items():
         expected = next(i for i in base.result["images"] if i["name"] == image)["index_digest"]
         for tag in tags:
@@ -262,8 +262,6 @@ def test_load_puts_the_image_into_docker(docker: Docker, store_copy: Path) -> No
         f"oci:{store_copy}",
         docker_host=docker.host,
     )
-    assert "loading tools linux/amd64 into Docker as tools:bookworm" in res.stderr
-    out = docker(
-        "run", "--rm", "--network", "host", "tools:bookworm", "sh", "-c", "id -un; uname -m"
-    )
+    assert "loading tools linux/amd64 into Docker as tools:trixie" in res.stderr
+    out = docker("run", "--rm", "--network", "host", "tools:trixie", "sh", "-c", "id -un; uname -m")
     assert out.split() == ["tool", "x86_64"]

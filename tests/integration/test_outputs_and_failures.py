@@ -65,7 +65,7 @@ def test_docker_archive_loads_and_runs_in_docker(tmp_path: Path, docker: Docker)
         "-ec",
         "cat /etc/os-release; install_packages curl >/dev/null 2>&1; curl --version",
     )
-    assert "VERSION_CODENAME=bookworm" in out
+    assert "VERSION_CODENAME=trixie" in out
     assert out.splitlines()[-1].startswith("Features:") or "curl " in out
 
 

@@ -247,7 +247,7 @@ def break_project(project: Path, rule: str) -> None:
             "FROM --platform=$BUILDPLATFORM docker.io/library/golang",
         )
     elif rule == "CD005":
-        edit(dockerfile, "FROM ${FAMILY}/base:bookworm", "FROM ${FAMILY}/base:latest")
+        edit(dockerfile, "FROM ${FAMILY}/base:trixie", "FROM ${FAMILY}/base:latest")
     elif rule in ("CD006", "CD007"):
         fixed = {
             "CD006": "apt-get install -y git && rm -rf /var/lib/apt/lists/*",

@@ -41,21 +41,21 @@ def test_example_family_is_a_tree_with_variants() -> None:
     }
     debug = fam.image("python-debug")
     assert "strace" in debug.added and "python3" in debug.packages
-    assert debug.tags == ("3.11", "3")  # a variant keeps its image's tags
-    assert fam.image("base").tags == ("bookworm", "12")
+    assert debug.tags == ("3.13", "3")  # a variant keeps its image's tags
+    assert fam.image("base").tags == ("trixie", "13")
     cgo = fam.image("golang-cgo")
     assert dict(cgo.env)["CGO_ENABLED"] == "1"
-    assert dict(cgo.env)["PATH"].startswith("/usr/lib/go-1.23/bin:")
+    assert dict(cgo.env)["PATH"].startswith("/usr/lib/go-1.26/bin:")
     # the golang image extends the slim profile, and its variant extends that
     golang_opts = fam.image("golang").profile.dpkg_options()
-    assert "path-exclude=/usr/share/go-1.23/src/*_test.go" in golang_opts
-    assert "path-exclude=/usr/share/go-1.23/src/*_test.go" in cgo.profile.dpkg_options()
+    assert "path-exclude=/usr/share/go-1.26/src/*_test.go" in golang_opts
+    assert "path-exclude=/usr/share/go-1.26/src/*_test.go" in cgo.profile.dpkg_options()
     assert "path-exclude=/usr/bin/*-lto-dump-*" in cgo.profile.dpkg_options()
-    assert not any("go-1.23" in o for o in fam.image("python").profile.dpkg_options())
+    assert not any("go-1.26" in o for o in fam.image("python").profile.dpkg_options())
     # excludes come before the includes: copyright files stay
     assert golang_opts[-1].startswith("path-include=")
     # backports reach golang and its children, nothing else
-    assert any("bookworm-backports" in s for s in cgo.sources)
+    assert any("trixie-backports" in s for s in cgo.sources)
     assert not any("backports" in s for s in fam.image("python").sources)
     tools = fam.image("tools")
     assert tools.dockerfile == (EXAMPLE / "tools" / "Dockerfile").resolve()

@@ -20,7 +20,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_example_family_loads_with_defaults_applied() -> None:
     fam = load_family(EXAMPLE)
     base = fam.image("base")
-    assert base.suite.name == "bookworm"
+    assert base.suite.name == "trixie"
     assert [p.name for p in base.platforms] == ["linux/amd64", "linux/arm64"]
     assert base.profile.name == "slim"
     assert base.variant == "apt"

@@ -33,7 +33,7 @@ BUILD_OWNED = (
 
 # Extraction filters came with Python 3.11.4 (Debian 12 has 3.11.2); where they exist,
 # say that these layers are trusted (cairn wrote them), as 3.14 would filter otherwise.
-TRUSTED: dict[str, str] = {"filter": "fully_trusted"} if hasattr(tarfile, "data_filter") else {}
+HAS_FILTERS = hasattr(tarfile, "data_filter")
 
 
 def _owned(name: str, keep: Iterable[str]) -> bool:
@@ -75,7 +75,10 @@ def unpack_layers(layers: Iterable[Path], root: Path, keep: Iterable[str] = ()) 
                 if path.is_symlink() or (path.exists() and not (m.isdir() and path.is_dir())):
                     _remove(path)
             # directories get their times last, once everything below them is in
-            tf.extractall(root, members=members, numeric_owner=True, **TRUSTED)
+            if HAS_FILTERS:
+                tf.extractall(root, members=members, numeric_owner=True, filter="fully_trusted")
+            else:
+                tf.extractall(root, members=members, numeric_owner=True)
             for m in members:
                 if m.issym():
                     # tarfile leaves a link's own time at now: it would read as changed

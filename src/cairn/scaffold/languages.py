@@ -27,7 +27,7 @@ LANGUAGES: dict[str, Language] = {
         name="go",
         build_image="golang",
         runtime_image="base",
-        default_tags={"golang": "1.23", "base": "bookworm"},
+        default_tags={"golang": "1.26", "base": "trixie"},
         recipes={
             "setup": "go mod download",
             "fmt": "gofmt -w .",
@@ -52,7 +52,7 @@ LANGUAGES: dict[str, Language] = {
         name="python",
         build_image="python-build",
         runtime_image="python",
-        default_tags={"python-build": "3.11", "python": "3.11"},
+        default_tags={"python-build": "3.13", "python": "3.13"},
         recipes={
             "setup": "python3 -m venv .venv && .venv/bin/pip install -r requirements-dev.txt",
             "fmt": ".venv/bin/ruff format .",
@@ -79,7 +79,7 @@ LANGUAGES: dict[str, Language] = {
         name="node",
         build_image="node-build",
         runtime_image="node",
-        default_tags={"node-build": "18", "node": "18"},
+        default_tags={"node-build": "20", "node": "20"},
         recipes={
             "setup": "npm ci",
             "fmt": "npx --yes prettier@3 --write src test *.mjs",
@@ -96,7 +96,7 @@ LANGUAGES: dict[str, Language] = {
         name="java",
         build_image="java-build",
         runtime_image="java",
-        default_tags={"java-build": "17", "java": "17"},
+        default_tags={"java-build": "21", "java": "21"},
         recipes={
             "setup": "mvn -B -q dependency:go-offline",
             "fmt": "mvn -B -q spotless:apply",

@@ -1,0 +1,188 @@
+"""The README on freshly made Debian 12 and 13 machines (tests/freshroot.py), as a new user.
+
+Each root is made once per session (`fresh_roots`) and can serve other tests that
+need a Debian 13 userland (its packages), after the set-up check ran in it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import jsonschema
+import pytest
+from tests.freshroot import REPO, FreshRoot, check_readme
+
+# what Debian's own python3 is on each release (users have these; cairn must run on them)
+DEBIAN_PYTHON = {"bookworm": "Python 3.11.2", "trixie": "Python 3.13."}
+
+
+class FreshRoots:
+    """One fresh root per suite for the whole session, removed at its end."""
+
+    def __init__(self, logdir: Path) -> None:
+        self.logdir = logdir
+        self.roots: dict[str, FreshRoot] = {}
+        self.results: dict[str, dict[str, object]] = {}
+
+    def get(self, suite: str) -> FreshRoot:
+        if suite not in self.roots:
+            root = FreshRoot(suite, self.logdir / f"{suite}.log")
+            self.roots[suite] = root.__enter__()
+        return self.roots[suite]
+
+    def close(self) -> None:
+        for root in self.roots.values():
+            root.destroy()
+
+
+@pytest.fixture(scope="session")
+def fresh_roots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FreshRoots]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root: mmdebstrap, mount and chroot make and enter the fresh roots")
+    if not shutil.which("mmdebstrap"):
+        pytest.skip("needs mmdebstrap (scripts/setup installs it)")
+    roots = FreshRoots(tmp_path_factory.mktemp("fresh-logs"))
+    try:
+        yield roots
+    finally:
+        roots.close()
+
+
+@pytest.mark.arm64
+@pytest.mark.parametrize("suite", ["bookworm", "trixie"])
+def test_readme_set_up_on_a_fresh_machine(fresh_roots: FreshRoots, suite: str) -> None:
+    root = fresh_roots.get(suite)
+    result = check_readme(root)
+    print(f"fresh {suite}: " + ", ".join(f"{k} {v} s" for k, v in root.timings().items()))
+
+    # cairn ran on the release's own python3, in the virtualenv the README's set-up made
+    version = root.run("python", ".venv/bin/python -V").strip()
+    assert version.startswith(DEBIAN_PYTHON[suite]), version
+    assert (root.path / "root/cairn/.venv/pyvenv.cfg").read_text().count("home = /usr/bin") == 1
+
+    # the example family's base, both platforms, from the trixie archive
+    schemas = REPO / "docs" / "schemas"
+    build = result["build"]
+    jsonschema.validate(build, json.loads((schemas / "build.schema.json").read_text()))
+    (image,) = build["images"]
+    assert image["name"] == "base"
+    assert [p["platform"] for p in image["platforms"]] == ["linux/amd64", "linux/arm64"]
+    assert (root.path / "root/cairn/examples/qapm/out/oci/index.json").is_file()
+    # skopeo (installed by the set-up in the root) reads what cairn wrote
+    raw = root.run("skopeo", "skopeo inspect --raw oci:examples/qapm/out/oci:base")
+    assert json.loads(raw)["manifests"][1]["platform"]["architecture"] == "arm64"
+
+    analysis = result["analysis"]
+    jsonschema.validate(analysis, json.loads((schemas / "analysis.schema.json").read_text()))
+    assert analysis["os"]["codename"] == "trixie"
+    assert analysis["libc"]["family"] == "glibc"
+    assert 40 <= len(analysis["packages"]) <= 150
+    compat = result["compat"]
+    assert compat["target_libc"]["family"] == "glibc"
+    assert [o["verdict"] for o in compat["objects"]] == ["ok"], compat
+    assert result["doctor"]["errors"] == 0, result["doctor"]
+
+
+def _fresh_dirs() -> set[Path]:
+    return set(Path("/var/tmp").glob("cairn-fresh-*"))
+
+
+def _fresh_mounts() -> list[str]:
+    return [
+        line.split()[4]
+        for line in Path("/proc/self/mountinfo").read_text().splitlines()
+        if "/var/tmp/cairn-fresh-" in line.split()[4]
+    ]
+
+
+def test_a_failed_step_is_named_and_leaves_nothing(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root (mmdebstrap, mount)")
+    before, mounts_before = _fresh_dirs(), set(_fresh_mounts())
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.freshroot",
+            "trixie",
+            "--mirror",
+            "http://127.0.0.1:9/debian",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        check=False,
+        timeout=300,
+    )
+    assert res.returncode == 1, res.stderr
+    assert "step 'make the root (mmdebstrap)' failed" in res.stderr
+    assert f"the whole log: {tmp_path}/cairn-fresh-trixie.log" in res.stderr
+    assert _fresh_dirs() == before
+    assert set(_fresh_mounts()) == mounts_before
+
+
+def test_ctrl_c_unmounts_and_removes_the_root(tmp_path: Path) -> None:
+    """Ctrl-C in the middle of the set-up: exit 130, no mount, root or process left."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (mmdebstrap, mount, chroot)")
+    # the session's own fresh roots may be mounted meanwhile: only what this run adds counts
+    before, mounts_before = _fresh_dirs(), set(_fresh_mounts())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.freshroot", "bookworm"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    log = tmp_path / "cairn-fresh-bookworm.log"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.exists() and "=== set-up (README)" in log.read_text():
+            break
+        time.sleep(0.5)
+    assert proc.poll() is None, proc.communicate()
+    time.sleep(3)  # well inside the set-up: apt is running in the root
+    assert set(_fresh_mounts()) - mounts_before, "the root was mounted while it ran"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted; the bookworm root is removed" in err
+    assert _fresh_dirs() == before
+    assert set(_fresh_mounts()) == mounts_before
+    left = [
+        p.name
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and _root_of(p).startswith("/var/tmp/cairn-fresh-bookworm")
+    ]
+    assert not left, left
+
+
+def _root_of(proc: Path) -> str:
+    try:
+        return str((proc / "root").readlink())
+    except OSError:
+        return ""
+
+
+def test_unit_tests_pass_on_debian_13s_python(fresh_roots: FreshRoots) -> None:
+    """The fast tests on Debian 13's own python3 (the host's venv runs them on Debian 12's)."""
+    root = fresh_roots.get("trixie")
+    out = root.run(
+        "unit tests (python 3.13)",
+        "test -x .venv/bin/python || ./scripts/setup\n"
+        ".venv/bin/pip install -q --disable-pip-version-check -e '.[dev]' >/root/pip.log 2>&1 "
+        "|| { grep -v 'WARNING: Location' /root/pip.log; exit 1; }\n"
+        ".venv/bin/python -m pytest -q -p no:cacheprovider -m 'not slow' tests/unit",
+    )
+    assert re.search(r"^\d+ passed", out.splitlines()[-1]), out[-2000:]
