@@ -299,7 +299,8 @@ def check_readme(root: FreshRoot, *, whole_family: bool = False) -> dict[str, An
     # setup must have installed the emulator itself: the kernel's handler is the host's
     root.run(
         "set-up installed its engines",
-        "test -e /usr/lib/binfmt.d/qemu-aarch64.conf && command -v arch-test mmdebstrap skopeo buildah pigz",
+        "test -e /usr/lib/binfmt.d/qemu-aarch64.conf\n"
+        "command -v arch-test mmdebstrap skopeo buildah pigz",
     )
     build_cmd = build if whole_family else f"{build} --image base"
     root.run("build base (README)", f"{build_cmd} --json > /root/build.json")
