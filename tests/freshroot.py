@@ -300,7 +300,7 @@ def check_readme(root: FreshRoot, *, whole_family: bool = False) -> dict[str, An
     root.run(
         "set-up installed its engines",
         "test -e /usr/lib/binfmt.d/qemu-aarch64.conf\n"
-        "command -v arch-test mmdebstrap skopeo buildah pigz",
+        "for t in arch-test mmdebstrap skopeo buildah pigz; do command -v $t; done",
     )
     build_cmd = build if whole_family else f"{build} --image base"
     root.run("build base (README)", f"{build_cmd} --json > /root/build.json")
