@@ -111,12 +111,13 @@ class FreshRoot:
     suite: str
     log: Path
     mirror: str = MIRROR
+    cache: Path = CACHE
     steps: list[StepResult] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.path = Path(tempfile.mkdtemp(prefix=f"cairn-fresh-{self.suite}-", dir="/var/tmp"))
         self.path.chmod(0o755)  # a root directory, which apt's _apt user reads through
-        self.cache = CACHE / self.suite
+        self.cache = self.cache / self.suite
         self.commit = ""
 
     # ------------------------------------------------------------ life cycle
@@ -170,9 +171,11 @@ class FreshRoot:
     def mount(self) -> None:
         root = self.path
         self._run_host("mount", ["mount", "-t", "proc", "proc", str(root / "proc")])
-        self._run_host("mount", ["mount", "-t", "sysfs", "sysfs", str(root / "sys")])
-        self._run_host("mount", ["mount", "--rbind", "/dev", str(root / "dev")])
-        self._run_host("mount", ["mount", "--make-rslave", str(root / "dev")])
+        # /sys with what a booted machine has below it (cgroups), /dev with /dev/shm and pts
+        for tree in ("sys", "dev"):
+            # slaves in one call: unmounting them later must never propagate to the host's
+            target = str(root / tree)
+            self._run_host("mount", ["mount", "--rbind", "--make-rslave", f"/{tree}", target])
         binds = {
             self.cache / "apt": root / "var/cache/apt/archives",
             self.cache / "pip": root / "root/.cache/pip",
