@@ -54,11 +54,12 @@ from cairn.oci.layer import compress_layer
 from cairn.oci.layerdiff import layer_sizes, read_filesystem, write_diff
 from cairn.oci.layout import OciLayout, Staging, store_failure
 from cairn.oci.reference import ImageRef, parse_ref
+from cairn.oci.registry import RetryPolicy
 from cairn.plan import ANN_INPUT, ANN_INPUTS, ANN_VERSIONS, Step, make_plan, versions_digest
 from cairn.platforms import Platform, check_emulation, native_platform, parse_platform
 from cairn.publish import load_image, push_images
 from cairn.results import SCHEMA_VERSION, BuildResult, ImageBuild, PlatformBuild, PushedImage
-from cairn.scratch import scratch_root
+from cairn.scratch import scratch_dir
 from cairn.spec import Family, Image
 
 
@@ -360,8 +361,8 @@ def _build_platform(
 
     # The root file system is built in scratch space (memory, where there is
     # room); only the compressed layer is written next to the store.
-    with tempfile.TemporaryDirectory(prefix="cairn-", dir=scratch_root()) as scratch:
-        work = Path(scratch)
+    label = f"{img.name}-{plat.debian_arch}"
+    with scratch_dir("build") as work, engines.logs_kept(work, opts.cache_dir, label):
         if img.dockerfile is not None:
             assert base is not None  # the spec gives every fragment a parent
             rootfs, created_by, engine_config = _run_fragment(
@@ -567,11 +568,13 @@ def publish(
     *,
     insecure: bool,
     say: Callable[[str], None],
+    policy: RetryPolicy | None = None,
 ) -> list[PushedImage]:
     """Push the chosen images (all by default), parents first."""
     images = tuple(dict.fromkeys(image for image, _ in plan_jobs(family, opts)))
+    layout = _built_layout(family, opts)
     return push_images(
-        family, _built_layout(family, opts), images, destination, insecure=insecure, say=say
+        family, layout, images, destination, insecure=insecure, say=say, policy=policy
     )
 
 

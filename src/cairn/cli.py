@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+import typer.core
 
 from cairn import __version__
 from cairn.errors import CairnError, Interrupted
@@ -21,7 +23,34 @@ if TYPE_CHECKING:
     from cairn.platforms import Platform
     from cairn.spec import Family
 
+_stopped_by: list[int] = []  # the signal that stopped cairn, once one has
+
+
+def _stop(signum: int, frame: object) -> None:
+    """SIGTERM (like SIGINT) unwinds cairn: every engine is stopped and nothing half-written."""
+    _stopped_by.append(signum)
+    raise KeyboardInterrupt
+
+
+class _Commands(typer.core.TyperGroup):
+    """Every command: Ctrl-C or SIGTERM ends its engines and exits with one line."""
+
+    def invoke(self, ctx: typer.Context) -> object:  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            from cairn import engines
+
+            engines.interrupt_all()
+            signum = _stopped_by[0] if _stopped_by else signal.SIGINT
+            what = "stopped by SIGTERM" if signum == signal.SIGTERM else "interrupted"
+            stopped = Interrupted(f"cairn was {what}: its engines are stopped, nothing is written.")
+            stopped.exit_code = 128 + signum
+            raise stopped from None
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="cairn",
     help="Build, measure and check a family of slim Debian container images.",
     no_args_is_help=True,
@@ -49,6 +78,24 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON 
 JobsOpt = Annotated[int, typer.Option(min=1, help="Platforms (or resolutions) run at once.")]
 InsecureOpt = Annotated[
     bool, typer.Option("--insecure", help="Allow a plain-HTTP registry (e.g. on 127.0.0.1).")
+]
+RegistryTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--registry-timeout",
+        help="Seconds a registry operation may go without sending or receiving a byte "
+        "before it ends (default 180, or $CAIRN_REGISTRY_TIMEOUT).",
+        show_default=False,
+    ),
+]
+RegistryRetriesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--registry-retries",
+        help="Retries of a transient registry failure, with exponential back-off "
+        "(default 3, or $CAIRN_REGISTRY_RETRIES).",
+        show_default=False,
+    ),
 ]
 
 ImageArg = Annotated[
@@ -169,6 +216,8 @@ def build(
         typer.Option("--push", help="Then push every image to REGISTRY/PREFIX/NAME:TAG."),
     ] = None,
     insecure: InsecureOpt = False,
+    registry_timeout: RegistryTimeoutOpt = None,
+    registry_retries: RegistryRetriesOpt = None,
     load: Annotated[
         bool, typer.Option("--load", help="Then load the images into Docker (DOCKER_HOST).")
     ] = False,
@@ -185,6 +234,7 @@ def build(
     from cairn.build import BuildOptions, load_all, publish
     from cairn.build import build as run_build
     from cairn.cachedir import default_cache_dir
+    from cairn.oci.registry import RetryPolicy
     from cairn.publish import check_destination
     from cairn.report.build import render_build
     from cairn.report.console import progress, setup_logging
@@ -202,17 +252,16 @@ def build(
         force=force,
         builder=_builder(builder),
     )
+    policy = RetryPolicy.from_env(registry_timeout, registry_retries)
     if push:
         check_destination(push)
-    try:
-        with progress(quiet=as_json) as shown:
-            result = run_build(family, opts, shown)
-    except KeyboardInterrupt:
-        raise Interrupted("cairn build was interrupted; nothing was written.") from None
+    with progress(quiet=as_json) as shown:
+        result = run_build(family, opts, shown)
     _warn(result.warnings)
     say = _say(as_json)
     if push:
-        result.pushed.extend(publish(family, opts, push, insecure=insecure, say=say))
+        pushed = publish(family, opts, push, insecure=insecure, say=say, policy=policy)
+        result.pushed.extend(pushed)
     if load:
         load_all(family, opts, say=say)
     if as_json:
@@ -355,11 +404,8 @@ def refresh(
         cache_dir=cache_dir or default_cache_dir(),
         jobs=jobs,
     )
-    try:
-        with progress(quiet=as_json) as shown:
-            result, built = run_refresh(family, opts, check_only=check, progress=shown)
-    except KeyboardInterrupt:
-        raise Interrupted("cairn refresh was interrupted; nothing was written.") from None
+    with progress(quiet=as_json) as shown:
+        result, built = run_refresh(family, opts, check_only=check, progress=shown)
     if as_json:
         print(json.dumps(to_json(result), indent=2))
     else:
@@ -379,16 +425,20 @@ def push(
     image: ImageOpt = None,
     output: OutputOpt = None,
     insecure: InsecureOpt = False,
+    registry_timeout: RegistryTimeoutOpt = None,
+    registry_retries: RegistryRetriesOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Push what is built (every image as its multi-arch index, digests preserved) under
     the tags cairn.toml gives; blobs the registry has are not sent again."""
     from cairn.build import BuildOptions, publish
+    from cairn.oci.registry import RetryPolicy
     from cairn.spec import load_family
 
     family = load_family(family_dir)
     opts = BuildOptions(images=tuple(image or ()), output=output)
-    pushed = publish(family, opts, destination, insecure=insecure, say=_say(as_json))
+    policy = RetryPolicy.from_env(registry_timeout, registry_retries)
+    pushed = publish(family, opts, destination, insecure=insecure, say=_say(as_json), policy=policy)
     if as_json:
         from pydantic import TypeAdapter
 
@@ -735,6 +785,7 @@ def _builder(value: str) -> Builder:
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, _stop)
     try:
         app()
     except CairnError as e:

@@ -45,6 +45,10 @@ class BuildError(CairnError):
     exit_code = 4
 
 
+class RegistryError(BuildError):
+    """A registry refused, failed past every retry, or stopped answering."""
+
+
 class StoreError(CairnError):
     """The image store or an output file could not be read or written."""
 

@@ -14,7 +14,6 @@ is stale and the build says so instead of pinning the wrong set.
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ from cairn.errors import SpecError
 from cairn.oci.image import canonical_json, sha256_digest
 from cairn.oci.layout import write_atomically
 from cairn.platforms import Platform
-from cairn.scratch import scratch_root
+from cairn.scratch import scratch_dir
 from cairn.spec import Family, Image
 
 LOCK_FILE = "cairn.lock"
@@ -170,7 +169,7 @@ def lock_warnings(
 
 
 def resolve(family: Family, image: Image, platform: Platform) -> dict[str, Resolved]:
-    with tempfile.TemporaryDirectory(prefix="cairn-resolve-", dir=scratch_root()) as tmp:
+    with scratch_dir("resolve") as tmp:
         return resolve_with_apt(
             arch=platform.debian_arch,
             suite=image.suite.name,

@@ -12,26 +12,18 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
-import time
 from collections.abc import Callable
-from pathlib import Path
 
-from cairn.engines import require, run_logged, tail
-from cairn.errors import BuildError, UsageError
-from cairn.oci import skopeo
+from cairn.engines import require
+from cairn.errors import UsageError
+from cairn.oci import registry, skopeo
 from cairn.oci.layout import OciLayout
+from cairn.oci.registry import RetryPolicy
 from cairn.platforms import Platform
 from cairn.results import PushedImage
 from cairn.spec import Family, Image
 
 _DESTINATION = re.compile(r"^[a-z0-9.-]+(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
-_TRANSIENT = re.compile(
-    r"connection refused|i/o timeout|timeout|TLS handshake|connection reset|EOF|"
-    r"503 Service Unavailable|502 Bad Gateway|504 Gateway|429 Too Many",
-    re.IGNORECASE,
-)
-DELAYS = (1.0, 2.0, 4.0)  # seconds before the 2nd, 3rd and 4th attempts
 
 
 def check_destination(destination: str) -> str:
@@ -53,9 +45,11 @@ def push_images(
     *,
     insecure: bool,
     say: Callable[[str], None],
-    sleep: Callable[[float], None] = time.sleep,
+    policy: RetryPolicy | None = None,
 ) -> list[PushedImage]:
-    """Push each image (parents first) under every tag its spec gives."""
+    """Push each image (parents first) under every tag its spec gives; transient registry
+    failures are retried as `policy` (default: from the environment) says."""
+    policy = policy or RetryPolicy.from_env()
     skopeo_bin = require("skopeo", f"Pushing to {destination}")
     dest = check_destination(destination)
     refs = layout.refs() if layout.exists() else {}
@@ -75,49 +69,10 @@ def push_images(
             cmd = [skopeo_bin, "copy", "--all", "--preserve-digests", "--quiet"]
             if insecure:
                 cmd.append("--dest-tls-verify=false")
-            _with_retries([*cmd, f"oci:{layout.root}:{image.name}", target], target, sleep)
+            cmd += [f"oci:{layout.root}:{image.name}", target]
+            registry.run("pushing", target.removeprefix("docker://"), cmd, policy=policy)
         pushed.append(PushedImage(image.name, f"{dest}/{image.name}", digest, list(image.tags)))
     return pushed
-
-
-def _with_retries(cmd: list[str], target: str, sleep: Callable[[float], None]) -> None:
-    with tempfile.TemporaryDirectory(prefix="cairn-push-") as tmp:
-        log = Path(tmp) / "skopeo.log"
-        for attempt in range(len(DELAYS) + 1):
-            log.write_text("")
-            if run_logged(cmd, log) == 0:
-                return
-            said = tail(log)
-            if not _TRANSIENT.search(said) or attempt == len(DELAYS):
-                raise _push_error(target, said, attempt + 1)
-            sleep(DELAYS[attempt])
-    raise AssertionError("unreachable")
-
-
-def _push_error(target: str, said: str, attempts: int) -> BuildError:
-    where = target.removeprefix("docker://")
-    tried = f" (tried {attempts} times, waiting 1, 2 and 4 s between)" if attempts > 1 else ""
-    if "server gave HTTP response to HTTPS client" in said:
-        return BuildError(
-            f"Pushing to {where} failed: the registry speaks plain HTTP.",
-            "Try: --insecure, for a registry you trust on a private network (e.g. 127.0.0.1).",
-        )
-    if re.search(r"unauthorized|denied|authentication required", said, re.IGNORECASE):
-        return BuildError(
-            f"Pushing to {where} was refused: the registry wants credentials:\n{said}",
-            "Try: skopeo login REGISTRY (cairn uses the same credentials), then push again.",
-        )
-    if re.search(r"connection refused", said, re.IGNORECASE):
-        return BuildError(
-            f"Pushing to {where} failed: nothing accepts connections there{tried}.",
-            "Try: check the registry's address and port, and that it is running.",
-        )
-    if re.search(r"timeout", said, re.IGNORECASE):
-        return BuildError(
-            f"Pushing to {where} timed out{tried}:\n{said}",
-            "Try: check the network path to the registry, then push again.",
-        )
-    return BuildError(f"Pushing to {where} failed{tried}; skopeo said:\n{said}")
 
 
 def load_image(

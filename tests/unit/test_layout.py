@@ -112,3 +112,15 @@ def test_platform_manifests_of_a_named_index(tmp_path: Path) -> None:
         "linux/arm64",
     ]
     assert layout.platform_manifests("missing") == ()
+
+
+def test_a_killed_commit_leaves_no_temporary_file_after_the_next(tmp_path: Path) -> None:
+    layout_with(tmp_path / "store", base=b"one")
+    # what a cairn killed between writing index.json's copy and renaming it leaves
+    (tmp_path / "store" / ".index.json.999999999.tmp").write_text("{")
+    layout_with(tmp_path / "store", other=b"two")
+    assert sorted(p.name for p in (tmp_path / "store").iterdir()) == [
+        "blobs",
+        "index.json",
+        "oci-layout",
+    ]

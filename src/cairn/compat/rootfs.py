@@ -8,7 +8,6 @@ more than 40 links is a loop (the kernel's ELOOP), reported, never followed.
 from __future__ import annotations
 
 import contextlib
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
@@ -19,7 +18,7 @@ from cairn.oci.reference import parse_ref
 from cairn.oci.select import select_manifest
 from cairn.oci.unpack import unpack_layers
 from cairn.platforms import Platform
-from cairn.scratch import scratch_root
+from cairn.scratch import scratch_dir
 
 MAX_LINKS = 40
 
@@ -92,7 +91,7 @@ def materialized(reference: str, platform: Platform | None) -> Iterator[RootFs]:
             raise ImageRefError(f"{reference}: {root} is not a directory.")
         yield RootFs(root)
         return
-    with tempfile.TemporaryDirectory(prefix="cairn-compat-", dir=scratch_root()) as tmp:
+    with scratch_dir("compat") as tmp:
         work = Path(tmp)
         if ref.transport == "oci":
             layout, name = OciLayout(Path(ref.target)), ref.name

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
@@ -18,7 +17,7 @@ from cairn.compat.wheels import tag_reasons
 from cairn.errors import UsageError
 from cairn.oci.reference import TRANSPORTS
 from cairn.platforms import Platform
-from cairn.scratch import scratch_root
+from cairn.scratch import scratch_dir
 
 SCHEMA_VERSION = 1
 
@@ -86,7 +85,7 @@ def _source_tree(source: str, platform: Platform | None) -> Iterator[_Source]:
     if path.is_dir():
         yield _Source(RootFs(path), list(elf_files(path)), None)
     elif path.is_file() and path.suffix == ".whl":
-        with tempfile.TemporaryDirectory(prefix="cairn-wheel-", dir=scratch_root()) as tmp:
+        with scratch_dir("wheel") as tmp:
             _extract_wheel(path, Path(tmp))
             yield _Source(RootFs(Path(tmp)), list(elf_files(Path(tmp))), path.name)
     elif path.is_file():

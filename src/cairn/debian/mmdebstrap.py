@@ -22,7 +22,7 @@ from cairn.debian.cache import DebCache
 from cairn.debian.profiles import Profile
 from cairn.debian.slimming import write_profile
 from cairn.debian.suites import Suite
-from cairn.engines import keep_log, require, run_logged, tail
+from cairn.engines import require, run_logged, tail
 from cairn.errors import BuildError
 from cairn.platforms import Platform
 
@@ -228,11 +228,7 @@ def build_rootfs(req: RootfsRequest, workdir: Path, cache: DebCache | None) -> R
         "TMPDIR": str(workdir),
     }
     if run_logged(cmd, log, env=env) != 0:
-        error = explain_failure(req, tail(log, 400), workdir)
-        kept = keep_log(log, f"mmdebstrap-{req.suite.name}-{req.platform.debian_arch}.log")
-        if kept is not None:
-            error.message += f"\nThe whole log: {kept}"
-        raise error
+        raise explain_failure(req, tail(log, 400), workdir)
     if cache is not None:
         cache.record_new()
 

@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import posixpath
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from cairn.errors import ImageContentError, ImageRefError
 from cairn.measure.tarscan import FileRange, TarFormatError, members
 from cairn.oci.reference import ImageRef, parse_ref
 from cairn.platforms import Platform
-from cairn.scratch import scratch_root
+from cairn.scratch import scratch_dir
 
 if TYPE_CHECKING:
     from cairn.oci.layout import OciLayout
@@ -242,6 +241,6 @@ def open_source(reference: str, platform: Platform | None = None) -> Iterator[So
             )
         yield _from_layout(reference, OciLayout(ref.path), ref.name, platform)
         return
-    with tempfile.TemporaryDirectory(prefix="cairn-measure-", dir=scratch_root()) as tmp:
+    with scratch_dir("measure") as tmp:
         layout = skopeo.into_layout(ref, platform, Path(tmp) / "oci")
         yield _from_layout(reference, layout, skopeo.COPIED, None)

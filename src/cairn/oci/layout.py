@@ -226,6 +226,9 @@ class Staging:
         tmp = root / f".index.json.{os.getpid()}.tmp"
         _write_file(tmp, canonical_json(index))
         tmp.replace(root / "index.json")
+        # under the lock no other index is being written: any other is a killed cairn's
+        for stale in root.glob(".index.json.*.tmp"):
+            stale.unlink(missing_ok=True)
         _fsync_dir(root)
         collect_garbage(self.layout)
 

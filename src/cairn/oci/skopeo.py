@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from cairn.engines import require, run_logged, tail
 from cairn.errors import BuildError
+from cairn.oci import registry
 from cairn.oci.layout import OciLayout
 from cairn.oci.reference import ImageRef, is_local
 from cairn.platforms import Platform, native_platform
+from cairn.scratch import scratch_dir
 
 # the name an image copied into a private layout goes by there
 COPIED = "image"
@@ -32,7 +33,12 @@ def copy(
         if platform.variant:
             cmd += ["--override-variant", platform.variant]
     cmd += [src, dst]
-    with tempfile.TemporaryDirectory(prefix="cairn-skopeo-") as tmp:
+    remote = next((ref for ref in (src, dst) if ref.startswith("docker://")), None)
+    if remote is not None:
+        # a registry at one end: retries, a stall time-out, what the registry said
+        registry.run("copying", remote.removeprefix("docker://"), cmd)
+        return
+    with scratch_dir("skopeo") as tmp:
         logfile = Path(tmp) / "skopeo.log"
         if run_logged(cmd, logfile) != 0:
             raise BuildError(
