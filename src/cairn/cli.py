@@ -608,16 +608,11 @@ def dns(
             texts[label] = path.read_text(encoding="utf-8", errors="replace")
         except OSError as e:
             raise UsageError(f"Reading --{label} {path} failed: {e.strerror}.") from None
-    found = resolutions(name, texts["hosts"], texts["resolv"], texts.get("nsswitch"))
+    report = resolutions(name, texts["hosts"], texts["resolv"], texts.get("nsswitch"))
     if as_json:
-        print(
-            json.dumps(
-                {"schema_version": 1, "name": name, "resolvers": [asdict(r) for r in found]},
-                indent=2,
-            )
-        )
+        print(json.dumps({"schema_version": 2, **asdict(report)}, indent=2))
     else:
-        render_dns(name, found, _console())
+        render_dns(report, _console())
 
 
 def _gate(conditions: list[str] | None, allowed: tuple[str, ...]) -> list[Condition]:

@@ -18,7 +18,7 @@ from tests.dnsprobe import DnsServers, build
 from tests.dnsprobe import run as resolve_for_real
 from tests.integration.conftest import Built, Registry, cairn
 
-from cairn.compat.dns import parse_hosts, predict, resolutions
+from cairn.compat.dns import Query, resolutions
 
 HERE = Path(__file__).parent.parent
 THREADS = HERE / "compat" / "threads.c"
@@ -363,22 +363,29 @@ SERVERS = ["127.0.0.77", "127.0.0.78"]
 ANSWERS = {
     "api.corp.example": "10.1.1.1",
     "db.prod": "10.2.2.2",
+    "cache.prod.svc.example": "10.3.3.3",  # only through the search list
     "svc.ok.example": "10.4.4.4",
     "svc.broken.example": "SERVFAIL",
     "db.internal": "10.7.7.7",  # DNS disagrees with /etc/hosts: who asked whom first shows
     "database.tcs.cn.example.com": "10.6.6.6",
 }
 SEARCH = "search svc.example corp.example\n"
+FILES_DNS = "hosts: files dns\n"
 CASES = [
     # (name, resolv.conf lines after the nameservers, nsswitch.conf)
     # the claim that musl asks DNS with the search suffixes before /etc/hosts: it does not
-    ("database.tcs.cn", "search example.com example.org\n", "hosts: files dns\n"),
-    ("db.internal", SEARCH, "hosts: files dns\n"),  # a name in hosts, search list set
-    ("api", SEARCH, "hosts: files dns\n"),  # a short name: the search list
-    ("db.prod", "search svc.example\noptions ndots:5\n", "hosts: files dns\n"),  # under ndots
-    ("www.nothere.org", "search svc.example\n", "hosts: files dns\n"),  # ndots or more
-    ("api.corp.example.", SEARCH, "hosts: files dns\n"),  # a trailing dot
-    ("db.internal.", SEARCH, "hosts: files dns\n"),  # a trailing dot skips the hosts entry
+    ("database.tcs.cn", "search example.com example.org\n", FILES_DNS),
+    ("database.tcs.cn.", "search example.com example.org\n", FILES_DNS),  # the same, a dot
+    ("db.internal", SEARCH, FILES_DNS),  # a name in hosts, search list set
+    ("api", SEARCH, FILES_DNS),  # no dots: the search list
+    ("db.prod", "search svc.example\noptions ndots:2\n", FILES_DNS),  # under ndots:2
+    ("db.prod", "search svc.example\noptions ndots:5\n", FILES_DNS),  # under ndots:5
+    ("db.prod", "search svc.example\noptions ndots:abc\n", FILES_DNS),  # not a number
+    # dots >= ndots, only the search list knows it: glibc falls back to it, musl does not
+    ("cache.prod", "search svc.example\n", FILES_DNS),
+    ("www.nothere.org", "search svc.example\n", FILES_DNS),  # ndots or more, nowhere
+    ("api.corp.example.", SEARCH, FILES_DNS),  # a trailing dot
+    ("db.internal.", SEARCH, FILES_DNS),  # a trailing dot skips the hosts entry
     ("db.internal", SEARCH, "\n"),  # no hosts line: glibc's default, files first
     ("db.internal", SEARCH, "hosts: dns files\n"),  # DNS first (musl reads no nsswitch.conf)
 ]
@@ -401,40 +408,93 @@ def outcome(lines: list[str]) -> list[str] | None:
 def test_dns_model_predicts_the_real_resolvers(
     name: str, resolv: str, nsswitch: str, resolvers: dict[str, Path], tmp_path: Path
 ) -> None:
+    """What `cairn dns` says (the CLI's own JSON, given the servers' answers) against what
+    glibc's and musl's getaddrinfo do: the same questions, and the same result."""
     nameservers = "".join(f"nameserver {s}\n" for s in SERVERS)
     files = {"hosts": HOSTS, "resolv.conf": nameservers + resolv, "nsswitch.conf": nsswitch}
     for label, text in files.items():
         (tmp_path / label).write_text(text)
-    model = {r.resolver: r for r in resolutions(name, HOSTS, nameservers + resolv, nsswitch)}
+    report = resolutions(name, HOSTS, nameservers + resolv, nsswitch, ANSWERS)
+    model = {r.resolver: r for r in report.resolvers}
     # Debian's musl is 1.2.3
     chosen = {"glibc": model["glibc"], "musl": model["musl 1.1.13-1.2.3"]}
     with DnsServers(SERVERS, ANSWERS) as dns:
         for libc, binary in resolvers.items():
             got = outcome(resolve_for_real(binary, name, {k: tmp_path / k for k in files}))
             time.sleep(0.2)  # the last answers' records
-            seen = dns.take()
-            questions, result = predict(chosen[libc], parse_hosts(HOSTS), ANSWERS)
-            assert sorted(seen) == sorted(questions), (libc, name)
-            assert got == result, (libc, name)
+            seen = [Query(*q) for q in dns.take()]
+            predicted = chosen[libc]
+            assert sorted(seen, key=str) == sorted(predicted.queries, key=str), (libc, name)
+            expected = None if predicted.addresses is None else list(predicted.addresses)
+            assert got == expected, (libc, name)
+            if predicted.answered_by == "hosts" and not predicted.queries:
+                assert seen == [], (libc, name)  # the hosts file ends the lookup
+
+    # the command line says the same: a hosts hit is 0 queries, and --json is the model
+    cli = cairn_dns(
+        name,
+        *("--hosts", tmp_path / "hosts", "--resolv", tmp_path / "resolv.conf"),
+        *("--nsswitch", tmp_path / "nsswitch.conf"),
+    )
+    unanswered = resolutions(name, HOSTS, nameservers + resolv, nsswitch)
+    assert cli["resolvers"][0]["queries"] == [
+        {"name": q.name, "type": q.type, "server": q.server}
+        for q in unanswered.resolvers[0].queries
+    ]
+
+
+def cairn_dns(name: str, *args: object) -> dict[str, Any]:
+    res = cairn("dns", name, *map(str, args), "--json")
+    data: dict[str, Any] = json.loads(res.stdout)
+    return data
+
+
+def test_the_hosts_file_ends_the_lookup_in_the_cli(tmp_path: Path) -> None:
+    """The background notes' own case: a hosts entry answers, on glibc and on musl alike."""
+    (tmp_path / "hosts").write_text("192.168.1.10 database.tcs.cn\n")
+    (tmp_path / "resolv").write_text("nameserver 127.0.0.1\nsearch example.com example.org\n")
+    listed = cairn_dns(
+        "database.tcs.cn", "--hosts", tmp_path / "hosts", "--resolv", tmp_path / "resolv"
+    )
+    for r in listed["resolvers"]:
+        assert r["answered_by"] == "hosts" and r["addresses"] == ["192.168.1.10"], r
+        assert r["queries"] == [] and [s["action"] for s in r["steps"]] == ["hosts"], r
+    (tmp_path / "hosts").write_text("127.0.0.1 localhost\n")
+    unlisted = cairn_dns(
+        "database.tcs.cn", "--hosts", tmp_path / "hosts", "--resolv", tmp_path / "resolv"
+    )
+    assert unlisted != listed
+    assert all(r["queries"] for r in unlisted["resolvers"])
+    text = cairn(
+        "dns",
+        "database.tcs.cn",
+        "--hosts",
+        str(tmp_path / "hosts"),
+        "--resolv",
+        str(tmp_path / "resolv"),
+    ).stdout
+    assert "DNS queries" in text
 
 
 def test_a_servfail_ends_musls_search_but_not_glibcs(
     resolvers: dict[str, Path], tmp_path: Path
 ) -> None:
     resolv = "".join(f"nameserver {s}\n" for s in SERVERS) + "search broken.example ok.example\n"
-    files = {"hosts": HOSTS, "resolv.conf": resolv, "nsswitch.conf": "hosts: files dns\n"}
+    files = {"hosts": HOSTS, "resolv.conf": resolv, "nsswitch.conf": FILES_DNS}
     for label, text in files.items():
         (tmp_path / label).write_text(text)
-    model = {r.resolver: r for r in resolutions("svc", HOSTS, resolv, files["nsswitch.conf"])}
+    report = resolutions("svc", HOSTS, resolv, FILES_DNS, ANSWERS)
+    model = {r.resolver: r for r in report.resolvers}
     chosen = {"glibc": model["glibc"], "musl": model["musl 1.1.13-1.2.3"]}
     with DnsServers(SERVERS, ANSWERS) as dns:
         for libc, binary in resolvers.items():
             got = outcome(resolve_for_real(binary, "svc", {k: tmp_path / k for k in files}))
             time.sleep(0.2)
             seen = dns.take()
-            questions, result = predict(chosen[libc], parse_hosts(HOSTS), ANSWERS)
+            predicted = chosen[libc]
             # how often a failing question is repeated depends on timing: compare the names
             assert list(dict.fromkeys(n for n, _, _ in seen)) == list(
-                dict.fromkeys(n for n, _, _ in questions)
+                dict.fromkeys(q.name for q in predicted.queries)
             ), libc
-            assert got == result, libc
+            expected = None if predicted.addresses is None else list(predicted.addresses)
+            assert got == expected, libc

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from cairn.compat.dns import _candidates, parse_resolv, resolutions
+from cairn.compat.dns import _candidates, parse_hosts, parse_resolv, resolutions
 from cairn.compat.rootfs import LinkLoop, RootFs
 from cairn.compat.target import Libc, ld_so_conf
 from cairn.compat.wheels import platform_tags, tag_reasons
@@ -62,27 +66,102 @@ def test_wheel_tags_are_the_last_field() -> None:
 
 def test_search_order_differs_above_ndots() -> None:
     conf = parse_resolv("nameserver 10.0.0.1\nsearch a.example b.example\noptions ndots:2\n")
-    assert conf.ndots == 2
-    assert _candidates("x.y", conf, musl=False, search_supported=True) == [
+    assert conf.ndots == conf.musl_ndots == 2
+    assert _candidates("x.y", conf.ndots, conf.search, musl=False) == [
         "x.y.a.example",
         "x.y.b.example",
         "x.y",
     ]
-    assert _candidates("x.y.z", conf, musl=False, search_supported=True) == [
+    assert _candidates("x.y.z", conf.ndots, conf.search, musl=False) == [
         "x.y.z",
         "x.y.z.a.example",
         "x.y.z.b.example",
     ]
-    assert _candidates("x.y.z", conf, musl=True, search_supported=True) == ["x.y.z"]
-    assert _candidates("x.", conf, musl=True, search_supported=True) == ["x"]
+    assert _candidates("x.y.z", conf.ndots, conf.search, musl=True) == ["x.y.z"]
+    assert _candidates("x.", conf.ndots, conf.search, musl=True) == ["x"]
 
 
 def test_pitfalls_name_what_differs() -> None:
     resolv = "nameserver 10.0.0.1\nnameserver 10.0.0.2\nsearch svc.local\noptions ndots:5 rotate\n"
-    found = {r.resolver: r for r in resolutions("db.", "10.0.0.3 db\n", resolv, None)}
+    found = {r.resolver: r for r in resolutions("db.", "10.0.0.3 db\n", resolv, None).resolvers}
     glibc, musl = found["glibc"], found["musl 1.1.13-1.2.3"]
     assert any("ends with a dot" in p for p in glibc.pitfalls)
     assert any("ignores these options: rotate" in p for p in musl.pitfalls)
     assert any("every nameserver at once" in p for p in musl.pitfalls)
     assert not any("TCP" in p for p in found["musl >=1.2.4"].pitfalls)
     assert [s.action for s in found["musl <1.1.13"].steps] == ["hosts", "dns"]
+
+
+def test_a_hosts_entry_ends_every_lookup_with_no_query() -> None:
+    report = resolutions(
+        "database.tcs.cn",
+        "192.168.1.10 database.tcs.cn\n",
+        "nameserver 127.0.0.1\nsearch example.com example.org\n",
+        None,
+    )
+    for r in report.resolvers:
+        assert r.answered_by == "hosts" and r.addresses == ("192.168.1.10",)
+        assert r.queries == () and [s.action for s in r.steps] == ["hosts"]
+        assert r.pitfalls == ()
+    # glibc told to ask DNS first asks it (and, with DNS silent, then finds the hosts entry)
+    dns_first = resolutions(
+        "database.tcs.cn",
+        "192.168.1.10 database.tcs.cn\n",
+        "nameserver 127.0.0.1\n",
+        "hosts: dns files\n",
+    ).resolvers[0]
+    assert [s.action for s in dns_first.steps] == ["dns", "hosts"]
+    assert len(dns_first.queries) == 2 and dns_first.answered_by == "hosts"
+
+
+def test_malformed_lines_are_findings_read_as_the_resolvers_do() -> None:
+    conf = parse_resolv("nameserver 127.0.0.1\nnameserver not-an-ip\noptions ndots:abc\n")
+    assert conf.nameservers == ("127.0.0.1",)
+    assert (conf.ndots, conf.musl_ndots) == (0, 1)  # glibc's atoi, musl's strtoul
+    assert len(conf.findings) == 2
+    assert parse_resolv("options ndots:3x ndots:99\n").ndots == 15
+    hosts = parse_hosts("300.1.1.1 bad\nlonely\n10.0.0.1 good # comment\n")
+    assert hosts.names == {"good": ["10.0.0.1"]}
+    assert [f.split(":")[0] for f in hosts.findings] == ["hosts line 1", "hosts line 2"]
+
+
+LINE = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=40)
+WORDS = st.sampled_from(
+    [
+        "nameserver",
+        "search",
+        "domain",
+        "options",
+        "ndots:",
+        "ndots:-3",
+        "ndots:99",
+        "hosts:",
+        "files",
+        "dns",
+        "[NOTFOUND=return]",
+        "127.0.0.1",
+        "::1",
+        "fe80::1%eth0",
+        ".",
+        "a.b.",
+        "#",
+    ]
+)
+FILE = st.lists(st.one_of(LINE, st.lists(WORDS, max_size=5).map(" ".join)), max_size=8).map(
+    "\n".join
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=LINE, hosts=FILE, resolv=FILE, nsswitch=st.one_of(st.none(), FILE))
+def test_any_input_gives_a_report_never_an_exception(
+    name: str, hosts: str, resolv: str, nsswitch: str | None
+) -> None:
+    report = resolutions(name, hosts, resolv, nsswitch)
+    assert len(report.resolvers) == 4
+    for r in report.resolvers:
+        # musl always starts with the hosts file; glibc as nsswitch.conf says (maybe nothing)
+        assert r.parallel is False or r.steps[0].action == "hosts"
+        assert r.answered_by in ("hosts", "dns", "")
+        assert (r.answered_by == "") == (r.addresses in ((), None))
+        json.dumps(asdict(report))  # what --json prints

@@ -18,7 +18,9 @@ attempts of the options are read.
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 MAXNS = 3  # both libraries use at most three nameservers
@@ -29,42 +31,92 @@ MUSL_OPTIONS = {"ndots", "timeout", "attempts"}
 class ResolvConf:
     nameservers: tuple[str, ...] = ()
     search: tuple[str, ...] = ()
-    ndots: int = 1
+    ndots: int = 1  # as glibc reads it (atoi)
     options: tuple[str, ...] = ()  # as written, e.g. ("ndots:5", "rotate")
+    musl_ndots: int = 1  # as musl reads it (strtoul, only when digits follow)
+    findings: tuple[str, ...] = ()  # lines the resolvers read otherwise than they look
+
+
+def _leading_int(text: str) -> tuple[int, bool]:
+    """The number at the start of `text` (C's atoi/strtoul), and whether there was one."""
+    m = re.match(r"\s*([+-]?\d+)", text)
+    return (int(m.group(1)), True) if m else (0, False)
 
 
 def parse_resolv(text: str) -> ResolvConf:
     nameservers: list[str] = []
     search: tuple[str, ...] = ()
     options: list[str] = []
-    for raw in text.splitlines():
+    findings: list[str] = []
+    for number, raw in enumerate(text.splitlines(), 1):
         line = re.split(r"[#;]", raw, maxsplit=1)[0].split()
         if not line:
             continue
         key, args = line[0], line[1:]
         if key == "nameserver" and args:
-            nameservers.append(args[0])
+            if _address(args[0]) is None:
+                findings.append(
+                    f"resolv.conf line {number}: nameserver {args[0]!r} is not an IP address; "
+                    "the resolvers skip it"
+                )
+            else:
+                nameservers.append(args[0])
         elif key in ("search", "domain"):
             search = tuple(args)  # the last search or domain line wins
         elif key == "options":
             options += args
-    ndots = 1
+    ndots = musl_ndots = 1
     for opt in options:
-        if opt.startswith("ndots:"):
-            ndots = min(int(opt.split(":", 1)[1] or 1), 15)
-    return ResolvConf(tuple(nameservers), search, ndots, tuple(options))
+        if not opt.startswith("ndots:"):
+            continue
+        value = opt.split(":", 1)[1]
+        number, digits = _leading_int(value)
+        # glibc: atoi, then anything over 15 is 15; musl: strtoul, only when it read digits
+        ndots = 15 if number < 0 else min(number, 15)
+        if digits:
+            musl_ndots = min(number if number >= 0 else 15, 15)
+        if not value.isdigit():
+            findings.append(
+                f"resolv.conf: options {opt} is not a plain number: glibc reads ndots as "
+                f"{ndots}, musl as {musl_ndots}"
+            )
+    return ResolvConf(
+        tuple(nameservers), search, ndots, tuple(options), musl_ndots, tuple(findings)
+    )
 
 
-def parse_hosts(text: str) -> dict[str, list[str]]:
-    """Name (lower case) -> addresses, in file order."""
+def _address(text: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text.split("%", 1)[0]))
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Hosts:
+    names: dict[str, list[str]]  # name (lower case) -> addresses, in file order
+    findings: tuple[str, ...] = ()
+
+
+def parse_hosts(text: str) -> Hosts:
+    """/etc/hosts as both resolvers read it: a line whose address does not parse is skipped."""
     out: dict[str, list[str]] = {}
-    for raw in text.splitlines():
+    findings = []
+    for number, raw in enumerate(text.splitlines(), 1):
         fields = raw.split("#", 1)[0].split()
         if len(fields) < 2:
+            if fields:
+                findings.append(f"hosts line {number}: {fields[0]!r} names no host; skipped")
+            continue
+        if _address(fields[0]) is None:
+            findings.append(
+                f"hosts line {number}: {fields[0]!r} is not an IP address; both resolvers "
+                "skip the line"
+            )
             continue
         for name in fields[1:]:
             out.setdefault(name.lower(), []).append(fields[0])
-    return out
+    return Hosts(out, tuple(findings))
 
 
 # glibc 2.36 without a hosts line (or without the file): /etc/hosts, then DNS (measured
@@ -88,64 +140,168 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Query:
+    name: str
+    type: str  # A or AAAA
+    server: str
+
+
+@dataclass(frozen=True)
 class Resolution:
+    """One resolver's lookup of a name: its steps in order up to the one that answers, the
+    DNS questions it sends, and what getaddrinfo returns."""
+
     resolver: str  # glibc, musl <1.1.13, ...
     steps: tuple[Step, ...]
     servers: tuple[str, ...]  # who each DNS step asks
     parallel: bool  # every server at once (musl) or one after another (glibc)
+    queries: tuple[Query, ...]  # every DNS question, in order
+    addresses: tuple[str, ...] | None  # the answer; () no such name; None: it gives up
+    answered_by: str  # "hosts", "dns", or "" (no source had the name)
     pitfalls: tuple[str, ...] = field(default=())
 
 
-def _candidates(name: str, conf: ResolvConf, *, musl: bool, search_supported: bool) -> list[str]:
+@dataclass(frozen=True)
+class DnsReport:
+    name: str
+    resolvers: tuple[Resolution, ...]
+    findings: tuple[str, ...]  # input lines the resolvers read otherwise than they look
+
+
+def _candidates(name: str, ndots: int, search: tuple[str, ...], *, musl: bool) -> list[str]:
     if name.endswith("."):
         return [name.rstrip(".")]
     dots = name.count(".")
-    suffixed = [f"{name}.{d}" for d in conf.search] if search_supported else []
-    if dots < conf.ndots:
+    suffixed = [f"{name}.{d}" for d in search]
+    if dots < ndots:
         return [*suffixed, name]
     return [name] if musl else [name, *suffixed]
 
 
-def glibc(
-    name: str, hosts: dict[str, list[str]], conf: ResolvConf, nsswitch: str | None
-) -> Resolution:
-    servers = conf.nameservers[:MAXNS] or ("127.0.0.1",)
+HOSTS_STEP = "the name as given, in /etc/hosts"
+
+
+def _glibc_steps(name: str, conf: ResolvConf, nsswitch: str | None) -> list[Step]:
+    server = (conf.nameservers[:MAXNS] or ("127.0.0.1",))[0]
     steps: list[Step] = []
     for source in nsswitch_order(nsswitch):
         if source == "files":
-            steps.append(Step("hosts", name, "the name as given, in /etc/hosts"))
+            steps.append(Step("hosts", name, HOSTS_STEP))
         elif source == "dns":
-            for candidate in _candidates(name, conf, musl=False, search_supported=True):
-                steps.append(Step("dns", candidate, f"A and AAAA to {servers[0]}"))
-    return Resolution(
-        "glibc",
-        tuple(steps),
-        servers,
-        False,
-        tuple(_pitfalls(name, hosts, conf, nsswitch, "glibc")),
-    )
+            for candidate in _candidates(name, conf.ndots, conf.search, musl=False):
+                steps.append(Step("dns", candidate, f"A and AAAA to {server}"))
+    return steps
 
 
 MUSL_VERSIONS = ("musl <1.1.13", "musl 1.1.13-1.2.3", "musl >=1.2.4")
 
 
-def musl(name: str, hosts: dict[str, list[str]], conf: ResolvConf, version: str) -> Resolution:
+def _musl_steps(name: str, conf: ResolvConf, version: str) -> list[Step]:
+    servers = ", ".join(conf.nameservers[:MAXNS] or ("127.0.0.1",))
+    search = conf.search if version != "musl <1.1.13" else ()
+    steps = [Step("hosts", name, HOSTS_STEP)]
+    for candidate in _candidates(name, conf.musl_ndots, search, musl=True):
+        steps.append(Step("dns", candidate, f"A and AAAA to {servers} at once"))
+    return steps
+
+
+SERVFAIL = "SERVFAIL"
+
+
+def _follow(
+    steps: list[Step],
+    conf: ResolvConf,
+    hosts: Hosts,
+    answers: Mapping[str, str],
+    *,
+    parallel: bool,
+) -> tuple[tuple[Step, ...], tuple[Query, ...], tuple[str, ...] | None, str]:
+    """Walk the steps as the resolver does, stopping at the first that answers: a hosts
+    entry, or a DNS answer from `answers` (an address, or SERVFAIL; any other name is "no
+    such name"). After a SERVFAIL glibc asks the other servers and goes on; musl gives up
+    (it also repeats the question until its timeout, so the count of those varies)."""
     servers = conf.nameservers[:MAXNS] or ("127.0.0.1",)
-    steps = [Step("hosts", name, "the name as given, in /etc/hosts")]
-    search = version != "musl <1.1.13"
-    for candidate in _candidates(name, conf, musl=True, search_supported=search):
-        steps.append(Step("dns", candidate, f"A and AAAA to {', '.join(servers)} at once"))
-    return Resolution(
-        version, tuple(steps), servers, True, tuple(_pitfalls(name, hosts, conf, None, version))
+    queries: list[Query] = []
+    for i, step in enumerate(steps):
+        taken = tuple(steps[: i + 1])
+        if step.action == "hosts":
+            found = hosts.names.get(step.name.lower())
+            if found:
+                return taken, tuple(queries), tuple(found), "hosts"
+            continue
+        answer = answers.get(step.name.lower())
+        every = parallel or answer == SERVFAIL
+        for server in servers if every else servers[:1]:
+            queries += [Query(step.name, "A", server), Query(step.name, "AAAA", server)]
+        if answer == SERVFAIL:
+            if parallel:
+                return taken, tuple(queries), None, ""
+            continue
+        if answer is not None:
+            return taken, tuple(queries), (answer,), "dns"
+    return tuple(steps), tuple(queries), (), ""
+
+
+def resolutions(
+    name: str,
+    hosts_text: str,
+    resolv_text: str,
+    nsswitch_text: str | None,
+    answers: Mapping[str, str] | None = None,
+) -> DnsReport:
+    """What getaddrinfo(name) does on glibc and on each musl, given the files; `answers` are
+    what DNS would say (an address or SERVFAIL per name; by default every name is unknown
+    to DNS, so the queries are all a resolver would send before giving up)."""
+    hosts = parse_hosts(hosts_text)
+    conf = parse_resolv(resolv_text)
+    plans = [("glibc", _glibc_steps(name, conf, nsswitch_text), False)]
+    plans += [(v, _musl_steps(name, conf, v), True) for v in MUSL_VERSIONS]
+    found = []
+    for resolver, steps, parallel in plans:
+        taken, queries, addresses, source = _follow(
+            steps, conf, hosts, answers or {}, parallel=parallel
+        )
+        pitfalls = (
+            []  # the hosts file answered before DNS was asked: no DNS pitfall applies
+            if source == "hosts" and not queries
+            else _pitfalls(name, hosts, conf, nsswitch_text if not parallel else None, resolver)
+        )
+        found.append(
+            Resolution(
+                resolver,
+                taken,
+                conf.nameservers[:MAXNS] or ("127.0.0.1",),
+                parallel,
+                queries,
+                addresses,
+                source,
+                tuple(pitfalls),
+            )
+        )
+    return DnsReport(
+        name, tuple(found), conf.findings + hosts.findings + _nss_findings(nsswitch_text)
     )
 
 
+def _nss_findings(text: str | None) -> tuple[str, ...]:
+    order = nsswitch_order(text)
+    other = [s for s in order if s not in ("files", "dns")]
+    found = []
+    if other:
+        found.append(
+            f"nsswitch.conf: hosts lists {', '.join(other)}; this model follows files and dns only"
+        )
+    if "files" not in order and "dns" not in order:
+        found.append("nsswitch.conf: the hosts line names neither files nor dns")
+    return tuple(found)
+
+
 def _pitfalls(
-    name: str, hosts: dict[str, list[str]], conf: ResolvConf, nsswitch: str | None, who: str
+    name: str, hosts: Hosts, conf: ResolvConf, nsswitch: str | None, who: str
 ) -> list[str]:
     out = []
     bare = name.rstrip(".").lower()
-    if name.endswith(".") and bare in hosts:
+    if name.endswith(".") and bare in hosts.names:
         out.append(
             f"{name} ends with a dot: /etc/hosts lists {bare} without one, so the hosts entry "
             "is not used and DNS is asked instead"
@@ -173,9 +329,9 @@ def _musl_pitfalls(name: str, conf: ResolvConf, who: str) -> list[str]:
     if who == "musl <1.1.13" and conf.search:
         out.append("musl before 1.1.13 ignores search and domain: short names fail")
     searches = who != "musl <1.1.13"
-    if searches and conf.search and name.count(".") >= conf.ndots and not name.endswith("."):
+    if searches and conf.search and name.count(".") >= conf.musl_ndots and not name.endswith("."):
         out.append(
-            f"{name} has ndots ({conf.ndots}) or more dots: musl asks only the name itself, "
+            f"{name} has ndots ({conf.musl_ndots}) or more dots: musl asks only the name itself, "
             "never the search domains (glibc tries them after it)"
         )
     if len(conf.nameservers) > 1:
@@ -197,44 +353,3 @@ def _musl_pitfalls(name: str, conf: ResolvConf, who: str) -> list[str]:
             "than a UDP answer (512 bytes) are lost"
         )
     return out
-
-
-def resolutions(
-    name: str, hosts_text: str, resolv_text: str, nsswitch_text: str | None
-) -> list[Resolution]:
-    hosts = parse_hosts(hosts_text)
-    conf = parse_resolv(resolv_text)
-    return [glibc(name, hosts, conf, nsswitch_text)] + [
-        musl(name, hosts, conf, v) for v in MUSL_VERSIONS
-    ]
-
-
-SERVFAIL = "SERVFAIL"
-
-
-def predict(
-    resolution: Resolution, hosts: dict[str, list[str]], answers: dict[str, str]
-) -> tuple[list[tuple[str, str, str]], list[str] | None]:
-    """The DNS questions (name, type, server) a resolver following `resolution` sends, and
-    the addresses it returns (None: it gives up with an error), when the servers answer
-    from `answers` (an address, or SERVFAIL) and say "no such name" otherwise. After a
-    SERVFAIL glibc asks the other servers and goes on; musl gives up (it also repeats the
-    question until its timeout, so the count of those questions varies)."""
-    questions: list[tuple[str, str, str]] = []
-    for step in resolution.steps:
-        if step.action == "hosts":
-            found = hosts.get(step.name.lower())
-            if found:
-                return questions, found
-            continue
-        answer = answers.get(step.name.lower())
-        every = resolution.parallel or answer == SERVFAIL
-        for server in resolution.servers if every else resolution.servers[:1]:
-            questions += [(step.name, "A", server), (step.name, "AAAA", server)]
-        if answer == SERVFAIL:
-            if resolution.parallel:
-                return questions, None
-            continue
-        if answer is not None:
-            return questions, [answer]
-    return questions, []
