@@ -615,16 +615,28 @@ def dns(
         render_dns(report, _console())
 
 
-def _gate(conditions: list[str] | None, allowed: tuple[str, ...]) -> list[Condition]:
+def _gate(
+    conditions: list[str] | None, allowed: tuple[str, ...], categories: Path | None = None
+) -> list[Condition]:
     from cairn.measure.gate import parse_condition
 
-    return [parse_condition(c, allowed) for c in conditions or []]
+    names: list[str] = []
+    if any(c.strip().startswith("category:") for c in conditions or []):
+        from cairn.measure.categories import Classifier, load_categories
+
+        names = Classifier(load_categories(categories)).names
+    return [parse_condition(c, allowed, names) for c in conditions or []]
 
 
-def _enforce(conditions: list[Condition], measured: dict[str, object]) -> None:
+def _judge(conditions: list[Condition], measured: dict[str, object]) -> list[str]:
+    """The conditions that hold; before anything is printed, so that a condition the
+    result cannot answer is a usage error, not half an output."""
     from cairn.measure.gate import check
 
-    failed = check(conditions, measured)
+    return check(conditions, measured)
+
+
+def _enforce(failed: list[str]) -> None:
     if failed:
         err = _console(stderr=True, highlight=False)
         for message in failed:
@@ -653,8 +665,9 @@ def analyze(
     from cairn.measure.commands import analyze_image
     from cairn.measure.gate import ANALYSIS_METRICS
 
-    conditions = _gate(fail_on, ANALYSIS_METRICS)
+    conditions = _gate(fail_on, ANALYSIS_METRICS, categories)
     result = analyze_image(image, _platform(platform), categories)
+    failed = _judge(conditions, result)
     if html is not None:
         from cairn.report.html import analysis_html
 
@@ -665,7 +678,7 @@ def analyze(
         from cairn.report.measure import render_analysis
 
         render_analysis(result, _console())
-    _enforce(conditions, result)
+    _enforce(failed)
 
 
 @app.command()
@@ -756,11 +769,12 @@ def scan(
 
     conditions = _gate(fail_on, SCAN_METRICS)
     result = scan_image(image, _platform(platform), advisories)
+    failed = _judge(conditions, result)
     if as_json:
         print(json.dumps(result, indent=2))
     else:
         render_scan(result, _console())
-    _enforce(conditions, result)
+    _enforce(failed)
 
 
 def _say(quiet: bool) -> Callable[[str], None]:

@@ -77,6 +77,11 @@ def programs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for libc, cc in (("glibc", "gcc"), ("musl", "musl-gcc")):
         out[libc] = tmp / f"threads-{libc}"
         subprocess.run([cc, "-O1", "-pthread", "-o", str(out[libc]), str(THREADS)], check=True)
+    out["musl-static"] = tmp / "threads-musl-static"
+    subprocess.run(
+        ["musl-gcc", "-static", "-O1", "-pthread", "-o", str(out["musl-static"]), str(THREADS)],
+        check=True,
+    )
     out["glibc-only.so"] = tmp / "libglibc-only.so"
     subprocess.run(
         ["gcc", "-shared", "-fPIC", "-o", str(out["glibc-only.so"]), str(GLIBC_ONLY)], check=True
@@ -93,7 +98,7 @@ def test_family_images_against_each_other(base: Built) -> None:
         "--platform",
         "linux/amd64",
     )
-    assert same["target_libc"] == {"family": "glibc", "version": "2.36", "machine": "EM_X86_64"}
+    assert same["target_libc"] == {"family": "glibc", "version": "2.41", "machine": "EM_X86_64"}
     assert same["summary"]["ok"] > 100
     # one true finding: iproute2's ATM plugin needs libatm1, which it only recommends
     broken = [o for o in same["objects"] if o["verdict"] != "ok"]
@@ -148,7 +153,7 @@ def test_archives_and_registries_are_sources_and_targets(
         f"docker-archive:{archive}", "--target", f"docker://{remote}", "--platform", "linux/amd64"
     )
     assert report["summary"]["will_not_load"] == 0 and report["summary"]["ok"] > 50
-    assert report["target_libc"]["version"] == "2.36"
+    assert report["target_libc"]["version"] == "2.41"
 
 
 def test_go_binaries_static_and_cgo(family_on_registry: str, roots: dict[str, Path]) -> None:
@@ -213,6 +218,12 @@ def test_glibc_and_musl_programs_on_glibc_and_musl(
         "compat", str(programs["musl"]), "--target", musl_root, "--fail-on", "risky", check=False
     )
     assert res.returncode == 1 and "risky" in res.stdout
+    # the same code linked statically carries musl and its ways: the same verdict, anywhere
+    for target in (musl_root, base_image):
+        (static,) = compat(
+            str(programs["musl-static"]), "--target", target, "--platform", "linux/amd64"
+        )["objects"]
+        assert (static["verdict"], kinds(static)) == (obj["verdict"], kinds(obj)), target
 
     musl_on_glibc = compat(
         str(programs["musl"]), "--target", base_image, "--platform", "linux/amd64", code=1 - 1

@@ -65,8 +65,8 @@ def test_analyze_the_family_images(base: Built) -> None:
     store = base.store
     a = analysis(f"oci:{store}:base", "-p", "linux/amd64")
     assert a["platform"] == "linux/amd64"
-    assert a["os"]["id"] == "debian" and a["os"]["version_id"] == "12"
-    assert a["libc"] == {"family": "glibc", "version": "2.36"}
+    assert a["os"]["id"] == "debian" and a["os"]["version_id"] == "13"
+    assert a["libc"] == {"family": "glibc", "version": "2.41"}
     assert a["package_managers"] == ["dpkg"] and a["shell"] is True
     assert a["package_count"] == base.platform("base", "linux/amd64")["packages"]
     assert {p["layer"] for p in a["packages"]} == {0}
@@ -246,7 +246,7 @@ def test_sboms_pass_their_formats_validators(base: Built, tmp_path: Path) -> Non
     assert "GPL-3.0-or-later" in packages["bash"]["licenseDeclared"]
     purl = packages["libc6"]["externalRefs"][0]["referenceLocator"]
     assert re.fullmatch(
-        r"pkg:deb/debian/libc6@2\.36-9%2Bdeb12u\d+\?arch=amd64&distro=debian-12&upstream=glibc",
+        r"pkg:deb/debian/libc6@2\.41-\d+(%2Bdeb13u\d+)?\?arch=amd64&distro=debian-13&upstream=glibc",
         purl,
     ), purl
 
@@ -266,7 +266,7 @@ def test_scan_sorts_findings_and_gates_on_the_actionable(base: Built, tmp_path: 
         "glibc": {
             "CVE-2099-0001": {
                 "releases": {
-                    "bookworm": {
+                    "trixie": {
                         "status": "resolved",
                         "fixed_version": glibc + "+1",
                         "urgency": "high",
@@ -275,16 +275,16 @@ def test_scan_sorts_findings_and_gates_on_the_actionable(base: Built, tmp_path: 
             },
             "CVE-2099-0002": {
                 "releases": {
-                    "bookworm": {"status": "resolved", "fixed_version": "2.36-1", "urgency": "low"}
+                    "trixie": {"status": "resolved", "fixed_version": "2.36-1", "urgency": "low"}
                 }
             },
         },
         "openssl": {
-            "CVE-2099-0003": {"releases": {"bookworm": {"status": "open", "urgency": "low"}}}
+            "CVE-2099-0003": {"releases": {"trixie": {"status": "open", "urgency": "low"}}}
         },
         "zlib": {
             "CVE-2099-0004": {
-                "releases": {"bookworm": {"status": "open", "urgency": "unimportant"}}
+                "releases": {"trixie": {"status": "open", "urgency": "unimportant"}}
             }
         },
     }

@@ -38,6 +38,7 @@ def test_categories_first_match_wins_and_users_extend_them(tmp_path: Path) -> No
         load_categories(extra)
 
 
+CATEGORIES = ("docs", "zoneinfo", "other")
 MEASURED = {
     "total_bytes": 151_000_000,
     "compressed_bytes": 50_000_000,
@@ -68,7 +69,7 @@ MEASURED = {
     ],
 )
 def test_fail_on_conditions(condition: str, fails: bool) -> None:
-    failed = check([parse_condition(condition)], MEASURED)
+    failed = check([parse_condition(condition, categories=CATEGORIES)], MEASURED)
     assert bool(failed) == fails
     if fails:
         assert failed[0].startswith(f"--fail-on '{condition}'")
@@ -80,6 +81,21 @@ def test_fail_on_conditions(condition: str, fails: bool) -> None:
 def test_bad_conditions_say_what_is_allowed(bad: str) -> None:
     with pytest.raises(UsageError):
         parse_condition(bad)
+
+
+def test_a_category_the_rules_do_not_know_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="no category 'doc'") as e:
+        parse_condition("category:doc>1MB", categories=CATEGORIES)
+    assert "docs, zoneinfo, other" in e.value.hint
+
+
+def test_a_figure_the_result_lacks_is_a_usage_error_not_a_pass() -> None:
+    """efficiency is not measured for a plain root (dir:): the gate says so, exit 2."""
+    without = {k: v for k, v in MEASURED.items() if k != "efficiency"}
+    with pytest.raises(UsageError, match="has no efficiency figure") as e:
+        check([parse_condition("efficiency<95%")], without)
+    assert e.value.exit_code == 2
+    assert "size, compressed, wasted, wasted_dive, packages, files, findings" in e.value.hint
 
 
 def pkg(name: str, source: str, version: str) -> Package:

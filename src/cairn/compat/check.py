@@ -120,6 +120,8 @@ class Checker:
             reasons += self._versions(info, loaded)
         elif tlibc.family == "musl":
             reasons += self._symbols(info, loaded)
+        # musl's behaviour goes where musl goes: loaded by a musl target, or linked in
+        if (tlibc.family == "musl" and info.dynamic) or info.static_libc == "musl":
             risks += self._musl_risks(info)
         if info.go and not self.has_nsswitch:
             risks.append(
@@ -263,8 +265,11 @@ class Checker:
 
     @staticmethod
     def _musl_risks(info: ElfInfo) -> list[Reason]:
+        """The same for the same code, linked dynamically (what it imports) or statically
+        (what it carries)."""
         out = []
-        if "pthread_create" in info.undefined and not info.stack_size:
+        uses = info.undefined | info.linked
+        if "pthread_create" in uses and not info.stack_size:
             out.append(
                 Reason(
                     "musl-thread-stack",
@@ -274,7 +279,7 @@ class Checker:
             )
         seen: set[str] = set()
         for symbol, why in MUSL_RISKS.items():
-            if symbol in info.undefined and why not in seen:
+            if symbol in uses and why not in seen:
                 seen.add(why)
                 out.append(Reason("musl-behaviour", f"{symbol}: {why}"))
         return out

@@ -50,6 +50,10 @@ class ElfInfo:
     go: bool = False
     go_cgo: bool | None = None
     go_netgo: bool = False
+    # a static executable: the libc linked into it ("musl", "glibc"; None: none found or
+    # stripped) and the functions it carries (its .symtab), which stand for `undefined`
+    static_libc: str | None = None
+    linked: frozenset[str] = frozenset()
 
     @property
     def dynamic(self) -> bool:
@@ -89,6 +93,7 @@ def _read(elf: ELFFile, shown: str) -> ElfInfo:
     version_defs: set[str] = set()
     undefined: set[str] = set()
     defined: set[str] = set()
+    static_symbols: SymbolTableSection | None = None
     names = set()
     for section in elf.iter_sections():
         names.add(section.name)
@@ -103,7 +108,16 @@ def _read(elf: ELFFile, shown: str) -> ElfInfo:
                     version_defs.update(a.name for a in auxes)
         elif isinstance(section, SymbolTableSection) and section.name == ".dynsym":
             _symbols(section, undefined, defined)
+        elif isinstance(section, SymbolTableSection) and section.name == ".symtab":
+            static_symbols = section
     go = any(n in names for n in _GO_SECTIONS)
+    linked: frozenset[str] = frozenset()
+    if interpreter is None and not dyn.needed and static_symbols is not None and not go:
+        linked = frozenset(
+            sym.name
+            for sym in static_symbols.iter_symbols()
+            if sym.name and sym["st_shndx"] != "SHN_UNDEF" and sym["st_info"]["type"] == "STT_FUNC"
+        )
     cgo, netgo = _go_settings(elf) if go else (None, False)
     return ElfInfo(
         path=shown,
@@ -123,7 +137,17 @@ def _read(elf: ELFFile, shown: str) -> ElfInfo:
         go=go,
         go_cgo=cgo,
         go_netgo=netgo,
+        static_libc=_static_libc(linked),
+        linked=linked,
     )
+
+
+# what only one libc's start-up code defines: how a static executable shows its libc
+_LIBC_MARKS = {"musl": ("__init_libc", "__libc_start_init"), "glibc": ("__libc_setup_tls",)}
+
+
+def _static_libc(linked: frozenset[str]) -> str | None:
+    return next((libc for libc, marks in _LIBC_MARKS.items() if linked & set(marks)), None)
 
 
 def _segments(elf: ELFFile) -> tuple[str | None, int | None]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,22 +64,49 @@ class Condition:
     def read(self, measured: dict[str, Any]) -> float | None:
         if self.metric.startswith("category:"):
             name = self.metric.split(":", 1)[1].strip()
+            # a category the rules know and the image has no bytes of is 0
             return next((c["bytes"] for c in measured["categories"] if c["name"] == name), 0)
         return METRICS[self.metric][0](measured)
 
     def failed(self, measured: dict[str, Any]) -> str | None:
-        """A sentence naming the condition and the measured figure when it holds."""
+        """A sentence naming the condition and the measured figure when it holds; a
+        UsageError when the result has no such figure (a gate never passes unread)."""
         actual = self.read(measured)
-        if actual is None or not OPS[self.op](actual, self.value):
+        if actual is None:
+            has = [m for m, (read, _) in METRICS.items() if _readable(read, measured)]
+            raise UsageError(
+                f"--fail-on '{self.text}': this result has no {self.metric} figure, so the "
+                "condition cannot be checked.",
+                f"Try: a metric this result has: {', '.join(has)}.",
+            )
+        if not OPS[self.op](actual, self.value):
             return None
         shown = f"{actual:.4f}" if isinstance(actual, float) else f"{actual}"
         unit = " bytes" if self.in_bytes else ""
         return f"--fail-on '{self.text}': {self.metric} is {shown}{unit}"
 
 
-def parse_condition(text: str, allowed: tuple[str, ...] = ANALYSIS_METRICS) -> Condition:
+def _readable(read: Callable[[dict[str, Any]], float | None], measured: dict[str, Any]) -> bool:
+    try:
+        return read(measured) is not None
+    except (KeyError, TypeError):
+        return False
+
+
+def parse_condition(
+    text: str, allowed: tuple[str, ...] = ANALYSIS_METRICS, categories: Sequence[str] = ()
+) -> Condition:
+    """`text` as a condition on one of the `allowed` metrics (or category:NAME, NAME one of
+    `categories`); a UsageError naming what exists otherwise."""
     m = _CONDITION.match(text)
     metric = m.group("metric") if m else ""
+    if metric.startswith("category:") and "size" in allowed:
+        name = metric.split(":", 1)[1].strip()
+        if name not in categories:
+            raise UsageError(
+                f"--fail-on '{text}': there is no category {name!r}.",
+                f"Try: one of {', '.join(categories)} (or add it with --categories FILE).",
+            )
     known = metric in allowed or (metric.startswith("category:") and "size" in allowed)
     if m is None or not known:
         raise UsageError(
