@@ -220,9 +220,8 @@ def test_glibc_and_musl_programs_on_glibc_and_musl(
     assert res.returncode == 1 and "risky" in res.stdout
     # the same code linked statically carries musl and its ways: the same verdict, anywhere
     for target in (musl_root, base_image):
-        (static,) = compat(
-            str(programs["musl-static"]), "--target", target, "--platform", "linux/amd64"
-        )["objects"]
+        platform = ["--platform", "linux/amd64"] if target.startswith("oci:") else []
+        (static,) = compat(str(programs["musl-static"]), "--target", target, *platform)["objects"]
         assert (static["verdict"], kinds(static)) == (obj["verdict"], kinds(obj)), target
 
     musl_on_glibc = compat(

@@ -283,9 +283,7 @@ def test_scan_sorts_findings_and_gates_on_the_actionable(base: Built, tmp_path: 
             "CVE-2099-0003": {"releases": {"trixie": {"status": "open", "urgency": "low"}}}
         },
         "zlib": {
-            "CVE-2099-0004": {
-                "releases": {"trixie": {"status": "open", "urgency": "unimportant"}}
-            }
+            "CVE-2099-0004": {"releases": {"trixie": {"status": "open", "urgency": "unimportant"}}}
         },
     }
     advisories = tmp_path / "tracker.json"
