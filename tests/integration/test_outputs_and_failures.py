@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -215,6 +216,27 @@ def test_package_that_does_not_exist(store_copy: Path, tmp_path: Path) -> None:
     assert_fails_cleanly(
         ["build", str(fam)], store_copy, 4, "package 'no-such-package-cairn' does not exist"
     )
+
+
+def test_a_failed_steps_log_is_kept_under_the_cache_dir_in_use(tmp_path: Path) -> None:
+    fam = family(tmp_path, "[images.base]\npackages = ['no-such-package-cairn']\n")
+    cache = tmp_path / "elsewhere"
+    res = cairn(
+        "build",
+        str(fam),
+        "--cache-dir",
+        str(cache),
+        "--output",
+        f"oci:{tmp_path / 'oci'}",
+        check=False,
+    )
+    assert res.returncode == 4, res.stderr
+    found = re.search(r"The whole log: (\S+)", res.stderr)
+    assert found, res.stderr
+    log = Path(found.group(1))
+    assert log.parent == cache / "logs"
+    assert re.fullmatch(r"base-amd64-mmdebstrap-\d{8}T\d{6}-\d+\.log", log.name), log.name
+    assert "no-such-package-cairn" in log.read_text()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switches the host's binfmt handler off and on")
