@@ -36,6 +36,8 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
+from cairn.scratch import remove_tree
+
 REPO = Path(__file__).resolve().parents[1]
 MIRROR = "http://deb.debian.org/debian"
 SECURITY_MIRROR = "http://deb.debian.org/debian-security"
@@ -74,16 +76,6 @@ def readme_commands(readme: Path = REPO / "README.md") -> tuple[str, str]:
     if len(commands) != 2:
         raise StepFailed("readme", f"expected two commands in the README, found {commands}")
     return commands[0], commands[1]
-
-
-def _mounts_below(path: Path) -> list[str]:
-    prefix = str(path).rstrip("/") + "/"
-    found = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        point = line.split()[4].replace("\\040", " ")
-        if point == str(path) or point.startswith(prefix):
-            found.append(point)
-    return sorted(found, key=len, reverse=True)
 
 
 def _processes_in(root: Path) -> list[int]:
@@ -215,14 +207,9 @@ class FreshRoot:
             if not pids:
                 break
             time.sleep(0.5)
-        for point in _mounts_below(self.path):
-            if subprocess.run(["umount", point], capture_output=True, check=False).returncode:
-                subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
-        left = _mounts_below(self.path)
-        if left:
-            # never remove a tree that still shows the host's /dev or a cache through it
-            raise RuntimeError(f"fresh root {self.path}: still mounted: {', '.join(left)}")
-        shutil.rmtree(self.path, ignore_errors=True)
+        # cairn's own rule: unmount what is below, and never remove through a mount (the
+        # host's /dev, a cache); an OSError says what is still mounted
+        remove_tree(self.path)
 
     # ------------------------------------------------------------ running
     def run(self, step: str, script: str, *, timeout: float = 1800) -> str:

@@ -110,7 +110,9 @@ def test_slim_profile_and_later_installs_stay_slim(base: Built, buildah: Buildah
     script = r"""
         ls /usr/share/man; test -z "$(find /usr/share/man -mindepth 2)"
         test -z "$(find /usr/share/doc -type f ! -name copyright)"
-        test "$(find /usr/share/doc -name copyright | wc -l)" -ge 80
+        # copyright files stay: about one per package (some share their source's directory)
+        pkgs=$(dpkg-query -W | wc -l); kept=$(find /usr/share/doc -name copyright | wc -l)
+        test "$pkgs" -ge 60 && test $((kept * 10)) -ge $((pkgs * 8))
         echo LOCALES: $(find /usr/share/locale -type f | cut -d/ -f5 | sort -u)
         test -n "$(find /usr/share/locale/zh_CN -name '*.mo')"
         echo INFO: $(find /usr/share/info /usr/share/lintian -type f 2>/dev/null | wc -l)
@@ -172,14 +174,15 @@ def test_child_is_its_parents_layers_plus_one(base: Built, buildah: Buildah, pla
 def test_same_inputs_give_identical_digests(base: Built, tmp_path: Path) -> None:
     """A second build, from a cold package cache and one platform per layout (as a pipeline's
     per-platform jobs make them), gives byte-identical blobs; `cairn merge` joins the layouts
-    into the very indexes one build of both platforms writes."""
+    into the very index one build of both platforms writes. (base only: a child's layer is
+    made the same way, and arm64 under emulation is the slowest part of the suite.)"""
     parts = {}
     for platform in PLATFORMS:
         arch = PLATFORMS[platform][0]
         parts[platform] = cairn_json(
             "build",
             str(EXAMPLE),
-            *only("base", "base-debug"),
+            *only("base"),
             "--platform",
             platform,
             "--output",
@@ -188,8 +191,8 @@ def test_same_inputs_give_identical_digests(base: Built, tmp_path: Path) -> None
             str(tmp_path / "cache"),
         )
     for platform in PLATFORMS:
-        skip_if_archive_moved(base, tmp_path / PLATFORMS[platform][0], ("base", "base-debug"))
-    for image in ("base", "base-debug"):
+        skip_if_archive_moved(base, tmp_path / PLATFORMS[platform][0], ("base",))
+    for image in ("base",):
         for platform in PLATFORMS:
             first = base.platform(image, platform)
             second = Built(tmp_path, parts[platform]).platform(image, platform)
@@ -209,11 +212,9 @@ def test_same_inputs_give_identical_digests(base: Built, tmp_path: Path) -> None
     assert out.stderr == ""  # both platforms of both images were found
     assert out.stdout.splitlines() == [
         f"{i['name']}: linux/amd64, linux/arm64 {i['index_digest']}"
-        for i in base.result["images"][:2]
+        for i in base.result["images"][:1]
     ]
-    steps = cairn_json(
-        "plan", str(EXAMPLE), *only("base", "base-debug"), "--output", f"oci:{merged}"
-    )
+    steps = cairn_json("plan", str(EXAMPLE), *only("base"), "--output", f"oci:{merged}")
     assert {s["action"] for s in steps["steps"]} == {"skip"}
 
 

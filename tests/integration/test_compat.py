@@ -100,12 +100,11 @@ def test_family_images_against_each_other(base: Built) -> None:
     )
     assert same["target_libc"] == {"family": "glibc", "version": "2.41", "machine": "EM_X86_64"}
     assert same["summary"]["ok"] > 100
-    # one true finding: iproute2's ATM plugin needs libatm1, which it only recommends
+    # an image's own objects all load in it (Debian 12's iproute2 had an ATM plugin that
+    # needed libatm1, which it only recommends; Debian 13's has none)
     broken = [o for o in same["objects"] if o["verdict"] != "ok"]
-    assert [(o["path"], o["reasons"][0]["detail"].split()[0]) for o in broken] == [
-        ("/usr/lib/x86_64-linux-gnu/tc/q_atm.so", "libatm.so.1")
-    ]
-    assert same["summary"]["min_glibc"] == "2.36"
+    assert broken == []
+    assert same["summary"]["min_glibc"] == "2.41"
 
     onto_base = compat(
         f"oci:{store}:base-debug", "--target", f"oci:{store}:base", "--platform", "linux/amd64"
@@ -161,13 +160,13 @@ def test_go_binaries_static_and_cgo(family_on_registry: str, roots: dict[str, Pa
     # the family's Go toolchain: static binaries run on musl too, but the musl root has no
     # /etc/nsswitch.conf, which changes how Go's own resolver orders hosts and DNS
     golang = compat(
-        f"docker://{family_on_registry}/golang:1.23",
+        f"docker://{family_on_registry}/golang:1.26",
         "--target",
         musl_root,
         "--platform",
         "linux/amd64",
     )
-    go = by_path(golang)["/usr/lib/go-1.23/bin/go"]
+    go = by_path(golang)["/usr/lib/go-1.26/bin/go"]
     assert go["kind"] == "go (static)"
     assert (go["verdict"], kinds(go)) == ("risky", {"go-no-nsswitch"})
     # skopeo (which cairn uses) is a cgo binary: glibc's loader and libraries

@@ -246,7 +246,8 @@ def test_push_without_insecure_and_to_nothing(
         check=False,
     )
     assert res.returncode == 4, res.stderr
-    assert "nothing accepts connections there (tried 4 times" in res.stderr
+    assert "nothing accepts connections at 127.0.0.1:9 after 4 attempts" in res.stderr
+    assert "connection refused (attempt 3 of 4); retrying in" in res.stderr, res.stderr
     res = cairn("push", str(EXAMPLE), "Not A Registry", *only("base"), check=False)
     assert res.returncode == 2 and "is not a registry and prefix" in res.stderr
 

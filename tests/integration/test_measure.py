@@ -223,7 +223,7 @@ def test_compare_as_markdown_and_json(base: Built) -> None:
     assert md.returncode == 0, md.stderr
     lines = md.stdout.splitlines()
     assert lines[0] == f"| measured | {images[0]} | {images[1]} |"
-    assert any(re.match(r"\| libc \| glibc 2\.36 \| glibc 2\.36 \|", line) for line in lines)
+    assert any(re.match(r"\| libc \| glibc 2\.41 \| glibc 2\.41 \|", line) for line in lines)
     res = run("compare", *images, "-p", "linux/amd64", "--json")
     data = json.loads(res.stdout)
     registry = SchemaRegistry().with_resource(
