@@ -4,7 +4,6 @@ is left running, the next run leaves no scratch directory, and the layout is who
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import signal
 import subprocess
@@ -18,6 +17,8 @@ import pytest
 from tests.faultproxy import Rule, fault_proxy
 from tests.helpers import layout_with
 from tests.integration.conftest import EXAMPLE, Registry, cairn
+
+from cairn.oci.layout import OciLayout, reachable
 
 # (signal, the progress line after which it is sent, seconds to wait after that line)
 POINTS = [
@@ -70,26 +71,14 @@ def alive(pids: set[int]) -> list[str]:
 
 
 def whole(store: Path) -> None:
-    """Every descriptor index.json reaches resolves to a blob that matches its digest, and
-    the layout holds nothing else."""
-    index = json.loads((store / "index.json").read_text())
-    todo = list(index["manifests"])
-    seen: set[str] = set()
-    while todo:
-        desc = todo.pop()
-        digest = desc["digest"]
-        if digest in seen:
-            continue
-        seen.add(digest)
-        blob = store / "blobs" / "sha256" / digest.split(":")[1]
-        data = blob.read_bytes()
-        assert "sha256:" + hashlib.sha256(data).hexdigest() == digest, blob
-        assert len(data) == desc["size"], blob
-        if desc["mediaType"].endswith("index.v1+json"):
-            todo += json.loads(data)["manifests"]
-        elif desc["mediaType"].endswith("manifest.v1+json"):
-            doc = json.loads(data)
-            todo += [doc["config"], *doc["layers"]]
+    """Every blob index.json reaches is there and matches its digest, no blob is left that
+    nothing reaches, and the layout holds nothing else."""
+    digests = reachable(OciLayout(store))
+    blobs = store / "blobs" / "sha256"
+    for digest in digests:
+        data = (blobs / digest.split(":")[1]).read_bytes()
+        assert "sha256:" + hashlib.sha256(data).hexdigest() == digest, digest
+    assert {p.name for p in blobs.iterdir()} == {d.split(":")[1] for d in digests}
     assert sorted(p.name for p in store.iterdir()) == ["blobs", "index.json", "oci-layout"]
 
 
