@@ -178,7 +178,7 @@ def render(rows: list[Row], ref: Row, apt_ok: bool, env: str) -> str:
         "",
         f"The warm cache saved {cold.seconds - warm.seconds:+.1f} s here: on this machine "
         "downloading costs well under a second, and what remains is dpkg unpacking and "
-        "configuring the packages (mmdebstrap alone takes about 7.8 s of a warm build), which "
+        "configuring the packages, which "
         "no package cache avoids. The size target assumed a "
         "reference of about 125 MB that includes perl; today's debootstrap builds the "
         f"reference above ({mb(ref.tar_bytes)}, {ref.packages} packages) without it, and "
