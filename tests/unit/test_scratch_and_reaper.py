@@ -109,8 +109,9 @@ def test_an_engine_that_moves_no_bytes_is_stalled(tmp_path: Path) -> None:
     assert code == 0
 
 
-def test_reaper_release_without_start_starts_nothing() -> None:
-    before = reaper._reaper
-    if before is None:
-        reaper.release_session(1)
-        assert reaper._reaper is None
+def test_releasing_starts_no_reaper(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only watching starts the reaper: a command that never ran an engine spawns nothing."""
+    monkeypatch.setattr(reaper, "_reaper", None)
+    reaper.release_session(1)
+    reaper.release_dir(Path("/nonexistent"))
+    assert reaper._reaper is None
