@@ -110,7 +110,6 @@ class FreshRoot:
         self.path = Path(tempfile.mkdtemp(prefix=f"cairn-fresh-{self.suite}-", dir="/var/tmp"))
         self.path.chmod(0o755)  # a root directory, which apt's _apt user reads through
         self.cache = self.cache / self.suite
-        self.commit = ""
 
     # ------------------------------------------------------------ life cycle
     def __enter__(self) -> FreshRoot:
@@ -193,7 +192,6 @@ class FreshRoot:
         self._run_host(
             "clone", ["git", "-C", str(target), "checkout", "--quiet", "--detach", commit]
         )
-        self.commit = commit
 
     def destroy(self) -> None:
         """End what runs inside, unmount everything below the root, remove it."""

@@ -36,6 +36,11 @@ class ResolvConf:
     musl_ndots: int = 1  # as musl reads it (strtoul, only when digits follow)
     findings: tuple[str, ...] = ()  # lines the resolvers read otherwise than they look
 
+    @property
+    def servers(self) -> tuple[str, ...]:
+        """Who the resolvers ask: the first MAXNS nameservers, else the local one."""
+        return self.nameservers[:MAXNS] or ("127.0.0.1",)
+
 
 def _leading_int(text: str) -> tuple[int, bool]:
     """The number at the start of `text` (C's atoi/strtoul), and whether there was one."""
@@ -182,7 +187,7 @@ HOSTS_STEP = "the name as given, in /etc/hosts"
 
 
 def _glibc_steps(name: str, conf: ResolvConf, nsswitch: str | None) -> list[Step]:
-    server = (conf.nameservers[:MAXNS] or ("127.0.0.1",))[0]
+    server = conf.servers[0]
     steps: list[Step] = []
     for source in nsswitch_order(nsswitch):
         if source == "files":
@@ -197,7 +202,7 @@ MUSL_VERSIONS = ("musl <1.1.13", "musl 1.1.13-1.2.3", "musl >=1.2.4")
 
 
 def _musl_steps(name: str, conf: ResolvConf, version: str) -> list[Step]:
-    servers = ", ".join(conf.nameservers[:MAXNS] or ("127.0.0.1",))
+    servers = ", ".join(conf.servers)
     search = conf.search if version != "musl <1.1.13" else ()
     steps = [Step("hosts", name, HOSTS_STEP)]
     for candidate in _candidates(name, conf.musl_ndots, search, musl=True):
@@ -220,7 +225,7 @@ def _follow(
     entry, or a DNS answer from `answers` (an address, or SERVFAIL; any other name is "no
     such name"). After a SERVFAIL glibc asks the other servers and goes on; musl gives up
     (it also repeats the question until its timeout, so the count of those varies)."""
-    servers = conf.nameservers[:MAXNS] or ("127.0.0.1",)
+    servers = conf.servers
     queries: list[Query] = []
     for i, step in enumerate(steps):
         taken = tuple(steps[: i + 1])
@@ -270,7 +275,7 @@ def resolutions(
             Resolution(
                 resolver,
                 taken,
-                conf.nameservers[:MAXNS] or ("127.0.0.1",),
+                conf.servers,
                 parallel,
                 queries,
                 addresses,
