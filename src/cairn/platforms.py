@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform as host_platform
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -23,6 +24,7 @@ class Platform:
     debian_arch: str
     machine: str
     binfmt: str
+    qemu_cpu: str | None = None
 
     @property
     def name(self) -> str:
@@ -52,6 +54,7 @@ def known_platforms() -> dict[str, Platform]:
             debian_arch=row["debian_arch"],
             machine=row["machine"],
             binfmt=row["binfmt"],
+            qemu_cpu=row.get("qemu_cpu"),
         )
     return out
 
@@ -74,6 +77,16 @@ def host_machine() -> str:
 def native_platform() -> Platform | None:
     """The platform this machine runs natively, if cairn knows it."""
     return next((p for p in known_platforms().values() if p.machine == host_machine()), None)
+
+
+def emulation_env(platform: Platform, environ: Mapping[str, str]) -> dict[str, str]:
+    """What a foreign build adds to its engines' environment: the CPU qemu-user emulates.
+
+    Nothing for the native platform, and nothing when the user set QEMU_CPU.
+    """
+    if platform.machine == host_machine() or not platform.qemu_cpu or "QEMU_CPU" in environ:
+        return {}
+    return {"QEMU_CPU": platform.qemu_cpu}
 
 
 def check_emulation(platform: Platform, binfmt_dir: Path = BINFMT_DIR) -> None:

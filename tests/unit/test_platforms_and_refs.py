@@ -1,12 +1,20 @@
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from cairn.errors import EngineMissingError, ImageRefError
 from cairn.oci.reference import parse_ref
-from cairn.platforms import check_emulation, host_machine, parse_platform
+from cairn.platforms import (
+    check_emulation,
+    emulation_env,
+    host_machine,
+    known_platforms,
+    parse_platform,
+)
 
 
 def foreign() -> str:
@@ -45,6 +53,27 @@ def test_native_platform_needs_no_handler(tmp_path: Path) -> None:
         p for p in ("linux/amd64", "linux/arm64") if parse_platform(p).machine == host_machine()
     )
     check_emulation(parse_platform(native), binfmt_dir=tmp_path)
+
+
+def test_a_foreign_build_emulates_a_cpu_without_pointer_authentication() -> None:
+    arm64 = parse_platform("linux/arm64")
+    if arm64.machine == host_machine():
+        assert emulation_env(arm64, {}) == {}
+        return
+    assert emulation_env(arm64, {}) == {"QEMU_CPU": "cortex-a53"}
+    # the user's choice wins, and the native platform is never emulated
+    assert emulation_env(arm64, {"QEMU_CPU": "max"}) == {}
+    native = next(p for p in known_platforms().values() if p.machine == host_machine())
+    assert emulation_env(native, {}) == {}
+
+
+@pytest.mark.skipif(not shutil.which("qemu-aarch64-static"), reason="needs qemu-user-static")
+def test_qemu_knows_every_cpu_cairn_asks_for() -> None:
+    listed = subprocess.run(
+        ["qemu-aarch64-static", "-cpu", "help"], capture_output=True, text=True, check=False
+    ).stdout.split()  # qemu 7.2 lists them and exits 1
+    cpus = {p.qemu_cpu for p in known_platforms().values() if p.machine == "aarch64"}
+    assert cpus and cpus <= set(listed)
 
 
 @pytest.mark.parametrize(

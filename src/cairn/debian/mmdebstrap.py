@@ -24,7 +24,7 @@ from cairn.debian.slimming import write_profile
 from cairn.debian.suites import Suite
 from cairn.engines import require, run_logged, tail
 from cairn.errors import BuildError
-from cairn.platforms import Platform
+from cairn.platforms import Platform, emulation_env
 
 MERGED_USR_HOOKS = Path("/usr/share/mmdebstrap/hooks/merged-usr")
 INSTALL_PACKAGES = "/usr/sbin/install_packages"
@@ -226,6 +226,7 @@ def build_rootfs(req: RootfsRequest, workdir: Path, cache: DebCache | None) -> R
         "SOURCE_DATE_EPOCH": str(req.source_date_epoch),
         "LC_ALL": "C.UTF-8",
         "TMPDIR": str(workdir),
+        **emulation_env(req.platform, os.environ),
     }
     if run_logged(cmd, log, env=env) != 0:
         raise explain_failure(req, tail(log, 400), workdir)
