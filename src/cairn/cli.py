@@ -18,10 +18,10 @@ from cairn.errors import CairnError, Interrupted
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from cairn.fragment import Builder
+    from cairn.family.fragment import Builder
+    from cairn.family.spec import Family
     from cairn.measure.gate import Condition
     from cairn.platforms import Platform
-    from cairn.spec import Family
 
 _stopped_by: list[int] = []  # the signal that stopped cairn, once one has
 
@@ -231,15 +231,15 @@ def build(
     are kept, not rebuilt (see cairn plan). Package versions come from
     cairn.lock when there is one.
     """
-    from cairn.build import BuildOptions, load_all, publish
-    from cairn.build import build as run_build
     from cairn.cachedir import default_cache_dir
+    from cairn.family.build import BuildOptions, load_all, publish
+    from cairn.family.build import build as run_build
+    from cairn.family.publish import check_destination
+    from cairn.family.results import to_json
+    from cairn.family.spec import load_family
     from cairn.oci.registry import RetryPolicy
-    from cairn.publish import check_destination
     from cairn.report.build import render_build
     from cairn.report.console import progress, setup_logging
-    from cairn.results import to_json
-    from cairn.spec import load_family
 
     setup_logging(verbose)
     family = load_family(family_dir)
@@ -291,12 +291,12 @@ def plan(
     registry: Annotated[str, typer.Option(help="REGISTRY/PREFIX the emitted bake tags name.")] = "",
 ) -> None:
     """Say what cairn build would build and why, without building anything."""
-    from cairn.build import BuildOptions
-    from cairn.build import plan as make_plan
-    from cairn.lock import load_lock, lock_warnings
+    from cairn.family.build import BuildOptions
+    from cairn.family.build import plan as make_plan
+    from cairn.family.lock import load_lock, lock_warnings
+    from cairn.family.results import SCHEMA_VERSION, PlanResult, PlanStep, to_json
+    from cairn.family.spec import load_family
     from cairn.report.build import render_plan
-    from cairn.results import SCHEMA_VERSION, PlanResult, PlanStep, to_json
-    from cairn.spec import load_family
 
     family = load_family(family_dir)
     if emit is not None:
@@ -321,8 +321,8 @@ def plan(
 
 
 def _emit(family: Family, kind: str, target: str | None, registry: str) -> None:
-    from cairn.emit import DEFAULT_FILES, EMITS, emit
     from cairn.errors import UsageError
+    from cairn.family.emit import DEFAULT_FILES, EMITS, emit
     from cairn.oci.layout import write_atomically
 
     if kind not in EMITS:
@@ -352,10 +352,10 @@ def lock(
 
     Entries that still answer cairn.toml are kept unless --update is given.
     """
-    from cairn.build import BuildOptions, plan_jobs, run_parallel
-    from cairn.lock import lock_family, lock_path
+    from cairn.family.build import BuildOptions, plan_jobs, run_parallel
+    from cairn.family.lock import lock_family, lock_path
+    from cairn.family.spec import load_family
     from cairn.report.build import render_lock
-    from cairn.spec import load_family
 
     family = load_family(family_dir)
     opts = BuildOptions(images=tuple(image or ()), platforms=tuple(platform or ()))
@@ -388,13 +388,13 @@ def refresh(
     """Find installed packages that Debian has newer versions of (security and point
     releases included); without --check, lock those and rebuild the images that have them
     and their descendants."""
-    from cairn.build import BuildOptions
     from cairn.cachedir import default_cache_dir
-    from cairn.refresh import refresh as run_refresh
+    from cairn.family.build import BuildOptions
+    from cairn.family.refresh import refresh as run_refresh
+    from cairn.family.results import to_json
+    from cairn.family.spec import load_family
     from cairn.report.build import render_build, render_refresh
     from cairn.report.console import progress
-    from cairn.results import to_json
-    from cairn.spec import load_family
 
     family = load_family(family_dir)
     opts = BuildOptions(
@@ -431,9 +431,9 @@ def push(
 ) -> None:
     """Push what is built (every image as its multi-arch index, digests preserved) under
     the tags cairn.toml gives; blobs the registry has are not sent again."""
-    from cairn.build import BuildOptions, publish
+    from cairn.family.build import BuildOptions, publish
+    from cairn.family.spec import load_family
     from cairn.oci.registry import RetryPolicy
-    from cairn.spec import load_family
 
     family = load_family(family_dir)
     opts = BuildOptions(images=tuple(image or ()), output=output)
@@ -442,7 +442,7 @@ def push(
     if as_json:
         from pydantic import TypeAdapter
 
-        from cairn.results import PushedImage
+        from cairn.family.results import PushedImage
 
         data = TypeAdapter(list[PushedImage]).dump_python(pushed, mode="json")
         print(json.dumps(data, indent=2))
@@ -459,8 +459,8 @@ def merge(
 ) -> None:
     """Join layouts built apart (one per platform, say) into one: each image becomes one
     multi-platform index. Blobs are copied and their digests checked."""
-    from cairn.merge import merge_layouts
-    from cairn.spec import load_family
+    from cairn.family.merge import merge_layouts
+    from cairn.family.spec import load_family
 
     family = load_family(family_dir)
     merged = merge_layouts(family, layouts, output)
@@ -784,7 +784,7 @@ def _say(quiet: bool) -> Callable[[str], None]:
 
 def _builder(value: str) -> Builder:
     from cairn.errors import UsageError
-    from cairn.fragment import BUILDERS
+    from cairn.family.fragment import BUILDERS
 
     if value not in BUILDERS:
         raise UsageError(

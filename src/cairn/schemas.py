@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from cairn import results
+from cairn.family import results
 
 SCHEMAS = {
     "build.schema.json": (results.BuildResult, "cairn build --json"),

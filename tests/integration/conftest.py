@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 from tests.helpers import snapshot
 
+from cairn.family.refresh import installed_versions
 from cairn.oci.layout import OciLayout
 from cairn.platforms import parse_platform
-from cairn.refresh import installed_versions
 
 ROOT = Path(__file__).parents[2]
 EXAMPLE = ROOT / "examples" / "qapm"

@@ -17,9 +17,9 @@ from tests.debrepo import publish, serve
 from tests.helpers import snapshot
 from tests.integration.conftest import EXAMPLE, ROOT, Built, cairn, cairn_json, only
 
+from cairn.family.refresh import installed_versions
 from cairn.oci.layout import OciLayout
 from cairn.platforms import parse_platform
-from cairn.refresh import installed_versions
 
 AMD64 = parse_platform("linux/amd64")
 

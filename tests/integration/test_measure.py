@@ -24,12 +24,12 @@ from spdx_tools.spdx.parser.parse_anything import parse_file
 from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 from tests.integration.conftest import ROOT, Built, Docker, Registry
 
+from cairn.family.refresh import installed_versions
 from cairn.oci import skopeo
 from cairn.oci.layout import OciLayout
 from cairn.oci.select import select_manifest
 from cairn.oci.unpack import unpack_layers
 from cairn.platforms import parse_platform
-from cairn.refresh import installed_versions
 
 SCHEMAS = ROOT / "docs" / "schemas"
 AMD64 = parse_platform("linux/amd64")

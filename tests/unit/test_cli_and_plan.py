@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from cairn import schemas
-from cairn.build import BuildOptions, build, plan_jobs
 from cairn.errors import UsageError
-from cairn.spec import load_family
+from cairn.family.build import BuildOptions, build, plan_jobs
+from cairn.family.spec import load_family
 
 ROOT = Path(__file__).parents[2]
 SPEC = "[defaults]\nplatforms = ['linux/amd64', 'linux/arm64']\n[images.base]\n[images.other]\n"

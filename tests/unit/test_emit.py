@@ -9,8 +9,8 @@ from typing import Any
 import hcl2
 import yaml
 
-from cairn.emit import bake, github_actions, gitlab_ci
-from cairn.spec import load_family
+from cairn.family.emit import bake, github_actions, gitlab_ci
+from cairn.family.spec import load_family
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "qapm"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from cairn.errors import SpecError
-from cairn.plan import own_inputs
+from cairn.family.plan import own_inputs
+from cairn.family.spec import load_family
 from cairn.platforms import parse_platform
-from cairn.spec import load_family
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "qapm"
 AMD64 = parse_platform("linux/amd64")

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from cairn.errors import StoreError, UsageError
-from cairn.merge import merge_layouts
+from cairn.family.merge import merge_layouts
+from cairn.family.spec import Family, load_family
 from cairn.oci.layout import OciLayout, reachable
-from cairn.spec import Family, load_family
 from tests.helpers import snapshot, tiny_image
 
 

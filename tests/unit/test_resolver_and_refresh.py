@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from cairn.debian.resolver import Resolved, parse_simulation
-from cairn.refresh import newer
+from cairn.family.refresh import newer
 
 SIMULATION = """\
 NOTE: This is only a simulation!

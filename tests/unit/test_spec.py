@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from cairn.errors import SpecError
-from cairn.plan import input_digest, own_inputs
+from cairn.family.plan import input_digest, own_inputs
+from cairn.family.spec import load_family
 from cairn.platforms import parse_platform
-from cairn.spec import load_family
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "qapm"
 

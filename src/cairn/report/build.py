@@ -8,8 +8,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from cairn.lock import LockRow
-from cairn.results import BuildResult, PlanResult, RefreshResult
+from cairn.family.lock import LockRow
+from cairn.family.results import BuildResult, PlanResult, RefreshResult
 
 
 def mb(n: int) -> str:

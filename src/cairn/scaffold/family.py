@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cairn.errors import SpecError, UsageError
+from cairn.family.spec import SPEC_FILE, load_family
 from cairn.oci.layout import OciLayout
 from cairn.oci.reference import is_local, parse_ref
-from cairn.spec import SPEC_FILE, load_family
 
 
 @dataclass(frozen=True)

@@ -16,23 +16,23 @@ from dataclasses import dataclass, replace
 from debian.deb822 import Deb822
 from debian.debian_support import Version
 
-from cairn.build import BuildOptions, Progress, build, plan_jobs, run_parallel
 from cairn.debian.resolver import Resolved
 from cairn.errors import UsageError
-from cairn.lock import Lock, LockEntry, load_lock, lock_path, lockable, request_digest
-from cairn.lock import resolve as resolve_now
-from cairn.oci.layout import OciLayout
-from cairn.oci.reference import parse_ref
-from cairn.plan import recorded
-from cairn.platforms import Platform
-from cairn.results import (
+from cairn.family.build import BuildOptions, Progress, build, plan_jobs, run_parallel
+from cairn.family.lock import Lock, LockEntry, load_lock, lock_path, lockable, request_digest
+from cairn.family.lock import resolve as resolve_now
+from cairn.family.plan import recorded
+from cairn.family.results import (
     SCHEMA_VERSION,
     BuildResult,
     PackageUpdate,
     RefreshImage,
     RefreshResult,
 )
-from cairn.spec import Family, Image
+from cairn.family.spec import Family, Image
+from cairn.oci.layout import OciLayout
+from cairn.oci.reference import parse_ref
+from cairn.platforms import Platform
 
 STATUS = "var/lib/dpkg/status"
 

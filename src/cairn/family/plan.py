@@ -19,13 +19,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from cairn.fragment import context_digest
-from cairn.lock import Lock, current_entry
+from cairn.family.fragment import context_digest
+from cairn.family.lock import Lock, current_entry
+from cairn.family.results import Reason
+from cairn.family.spec import Family, Image
 from cairn.oci.image import ANN_BASE_DIGEST, Descriptor, canonical_json, sha256_digest
 from cairn.oci.layout import OciLayout
 from cairn.platforms import Platform
-from cairn.results import Reason
-from cairn.spec import Family, Image
 
 # Bump when the same inputs would now give different images.
 BUILD_FORMAT = "cairn-build-3"

@@ -20,7 +20,7 @@ from cairn.debian.cache import DebCache
 from cairn.debian.mmdebstrap import Rootfs, build_rootfs, describe, read_rootfs_tar
 from cairn.engines import require
 from cairn.errors import BuildError, CairnError, UsageError
-from cairn.fragment import (
+from cairn.family.fragment import (
     Builder,
     FragmentJob,
     build_fragment,
@@ -29,7 +29,11 @@ from cairn.fragment import (
     run_config,
     write_parent_layout,
 )
-from cairn.lock import LOCK_FILE, Lock, load_lock, lock_warnings, rootfs_request
+from cairn.family.lock import LOCK_FILE, Lock, load_lock, lock_warnings, rootfs_request
+from cairn.family.plan import ANN_INPUT, ANN_INPUTS, ANN_VERSIONS, Step, make_plan, versions_digest
+from cairn.family.publish import load_image, push_images
+from cairn.family.results import SCHEMA_VERSION, BuildResult, ImageBuild, PlatformBuild, PushedImage
+from cairn.family.spec import Family, Image
 from cairn.oci import skopeo
 from cairn.oci.image import (
     ANN_BASE_DIGEST,
@@ -55,12 +59,8 @@ from cairn.oci.layerdiff import layer_sizes, read_filesystem, write_diff
 from cairn.oci.layout import OciLayout, Staging, store_failure
 from cairn.oci.reference import ImageRef, parse_ref
 from cairn.oci.registry import RetryPolicy
-from cairn.plan import ANN_INPUT, ANN_INPUTS, ANN_VERSIONS, Step, make_plan, versions_digest
 from cairn.platforms import Platform, check_emulation, native_platform, parse_platform
-from cairn.publish import load_image, push_images
-from cairn.results import SCHEMA_VERSION, BuildResult, ImageBuild, PlatformBuild, PushedImage
 from cairn.scratch import scratch_dir
-from cairn.spec import Family, Image
 
 
 class Progress(Protocol):

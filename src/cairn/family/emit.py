@@ -25,8 +25,8 @@ from typing import Any, Literal
 
 import yaml
 
+from cairn.family.spec import Family, Image
 from cairn.platforms import Platform
-from cairn.spec import Family, Image
 
 Emit = Literal["bake", "github-actions", "gitlab-ci"]
 EMITS: tuple[Emit, ...] = ("bake", "github-actions", "gitlab-ci")

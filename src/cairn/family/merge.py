@@ -14,12 +14,12 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from cairn.build import image_annotations
 from cairn.errors import StoreError, UsageError
+from cairn.family.build import image_annotations
+from cairn.family.spec import Family
 from cairn.oci.image import Descriptor, image_index
 from cairn.oci.layout import OciLayout, Staging
 from cairn.oci.reference import parse_ref
-from cairn.spec import Family
 
 
 @dataclass(frozen=True)

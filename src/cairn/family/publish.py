@@ -16,12 +16,12 @@ from collections.abc import Callable
 
 from cairn.engines import require
 from cairn.errors import UsageError
+from cairn.family.results import PushedImage
+from cairn.family.spec import Family, Image
 from cairn.oci import registry, skopeo
 from cairn.oci.layout import OciLayout
 from cairn.oci.registry import RetryPolicy
 from cairn.platforms import Platform
-from cairn.results import PushedImage
-from cairn.spec import Family, Image
 
 _DESTINATION = re.compile(r"^[a-z0-9.-]+(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
 

@@ -22,11 +22,11 @@ from typing import Any, Literal
 from cairn.debian.mmdebstrap import RootfsRequest
 from cairn.debian.resolver import Resolved, resolve_with_apt
 from cairn.errors import SpecError
+from cairn.family.spec import Family, Image
 from cairn.oci.image import canonical_json, sha256_digest
 from cairn.oci.layout import write_atomically
 from cairn.platforms import Platform
 from cairn.scratch import scratch_dir
-from cairn.spec import Family, Image
 
 LOCK_FILE = "cairn.lock"
 LOCK_VERSION = 1
