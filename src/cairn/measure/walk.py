@@ -41,7 +41,7 @@ from cairn.measure.tarscan import (
     TarFormatError,
     members,
 )
-from cairn.oci.whiteouts import OPAQUE, WHITEOUT
+from cairn.oci.whiteouts import marker
 
 # A layer may expand to this many times its compressed size, and at least MIN_EXPANSION
 # bytes: ordinary layers expand 2-5x, a run of zeros about 1000x.
@@ -233,20 +233,20 @@ class Walk:
         for item in items:
             stats.entries += 1
             path = item.path
-            parent, _, name = path.rpartition("/")
-            if name == OPAQUE:
-                opaque.append(parent)
-                # what lower layers put there goes; this layer's own entries stay
-                for child in list(self._kids().get(parent, ())):
-                    below = self.index.get(child)
-                    if below is not None and below.layer < layer:
+            found = marker(path)
+            # markers hide what lower layers hold, never this layer's own entries
+            if found is not None and found.kind == "opaque":
+                opaque.append(found.target)
+                for child in list(self._kids().get(found.target, ())):
+                    lower = self.index.get(child)
+                    if lower is not None and lower.layer < layer:
                         stats.deleted += self._drop(child, layer, "deleted (opaque directory)")
                 continue
-            if name.startswith(WHITEOUT):
-                target = posixpath.join(parent, name[len(WHITEOUT) :])
+            if found is not None:
+                target = found.target
                 node = self.index.get(target)
                 whiteouts[target] = self._stacked_size(target) if node and node.kind == "dir" else 0
-                if node is not None:
+                if node is not None and node.layer < layer:
                     stats.deleted += self._drop(target, layer, "deleted")
                 continue
             self._add(layer, item, stats)

@@ -13,12 +13,13 @@ import copy
 import gzip
 import hashlib
 import tarfile
-from collections.abc import Callable, Iterable
+from collections import ChainMap
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
-from cairn.oci.whiteouts import OPAQUE, WHITEOUT
+from cairn.oci.whiteouts import WHITEOUT, Marker, apply_layer, marker
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def _digest(f: IO[bytes] | None) -> str:
     return h.hexdigest()
 
 
-def _entry(tf: tarfile.TarFile, m: tarfile.TarInfo, index: dict[str, Entry]) -> Entry:
+def _entry(tf: tarfile.TarFile, m: tarfile.TarInfo, index: Mapping[str, Entry]) -> Entry:
     if m.islnk():
         # A hard link is the file it names: which of a pair a tar writer lists
         # first (and so as the file) is its own choice, not a change.
@@ -65,12 +66,6 @@ def _entry(tf: tarfile.TarFile, m: tarfile.TarInfo, index: dict[str, Entry]) -> 
         )
     digest = _digest(tf.extractfile(m)) if m.isreg() else ""
     return Entry(m.type, m.mode, m.uid, m.gid, int(m.mtime), m.linkname, digest)
-
-
-def _remove_below(index: dict[str, Entry], directory: str) -> None:
-    prefix = directory + "/" if directory else ""
-    for name in [n for n in index if n.startswith(prefix)]:
-        del index[name]
 
 
 def layer_sizes(layers: Iterable[Path]) -> list[int]:
@@ -89,18 +84,18 @@ def read_filesystem(layers: Iterable[Path]) -> dict[str, Entry]:
     """The file system that gzip'd layer tars make, applied in order."""
     index: dict[str, Entry] = {}
     for layer in layers:
+        own: list[tuple[str, Entry | Marker]] = []
+        seen: dict[str, Entry] = {}
         with tarfile.open(layer, "r|gz") as tf:
             for m in tf:
                 name = norm(m.name)
-                parent, _, base = name.rpartition("/")
-                if base == OPAQUE:
-                    _remove_below(index, parent)
-                elif base.startswith(WHITEOUT):
-                    gone = f"{parent}/{base[len(WHITEOUT) :]}".lstrip("/")
-                    index.pop(gone, None)
-                    _remove_below(index, gone)
+                found = marker(name)
+                if found is not None:
+                    own.append((name, found))
                 elif name:
-                    index[name] = _entry(tf, m, index)
+                    seen[name] = _entry(tf, m, ChainMap(seen, index))
+                    own.append((name, seen[name]))
+        apply_layer(index, own)
     return index
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from cairn.oci.layerdiff import norm
-from cairn.oci.whiteouts import OPAQUE, WHITEOUT
+from cairn.oci.whiteouts import marker
 
 BUILD_OWNED = (
     # written by mmdebstrap's setup for the build at hand; the parent's copies are stale
@@ -62,12 +62,12 @@ def unpack_layers(layers: Iterable[Path], root: Path, keep: Iterable[str] = ()) 
             members = []
             for m in tf.getmembers():
                 name = norm(m.name)
-                head, _, base = name.rpartition("/")
-                if base == OPAQUE:
-                    # whiteouts hide what the layers below put there, never this layer's own
-                    _clear(root / head)
-                elif base.startswith(WHITEOUT):
-                    _remove(root / head / base[len(WHITEOUT) :])
+                found = marker(name)
+                # markers act before this layer's own entries go in (cairn.oci.whiteouts)
+                if found is not None and found.kind == "opaque":
+                    _clear(root / found.target)
+                elif found is not None:
+                    _remove(root / found.target)
                 elif name and not _owned(name, keep):
                     members.append(m)
             for m in members:
