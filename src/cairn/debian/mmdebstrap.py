@@ -15,10 +15,9 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from debian.deb822 import Deb822
-
 from cairn.data import data_path
 from cairn.debian.cache import DebCache
+from cairn.debian.dpkg import STATUS, installed_packages
 from cairn.debian.profiles import Profile
 from cairn.debian.slimming import write_profile
 from cairn.debian.suites import Suite
@@ -253,14 +252,11 @@ def read_rootfs_tar(tar: Path) -> tuple[tuple[tuple[str, str], ...], int]:
         for member in tf:
             if member.isfile():
                 files += 1
-            if member.name.lstrip("./") == "var/lib/dpkg/status":
+            if member.isfile() and member.name.removeprefix("./") == STATUS:
                 fileobj = tf.extractfile(member)
-                if fileobj is None:
-                    continue
-                for para in Deb822.iter_paragraphs(fileobj):
-                    if para.get("Status", "").endswith(" installed"):
-                        packages.append((para["Package"], para["Version"]))
-    return tuple(sorted(packages)), files
+                if fileobj is not None:
+                    packages = installed_packages(fileobj.read())
+    return tuple(packages), files
 
 
 def describe(req: RootfsRequest) -> str:

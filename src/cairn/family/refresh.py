@@ -13,9 +13,9 @@ import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from debian.deb822 import Deb822
 from debian.debian_support import Version
 
+from cairn.debian import dpkg
 from cairn.debian.resolver import Resolved
 from cairn.errors import UsageError
 from cairn.family.build import BuildOptions, Progress, build, plan_jobs, run_parallel
@@ -34,8 +34,6 @@ from cairn.oci.layout import OciLayout
 from cairn.oci.reference import parse_ref
 from cairn.platforms import Platform
 
-STATUS = "var/lib/dpkg/status"
-
 
 def installed_versions(layout: OciLayout, image: str, platform: Platform) -> dict[str, str]:
     """name -> version from the dpkg status file of the image's topmost layer that has one."""
@@ -46,14 +44,10 @@ def installed_versions(layout: OciLayout, image: str, platform: Platform) -> dic
     for layer in reversed(manifest["layers"]):
         with tarfile.open(layout.blob_path(layer["digest"]), "r|gz") as tf:
             for member in tf:
-                if member.name.removeprefix("./") == STATUS and member.isfile():
+                if member.name.removeprefix("./") == dpkg.STATUS and member.isfile():
                     f = tf.extractfile(member)
                     assert f is not None
-                    return {
-                        p["Package"]: p["Version"]
-                        for p in Deb822.iter_paragraphs(f)
-                        if p.get("Status", "").endswith(" installed")
-                    }
+                    return dpkg.installed_versions(f.read())
     return {}
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from cairn.debian.dpkg import STATUS, STATUS_DIR, Stanza, installed, installed_versions, stanzas
 from cairn.measure.walk import Node, Walk
 
 MAX_LINKS = 40
@@ -43,33 +43,6 @@ def _names(field_value: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-Stanza = dict[str, str]
-
-
-def _stanzas(data: bytes) -> Iterator[Stanza]:
-    """dpkg's status format (deb822): blank-line separated stanzas of `Field: value` lines,
-    continued by lines that start with a space. Only the one-line fields are used here, so
-    a continued value keeps its first line."""
-    fields: Stanza = {}
-    for line in data.decode("utf-8", "replace").splitlines():
-        if not line.strip():
-            if fields:
-                yield fields
-            fields = {}
-        elif line[0] not in " \t#":
-            key, sep, value = line.partition(":")
-            if sep:
-                fields[key.strip()] = value.strip()
-    if fields:
-        yield fields
-
-
-def _installed(stanzas: Iterable[Stanza]) -> Iterator[Stanza]:
-    for p in stanzas:
-        if "Package" in p and p.get("Status", "install ok installed").endswith(" installed"):
-            yield p
-
-
 def _dpkg_package(p: Stanza) -> Package:
     source, _, source_version = p.get("Source", p["Package"]).partition(" ")
     source_version = source_version.strip("()") or p.get("Version", "")
@@ -88,10 +61,6 @@ def _dpkg_package(p: Stanza) -> Package:
     )
 
 
-def _dpkg_versions(status: bytes) -> dict[str, str]:
-    return {p["Package"]: p.get("Version", "") for p in _installed(_stanzas(status))}
-
-
 def _lines(data: bytes) -> list[str]:
     return [line for line in data.decode("utf-8", "replace").splitlines() if line]
 
@@ -99,9 +68,9 @@ def _lines(data: bytes) -> list[str]:
 def dpkg_packages(walk: Walk) -> list[Package]:
     files = walk.files
     packages: list[Package] = []
-    status = files.get("var/lib/dpkg/status")
-    if status is not None and walk.index.get("var/lib/dpkg/status"):
-        for p in _installed(_stanzas(status)):
+    status = files.get(STATUS)
+    if status is not None and walk.index.get(STATUS):
+        for p in installed(stanzas(status)):
             pkg = _dpkg_package(p)
             arch = p.get("Architecture", "")
             pkg.listing = files.get(f"var/lib/dpkg/info/{pkg.name}.list") or files.get(
@@ -110,18 +79,18 @@ def dpkg_packages(walk: Walk) -> list[Package]:
             packages.append(pkg)
     # distroless: one status paragraph per file in status.d, with its md5sums beside it
     for path in sorted(files):
-        if not path.startswith("var/lib/dpkg/status.d/") or path not in walk.index:
+        if not path.startswith(STATUS_DIR) or path not in walk.index:
             continue
         if path.endswith(".md5sums"):
             continue
-        for p in _installed(_stanzas(files[path])):
+        for p in installed(stanzas(files[path])):
             pkg = _dpkg_package(p)
             sums = files.get(f"{path}.md5sums", b"")
             pkg.owned = ["/" + line.split(None, 1)[1] for line in _lines(sums) if " " in line]
             pkg.layer = walk.index[path].layer
             packages.append(pkg)
     _first_layers(
-        packages, {layer: _dpkg_versions(data) for layer, data in walk.status_by_layer.items()}
+        packages, {layer: installed_versions(data) for layer, data in walk.status_by_layer.items()}
     )
     return packages
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, cast
 
 from cairn.compat.libc import version_strings
+from cairn.debian.dpkg import STATUS
 from cairn.errors import ImageContentError
 from cairn.measure import verified
 from cairn.measure.digests import BackgroundHashes, Job
@@ -295,7 +296,7 @@ class Walk:
         if LIBC.fullmatch(item.path):
             data = version_strings(data)
         self.files[item.path] = data
-        if item.path == "var/lib/dpkg/status":
+        if item.path == STATUS:
             self.status_by_layer[layer] = data
         elif item.path == "lib/apk/db/installed":
             self.apk_by_layer[layer] = data
