@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cairn.compat.dns import _candidates, parse_hosts, parse_resolv, resolutions
-from cairn.compat.rootfs import LinkLoop, RootFs
+from cairn.compat.rootfs import RootDir
 from cairn.compat.target import Libc, ld_so_conf
 from cairn.compat.wheels import platform_tags, tag_reasons
+from cairn.inroot import LinkLoop
 
 GLIBC = Libc("glibc", "2.36", "/lib/x86_64-linux-gnu/libc.so.6", "EM_X86_64")
 MUSL = Libc("musl", "1.2.3", "/lib/ld-musl-x86_64.so.1", "EM_X86_64")
@@ -25,7 +26,7 @@ def test_paths_resolve_inside_the_root(tmp_path: Path) -> None:
     (tmp_path / "usr/lib/libz.so.1").symlink_to("libz.so.1.3")
     (tmp_path / "lib").symlink_to("/usr/lib")  # absolute: the root's /usr/lib, not the host's
     (tmp_path / "usr/lib/loop").symlink_to("loop")
-    root = RootFs(tmp_path)
+    root = RootDir(tmp_path)
     assert root.resolve("/lib/libz.so.1") == tmp_path / "usr/lib/libz.so.1.3"
     assert root.resolve("/lib/../etc/passwd") is None
     with pytest.raises(LinkLoop):
@@ -37,7 +38,7 @@ def test_ld_so_conf_follows_includes(tmp_path: Path) -> None:
     (tmp_path / "etc/ld.so.conf").write_text("include /etc/ld.so.conf.d/*.conf\n/opt/lib\n")
     (tmp_path / "etc/ld.so.conf.d/b.conf").write_text("# comment\n/usr/lib/b\n")
     (tmp_path / "etc/ld.so.conf.d/a.conf").write_text("/usr/lib/a:/usr/lib/a2\n")
-    assert ld_so_conf(RootFs(tmp_path)) == ["/usr/lib/a", "/usr/lib/a2", "/usr/lib/b", "/opt/lib"]
+    assert ld_so_conf(RootDir(tmp_path)) == ["/usr/lib/a", "/usr/lib/a2", "/usr/lib/b", "/opt/lib"]
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from cairn.compat.elf import ElfError, ElfInfo
-from cairn.compat.rootfs import RootFs
+from cairn.compat.rootfs import RootDir
 from cairn.compat.target import Target, version_key
 
 Verdict = Literal["ok", "will-not-load", "risky"]
@@ -86,7 +86,7 @@ def _newest_glibc(info: ElfInfo) -> str | None:
 
 
 class Checker:
-    def __init__(self, source: RootFs, target: Target) -> None:
+    def __init__(self, source: RootDir, target: Target) -> None:
         self.source = source
         self.target = target
         # looked at once, not for every Go binary

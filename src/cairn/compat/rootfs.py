@@ -1,8 +1,7 @@
 """Root file systems to look into: a directory as it is, an image unpacked once.
 
 Paths are resolved inside the root the way the target's own kernel would see
-them from a chroot: absolute symbolic links restart at the root, and a chain of
-more than 40 links is a loop (the kernel's ELOOP), reported, never followed.
+them from a chroot (cairn.inroot).
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from cairn.errors import ImageRefError
+from cairn.inroot import LinkLoop, directory_lookup, resolve
 from cairn.oci import skopeo
 from cairn.oci.layout import OciLayout
 from cairn.oci.reference import parse_ref
@@ -20,45 +20,20 @@ from cairn.oci.unpack import unpack_layers
 from cairn.platforms import Platform
 from cairn.scratch import scratch_dir
 
-MAX_LINKS = 40
 
+class RootDir:
+    """A root file system laid out in a directory; its paths resolved by cairn.inroot."""
 
-class LinkLoop(Exception):
-    """A path whose symbolic links do not end."""
-
-
-class RootFs:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._lookup = directory_lookup(root)
 
     def resolve(self, path: str) -> Path | None:
-        """The host path of `path` inside the root, links followed; None if it is not there."""
-        parts = list(PurePosixPath("/", path).parts[1:])
-        current = PurePosixPath("/")
-        hops = 0
-        while parts:
-            part = parts.pop(0)
-            if part in ("", "."):
-                continue
-            if part == "..":
-                current = current.parent
-                continue
-            candidate = current / part
-            host = self.root / candidate.relative_to("/")
-            if host.is_symlink():
-                hops += 1
-                if hops > MAX_LINKS:
-                    raise LinkLoop(f"{path}: too many levels of symbolic links")
-                target = PurePosixPath(host.readlink())
-                if target.is_absolute():
-                    current = PurePosixPath("/")
-                parts = list(target.parts[1:] if target.is_absolute() else target.parts) + parts
-                continue
-            if not host.exists():
-                return None
-            current = candidate
-        host = self.root / current.relative_to("/")
-        return host if host.exists() else None
+        """The host path of `path` inside the root, links followed; None if it is not there.
+
+        Raises LinkLoop past 40 links."""
+        found = resolve(self._lookup, path)
+        return None if found is None else self.root / found
 
     def file(self, path: str) -> Path | None:
         """The host path of a regular file at `path`; None when absent or its links loop."""
@@ -82,14 +57,14 @@ class RootFs:
 
 
 @contextlib.contextmanager
-def materialized(reference: str, platform: Platform | None) -> Iterator[RootFs]:
+def materialized(reference: str, platform: Platform | None) -> Iterator[RootDir]:
     """The root file system an image reference (or dir:PATH) names, unpacked for the block."""
     ref = parse_ref(reference)
     if ref.transport == "dir":
         root = Path(ref.target)
         if not root.is_dir():
             raise ImageRefError(f"{reference}: {root} is not a directory.")
-        yield RootFs(root)
+        yield RootDir(root)
         return
     with scratch_dir("compat") as tmp:
         work = Path(tmp)
@@ -102,4 +77,4 @@ def materialized(reference: str, platform: Platform | None) -> Iterator[RootFs]:
         root = work / "root"
         root.mkdir()
         unpack_layers(layers, root)
-        yield RootFs(root)
+        yield RootDir(root)

@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 
 from cairn.compat.check import Checker, ObjectResult, Reason, Verdict
 from cairn.compat.elf import ElfError, is_elf, read_elf
-from cairn.compat.rootfs import RootFs, materialized
+from cairn.compat.rootfs import RootDir, materialized
 from cairn.compat.target import Libc, detect, version_key
 from cairn.compat.wheels import tag_reasons
 from cairn.errors import UsageError
@@ -64,7 +64,7 @@ class CompatResult:
 
 @dataclass(frozen=True)
 class _Source:
-    root: RootFs
+    root: RootDir
     files: list[tuple[str, Path]]
     wheel: str | None
 
@@ -83,14 +83,14 @@ def _source_tree(source: str, platform: Platform | None) -> Iterator[_Source]:
         return
     path = Path(source)
     if path.is_dir():
-        yield _Source(RootFs(path), list(elf_files(path)), None)
+        yield _Source(RootDir(path), list(elf_files(path)), None)
     elif path.is_file() and path.suffix == ".whl":
         with scratch_dir("wheel") as tmp:
             _extract_wheel(path, Path(tmp))
-            yield _Source(RootFs(Path(tmp)), list(elf_files(Path(tmp))), path.name)
+            yield _Source(RootDir(Path(tmp)), list(elf_files(Path(tmp))), path.name)
     elif path.is_file():
         # its directory is the root, so $ORIGIN finds what lies beside it
-        yield _Source(RootFs(path.parent), [(f"/{path.name}", path)], None)
+        yield _Source(RootDir(path.parent), [(f"/{path.name}", path)], None)
     else:
         raise UsageError(
             f"{source} is neither a file, a directory nor an image reference.",

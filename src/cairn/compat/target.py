@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cairn.compat.elf import ElfError, ElfInfo, is_elf, read_elf
 from cairn.compat.libc import GLIBC_LOADERS, MUSL_LOADERS, glibc_release, musl_release
-from cairn.compat.rootfs import RootFs
+from cairn.compat.rootfs import RootDir
 
 # glibc's built-in directories after ld.so.cache (Debian's multiarch first); musl's default
 # path when /etc/ld-musl-ARCH.path is absent.
@@ -43,7 +43,7 @@ def _glibc_version(host: Path, info: ElfInfo) -> str | None:
 
 @dataclass
 class Target:
-    rootfs: RootFs
+    rootfs: RootDir
     libc: Libc
     search: tuple[str, ...]
     _cache: dict[Path, ElfInfo | ElfError] = field(default_factory=dict)
@@ -74,7 +74,7 @@ class Target:
         return None
 
 
-def _contents_index(rootfs: RootFs) -> dict[str, list[str]]:
+def _contents_index(rootfs: RootDir) -> dict[str, list[str]]:
     """Library file name -> packages, from Contents-ARCH(.gz) files."""
     lists = rootfs.resolve("/var/lib/apt/lists")
     index: dict[str, list[str]] = {}
@@ -99,7 +99,7 @@ def _contents_index(rootfs: RootFs) -> dict[str, list[str]]:
     return index
 
 
-def ld_so_conf(rootfs: RootFs, path: str = "/etc/ld.so.conf", depth: int = 0) -> list[str]:
+def ld_so_conf(rootfs: RootDir, path: str = "/etc/ld.so.conf", depth: int = 0) -> list[str]:
     """The directories ld.so.conf lists, `include` globs followed (ldconfig's order)."""
     text = rootfs.read_text(path)
     if text is None or depth > 8:
@@ -120,7 +120,7 @@ def ld_so_conf(rootfs: RootFs, path: str = "/etc/ld.so.conf", depth: int = 0) ->
     return out
 
 
-def detect(rootfs: RootFs) -> Target:
+def detect(rootfs: RootDir) -> Target:
     """Which libc the target has (read from its files), and where its loader searches."""
     for loader in MUSL_LOADERS:
         found = _loader(rootfs, loader)
@@ -155,7 +155,7 @@ def detect(rootfs: RootFs) -> Target:
     return Target(rootfs, Libc("none", None, None, None), ("/lib", "/usr/lib"))
 
 
-def _loader(rootfs: RootFs, path: str) -> tuple[Path, ElfInfo] | None:
+def _loader(rootfs: RootDir, path: str) -> tuple[Path, ElfInfo] | None:
     """The dynamic loader at `path`, read once: its host path and what it is built for."""
     host = rootfs.file(path)
     if host is None or not is_elf(host):

@@ -13,8 +13,8 @@ from cairn.debian.profiles import load_profile
 from cairn.debian.slimming import removes
 from cairn.measure.categories import Classifier, load_categories
 from cairn.measure.packages import (
+    IndexPaths,
     Package,
-    Resolver,
     apk_packages,
     assign_files,
     dpkg_packages,
@@ -53,7 +53,7 @@ def _wasted_paths(walk: Walk) -> list[dict[str, Any]]:
     return [{"path": "/" + p, "bytes": b, "reasons": r} for p, (b, r) in top]
 
 
-def os_release(walk: Walk, resolver: Resolver) -> dict[str, str | None]:
+def os_release(walk: Walk, resolver: IndexPaths) -> dict[str, str | None]:
     fields: dict[str, str] = {}
     for candidate in ("/etc/os-release", "/usr/lib/os-release"):
         path = resolver.follow(candidate)
@@ -74,7 +74,7 @@ def os_release(walk: Walk, resolver: Resolver) -> dict[str, str | None]:
     }
 
 
-def _libc(walk: Walk, resolver: Resolver) -> dict[str, str | None]:
+def _libc(walk: Walk, resolver: IndexPaths) -> dict[str, str | None]:
     """Read from the files: a musl loader and its version string, else glibc's loader and
     the release its libc.so.6 names."""
     for loader in MUSL_LOADERS:
@@ -135,7 +135,7 @@ def _config(source: Source) -> dict[str, Any]:
 
 
 def analyze_walk(source: Source, walk: Walk, categories: Path | None = None) -> dict[str, Any]:
-    resolver = Resolver(walk.index)
+    resolver = IndexPaths(walk.index)
     classify = Classifier(load_categories(categories))
     by_category: dict[str, list[int]] = {name: [0, 0] for name in classify.names}
     total = 0

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from cairn.measure.analysis import SCHEMA_VERSION, analyze_walk, os_release
-from cairn.measure.packages import Resolver, apk_packages, dpkg_packages
+from cairn.measure.packages import IndexPaths, apk_packages, dpkg_packages
 from cairn.measure.source import open_source
 from cairn.measure.walk import walk_source
 from cairn.platforms import Platform
@@ -33,7 +33,7 @@ def scan_image(reference: str, platform: Platform | None, advisories: list[str])
 
     with open_source(reference, platform) as source:
         walk = walk_source(source)
-        os = os_release(walk, Resolver(walk.index))
+        os = os_release(walk, IndexPaths(walk.index))
         packages = dpkg_packages(walk) + apk_packages(walk)
         found = triage(packages, advisories, os)
         return {

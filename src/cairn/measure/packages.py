@@ -4,14 +4,12 @@ added it, and which packages nothing else needs."""
 
 from __future__ import annotations
 
-import posixpath
 import re
 from dataclasses import dataclass, field
 
 from cairn.debian.dpkg import STATUS, STATUS_DIR, Stanza, installed, installed_versions, stanzas
+from cairn.inroot import index_lookup, resolve_quietly
 from cairn.measure.walk import Node, Walk
-
-MAX_LINKS = 40
 
 
 @dataclass
@@ -168,70 +166,33 @@ def _first_layers(packages: list[Package], by_layer: dict[int, dict[str, str]]) 
             pkg.layer = first[pkg.name][1]
 
 
-class Resolver:
-    """Paths as the final file system resolves their directories (merged /usr: /bin/ls is
-    usr/bin/ls)."""
+class IndexPaths:
+    """Paths of the walk's final file system, resolved by cairn.inroot's rule (merged /usr:
+    /bin/ls is usr/bin/ls)."""
 
     def __init__(self, index: dict[str, Node]) -> None:
         self.index = index
+        self._lookup = index_lookup(index)
         self._dirs: dict[str, str | None] = {"": ""}
 
-    def directory(self, path: str, hops: int = 0) -> str | None:
-        if path in self._dirs:
-            return self._dirs[path]
-        parent = self.directory(posixpath.dirname(path), hops)
-        result: str | None = None
-        if parent is not None and hops <= MAX_LINKS:
-            candidate = (
-                posixpath.join(parent, posixpath.basename(path))
-                if parent
-                else posixpath.basename(path)
-            )
-            node = self.index.get(candidate)
-            if node is not None and node.kind == "symlink":
-                target = node.linkname
-                joined = (
-                    target.lstrip("/") if target.startswith("/") else posixpath.join(parent, target)
-                )
-                norm = posixpath.normpath(joined)
-                result = (
-                    None
-                    if norm.startswith("..")
-                    else self.directory("" if norm == "." else norm, hops + 1)
-                )
-            elif node is not None and node.kind == "dir":
-                result = candidate
-        self._dirs[path] = result
-        return result
-
     def file(self, path: str) -> str | None:
-        """`path` (absolute) with its directories resolved; None when they do not exist."""
-        rel = path.lstrip("/")
-        head, _, name = rel.rpartition("/")
-        parent = self._dirs[head] if head in self._dirs else self.directory(head)
+        """`path` with its directories resolved (not a link at its end); None when absent."""
+        head, _, name = path.strip("/").rpartition("/")
+        if head not in self._dirs:
+            self._dirs[head] = resolve_quietly(self._lookup, head)
+        parent = self._dirs[head]
         if parent is None:
             return None
-        full = rel if parent == head else f"{parent}/{name}" if parent else name
+        full = f"{parent}/{name}" if parent else name
         return full if full in self.index else None
 
     def follow(self, path: str) -> str | None:
-        """`path` (absolute) with every link followed, the last one too."""
-        current: str | None = path
-        for _ in range(MAX_LINKS):
-            assert current is not None
-            found = self.file(current)
-            node = self.index.get(found) if found is not None else None
-            if node is None or found is None:
-                return None
-            if node.kind != "symlink":
-                return found
-            target = node.linkname
-            joined = target if target.startswith("/") else f"/{posixpath.dirname(found)}/{target}"
-            current = posixpath.normpath(joined)
-        return None
+        """`path` with every link followed, the last one too; None when absent or looping."""
+        found = resolve_quietly(self._lookup, path)
+        return found if found and found in self.index else None
 
 
-def assign_files(packages: list[Package], resolver: Resolver) -> None:
+def assign_files(packages: list[Package], resolver: IndexPaths) -> None:
     """Give each regular file to the first package listing it."""
     taken: set[int] = set()  # ids of the nodes: the paths would be megabytes of new strings
     for pkg in packages:

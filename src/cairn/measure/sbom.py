@@ -22,7 +22,7 @@ from debian.copyright import Copyright, NotMachineReadableError
 from cairn import __version__
 from cairn.data import load_toml
 from cairn.measure.analysis import os_release
-from cairn.measure.packages import Package, Resolver, apk_packages, dpkg_packages
+from cairn.measure.packages import IndexPaths, Package, apk_packages, dpkg_packages
 from cairn.measure.source import Source
 from cairn.measure.walk import Walk
 
@@ -61,7 +61,7 @@ def license_expression(synopsis: str) -> str:
     return ors[0] if len(ors) == 1 else "(" + " OR ".join(ors) + ")"
 
 
-def declared_licenses(walk: Walk, resolver: Resolver, package: Package) -> str | None:
+def declared_licenses(walk: Walk, resolver: IndexPaths, package: Package) -> str | None:
     """The SPDX expression for every license the package's copyright file names."""
     if package.manager == "apk":
         return license_expression(package.license) if package.license else None
@@ -119,7 +119,7 @@ def _packages(walk: Walk) -> list[Package]:
 
 
 def spdx(source: Source, walk: Walk) -> dict[str, Any]:
-    resolver = Resolver(walk.index)
+    resolver = IndexPaths(walk.index)
     os = os_release(walk, resolver)
     identity = _identity(source, walk)
     packages = []
@@ -195,7 +195,7 @@ def spdx(source: Source, walk: Walk) -> dict[str, Any]:
 
 
 def cyclonedx(source: Source, walk: Walk) -> dict[str, Any]:
-    resolver = Resolver(walk.index)
+    resolver = IndexPaths(walk.index)
     os = os_release(walk, resolver)
     identity = _identity(source, walk)
     components = []
