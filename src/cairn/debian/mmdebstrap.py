@@ -77,7 +77,7 @@ def apt_pins(pins: tuple[tuple[str, str], ...]) -> str:
 
 
 @dataclass(frozen=True)
-class Rootfs:
+class RootfsTar:
     """A finished root file system tar and what cairn read from it."""
 
     tar: Path
@@ -206,7 +206,7 @@ def explain_failure(req: RootfsRequest, log_text: str, workdir: Path) -> BuildEr
     return BuildError(f"{what} failed; mmdebstrap said:\n{last}")
 
 
-def build_rootfs(req: RootfsRequest, workdir: Path, cache: DebCache | None) -> Rootfs:
+def build_rootfs(req: RootfsRequest, workdir: Path, cache: DebCache | None) -> RootfsTar:
     """Build `req` in `workdir` (scratch space the caller removes) and return the tar.
 
     mmdebstrap's own chroot goes in `workdir` too (through TMPDIR).
@@ -241,7 +241,7 @@ def build_rootfs(req: RootfsRequest, workdir: Path, cache: DebCache | None) -> R
             f"Filtering the root file system failed: {tail(workdir / 'mmtarfilter.log')}"
         )
     packages, files = read_rootfs_tar(tar)
-    return Rootfs(tar=tar, packages=packages, files=files)
+    return RootfsTar(tar=tar, packages=packages, files=files)
 
 
 def read_rootfs_tar(tar: Path) -> tuple[tuple[tuple[str, str], ...], int]:

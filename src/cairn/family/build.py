@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from cairn import engines
 from cairn.debian.cache import DebCache
-from cairn.debian.mmdebstrap import Rootfs, build_rootfs, describe, read_rootfs_tar
+from cairn.debian.mmdebstrap import RootfsTar, build_rootfs, describe, read_rootfs_tar
 from cairn.engines import require
 from cairn.errors import BuildError, CairnError, UsageError
 from cairn.family.fragment import (
@@ -466,7 +466,7 @@ def _build_platform(
     )
 
 
-def _check_pins(job: Step, rootfs: Rootfs, lock: Lock | None) -> None:
+def _check_pins(job: Step, rootfs: RootfsTar, lock: Lock | None) -> None:
     """A locked version the archive no longer has is not installed: say so, write nothing."""
     installed = dict(rootfs.packages)
     moved = [(n, v, installed.get(n)) for n, v in job.pins if installed.get(n) != v]
@@ -492,7 +492,7 @@ def _run_fragment(
     builder: Builder,
     progress: Progress,
     source_date_epoch: int,
-) -> tuple[Rootfs, str, dict[str, Any]]:
+) -> tuple[RootfsTar, str, dict[str, Any]]:
     """The Dockerfile fragment run on the parent by buildah or Docker: the resulting file
     system, its history line, and the config the engine made of the parent's."""
     img = job.image
@@ -508,7 +508,7 @@ def _run_fragment(
     )
     result = build_fragment(frag, builder)
     packages, files = read_rootfs_tar(result.rootfs)
-    rootfs = Rootfs(tar=result.rootfs, packages=packages, files=files)
+    rootfs = RootfsTar(tar=result.rootfs, packages=packages, files=files)
     return rootfs, f"{builder} build {img.dockerfile.name}", result.config
 
 
