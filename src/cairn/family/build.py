@@ -56,7 +56,7 @@ from cairn.oci.image import (
 )
 from cairn.oci.layer import compress_layer
 from cairn.oci.layerdiff import layer_sizes, read_filesystem, write_diff
-from cairn.oci.layout import OciLayout, Staging, store_failure
+from cairn.oci.layout import OciLayout, Staging, layout_named, store_failure
 from cairn.oci.reference import ImageRef, parse_ref
 from cairn.oci.registry import RetryPolicy
 from cairn.platforms import Platform, check_emulation, native_platform, parse_platform
@@ -180,14 +180,8 @@ def _preflight(steps: list[Step], out: ImageRef, opts: BuildOptions) -> None:
 
 def plan(family: Family, opts: BuildOptions) -> tuple[Step, ...]:
     """What `cairn build` with these options would build, and why."""
-    out = parse_ref(opts.output or family.output)
-    if out.transport != "oci":
-        raise UsageError(
-            f"cairn plan compares with an OCI layout, not {out}.", "Try: --output oci:DIR"
-        )
-    return make_plan(
-        family, plan_jobs(family, opts), OciLayout(out.path), opts.force, load_lock(family)
-    )
+    layout = layout_named(parse_ref(opts.output or family.output), "cairn plan compares with")
+    return make_plan(family, plan_jobs(family, opts), layout, opts.force, load_lock(family))
 
 
 def _build_into(
@@ -552,13 +546,9 @@ def _export_archive(
 
 
 def _built_layout(family: Family, opts: BuildOptions) -> OciLayout:
-    out = parse_ref(opts.output or family.output)
-    if out.transport != "oci":
-        raise UsageError(
-            f"Pushing and loading read images from an OCI layout, not {out}.",
-            "Try: --output oci:DIR",
-        )
-    return OciLayout(out.path)
+    return layout_named(
+        parse_ref(opts.output or family.output), "Pushing and loading read images from"
+    )
 
 
 def publish(

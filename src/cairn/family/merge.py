@@ -18,7 +18,7 @@ from cairn.errors import StoreError, UsageError
 from cairn.family.build import image_annotations
 from cairn.family.spec import Family
 from cairn.oci.image import Descriptor, image_index
-from cairn.oci.layout import OciLayout, Staging
+from cairn.oci.layout import OciLayout, Staging, existing_layout, layout_named
 from cairn.oci.reference import parse_ref
 
 
@@ -83,17 +83,15 @@ def _copy_image(stage: Staging, src: OciLayout, manifest: Descriptor) -> None:
 def merge_layouts(family: Family, sources: list[Path], output: str | None) -> list[MergedImage]:
     """Merge `sources` into the layout `output` names (cairn.toml's store by default)."""
     ref = parse_ref(output or family.output)
-    if ref.transport != "oci":
-        raise UsageError(f"Merging writes an OCI layout, not {ref}.", "Try: --output oci:DIR")
-    layouts = [OciLayout(p) for p in sources]
-    for layout in layouts:
-        if not layout.exists():
-            raise UsageError(
-                f"Merging failed because {layout.root} is not an OCI image layout "
-                "(no oci-layout and index.json).",
-                "Try: pass the directories `cairn build --output oci:DIR` wrote.",
-            )
-    out = OciLayout(ref.path)
+    out = layout_named(ref, "Merging writes")
+    layouts = [
+        existing_layout(
+            p,
+            "Merging failed because ",
+            "Try: pass the directories `cairn build --output oci:DIR` wrote.",
+        )
+        for p in sources
+    ]
     if ref.path.resolve() in {p.resolve() for p in sources}:
         raise UsageError(
             f"Merging failed because the output {ref.path} is also one of the sources.",

@@ -30,7 +30,7 @@ from cairn.family.results import (
     RefreshResult,
 )
 from cairn.family.spec import Family, Image
-from cairn.oci.layout import OciLayout
+from cairn.oci.layout import OciLayout, layout_named
 from cairn.oci.reference import parse_ref
 from cairn.platforms import Platform
 
@@ -76,12 +76,7 @@ def check(
 ) -> list[Checked]:
     """Every built package image in `jobs` against the archive; `run` runs the resolutions."""
     ref = parse_ref(output or family.output)
-    if ref.transport != "oci":
-        raise UsageError(
-            f"cairn refresh reads the images from an OCI layout, not {ref}.",
-            "Try: --output oci:DIR",
-        )
-    layout = OciLayout(ref.path)
+    layout = layout_named(ref, "cairn refresh reads the images from")
     built = [(i, p) for i, p in jobs if lockable(i) and recorded(layout, i.name, p) is not None]
     if not built:
         raise UsageError(

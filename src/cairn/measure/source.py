@@ -27,6 +27,8 @@ from cairn.scratch import scratch_dir
 if TYPE_CHECKING:
     from cairn.oci.layout import OciLayout
 
+    pass
+
 
 class DigestReader:
     """A read-only stream that hashes what passes through (unless told the digest is known)
@@ -231,15 +233,16 @@ def open_source(reference: str, platform: Platform | None = None) -> Iterator[So
     # imported here: these modules load OpenSSL through hashlib (4 MB), which a docker
     # archive whose layers were verified before never needs
     from cairn.oci import skopeo
-    from cairn.oci.layout import OciLayout
+    from cairn.oci.layout import existing_layout
 
     if ref.transport == "oci":
-        if not OciLayout(ref.path).exists():
-            raise ImageRefError(
-                f"{ref.path} is not an OCI image layout (no oci-layout and index.json).",
-                "Try: oci:DIR[:NAME] with DIR written by cairn build or skopeo copy.",
-            )
-        yield _from_layout(reference, OciLayout(ref.path), ref.name, platform)
+        layout = existing_layout(
+            ref.path,
+            "",
+            "Try: oci:DIR[:NAME] with DIR written by cairn build or skopeo copy.",
+            ImageRefError,
+        )
+        yield _from_layout(reference, layout, ref.name, platform)
         return
     with scratch_dir("measure") as tmp:
         layout = skopeo.into_layout(ref, platform, Path(tmp) / "oci")

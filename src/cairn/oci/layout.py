@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from cairn.errors import StoreError
+from cairn.errors import CairnError, StoreError, UsageError
 from cairn.oci.image import (
     ANN_REF_NAME,
     MEDIA_INDEX,
@@ -29,6 +29,7 @@ from cairn.oci.image import (
     Descriptor,
     canonical_json,
 )
+from cairn.oci.reference import ImageRef
 
 OCI_LAYOUT = {"imageLayoutVersion": "1.0.0"}
 _STAGING = ".cairn-staging"
@@ -73,6 +74,27 @@ def store_failure(action: str, path: Path, e: OSError) -> StoreError:
             "Try: --output to a directory you can write to.",
         )
     return StoreError(f"{action} failed at {path}: {e}.")
+
+
+def layout_named(ref: ImageRef, purpose: str) -> OciLayout:
+    """The layout an `oci:DIR` reference names; any other transport is a usage error that
+    says what needed a layout ("cairn plan compares with")."""
+    if ref.transport != "oci":
+        raise UsageError(f"{purpose} an OCI layout, not {ref}.", "Try: --output oci:DIR")
+    return OciLayout(ref.path)
+
+
+def existing_layout(
+    path: Path, failure: str, fix: str, error: type[CairnError] = UsageError
+) -> OciLayout:
+    """The layout at `path`, or `error` saying `failure` (what cannot be done) because it
+    is none."""
+    layout = OciLayout(path)
+    if not layout.exists():
+        raise error(
+            f"{failure}{path} is not an OCI image layout (no oci-layout and index.json).", fix
+        )
+    return layout
 
 
 class OciLayout:
