@@ -27,8 +27,6 @@ from cairn.scratch import scratch_dir
 if TYPE_CHECKING:
     from cairn.oci.layout import OciLayout
 
-    pass
-
 
 class DigestReader:
     """A read-only stream that hashes what passes through (unless told the digest is known)
