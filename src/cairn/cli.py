@@ -14,6 +14,7 @@ import typer.core
 
 from cairn import __version__
 from cairn.errors import CairnError, Interrupted
+from cairn.output import dumps
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -235,7 +236,6 @@ def build(
     from cairn.family.build import BuildOptions, load_all, publish
     from cairn.family.build import build as run_build
     from cairn.family.publish import check_destination
-    from cairn.family.results import to_json
     from cairn.family.spec import load_family
     from cairn.oci.registry import RetryPolicy
     from cairn.report.build import render_build
@@ -265,7 +265,7 @@ def build(
     if load:
         load_all(family, opts, say=say)
     if as_json:
-        print(json.dumps(to_json(result), indent=2))
+        print(dumps(result))
     else:
         render_build(result, _console())
 
@@ -294,7 +294,7 @@ def plan(
     from cairn.family.build import BuildOptions
     from cairn.family.build import plan as make_plan
     from cairn.family.lock import load_lock, lock_warnings
-    from cairn.family.results import SCHEMA_VERSION, PlanResult, PlanStep, to_json
+    from cairn.family.results import PlanResult, PlanStep
     from cairn.family.spec import load_family
     from cairn.report.build import render_plan
 
@@ -308,13 +308,12 @@ def plan(
     steps = make_plan(family, opts)
     jobs = tuple((s.image, s.platform) for s in steps)
     result = PlanResult(
-        SCHEMA_VERSION,
         output or family.output,
         [PlanStep(s.image.name, s.platform.name, s.action, s.reason, s.input) for s in steps],
         lock_warnings(family, load_lock(family), jobs),
     )
     if as_json:
-        print(json.dumps(to_json(result), indent=2))
+        print(dumps(result))
     else:
         _warn(result.warnings)
         render_plan(result, _console())
@@ -391,7 +390,6 @@ def refresh(
     from cairn.cachedir import default_cache_dir
     from cairn.family.build import BuildOptions
     from cairn.family.refresh import refresh as run_refresh
-    from cairn.family.results import to_json
     from cairn.family.spec import load_family
     from cairn.report.build import render_build, render_refresh
     from cairn.report.console import progress
@@ -407,7 +405,7 @@ def refresh(
     with progress(quiet=as_json) as shown:
         result, built = run_refresh(family, opts, check_only=check, progress=shown)
     if as_json:
-        print(json.dumps(to_json(result), indent=2))
+        print(dumps(result))
     else:
         render_refresh(result, _console())
         if built is not None:
@@ -440,12 +438,9 @@ def push(
     policy = RetryPolicy.from_env(registry_timeout, registry_retries)
     pushed = publish(family, opts, destination, insecure=insecure, say=_say(as_json), policy=policy)
     if as_json:
-        from pydantic import TypeAdapter
+        from cairn.family.results import PushResult
 
-        from cairn.family.results import PushedImage
-
-        data = TypeAdapter(list[PushedImage]).dump_python(pushed, mode="json")
-        print(json.dumps(data, indent=2))
+        print(dumps(PushResult(pushed)))
 
 
 @app.command()
@@ -532,7 +527,7 @@ def doctor(
 
     report = run_doctor(directory, family)
     if as_json:
-        print(json.dumps(report.to_json(), indent=2))
+        print(dumps(report))
     else:
         render_doctor(report, _console())
     if report.errors:
@@ -572,7 +567,7 @@ def compat(
         raise UsageError(f"--fail-on {fail_on} is not a verdict.", "Try: will-not-load or risky.")
     result = run_compat(source, target, _platform(platform))
     if as_json:
-        print(json.dumps(result.to_json(), indent=2))
+        print(dumps(result))
     else:
         render_compat(result, _console(), show_ok=show_ok)
     worst = {"will-not-load": result.summary.will_not_load}
@@ -594,8 +589,6 @@ def dns(
 ) -> None:
     """The steps getaddrinfo(NAME) takes on glibc and on musl (per version where musl
     changed), given hosts, resolv.conf and nsswitch.conf, and the pitfalls between them."""
-    from dataclasses import asdict
-
     from cairn.compat.dns import resolutions
     from cairn.errors import UsageError
     from cairn.report.dns import render_dns
@@ -610,7 +603,7 @@ def dns(
             raise UsageError(f"Reading --{label} {path} failed: {e.strerror}.") from None
     report = resolutions(name, texts["hosts"], texts["resolv"], texts.get("nsswitch"))
     if as_json:
-        print(json.dumps({"schema_version": 2, **asdict(report)}, indent=2))
+        print(dumps(report))
     else:
         render_dns(report, _console())
 

@@ -6,18 +6,26 @@ import json
 import sys
 from pathlib import Path
 
+from cairn import output
+from cairn.compat.dns import DnsReport
+from cairn.compat.scan import CompatResult
 from cairn.family import results
+from cairn.scaffold.doctor import Report as DoctorReport
 
 SCHEMAS = {
     "build.schema.json": (results.BuildResult, "cairn build --json"),
     "plan.schema.json": (results.PlanResult, "cairn plan --json"),
     "refresh.schema.json": (results.RefreshResult, "cairn refresh --json"),
+    "push.schema.json": (results.PushResult, "cairn push --json"),
+    "compat.schema.json": (CompatResult, "cairn compat --json"),
+    "dns.schema.json": (DnsReport, "cairn dns --json"),
+    "doctor.schema.json": (DoctorReport, "cairn doctor --json"),
 }
 
 
 def render(name: str) -> str:
     kind, title = SCHEMAS[name]
-    return json.dumps(results.json_schema(kind, title), indent=2, sort_keys=True) + "\n"
+    return json.dumps(output.json_schema(kind, title), indent=2, sort_keys=True) + "\n"
 
 
 def main() -> None:

@@ -6,7 +6,6 @@ package cache is cairn's default one, so a second run downloads nothing.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -22,6 +21,7 @@ from typing import Any
 
 import pytest
 from tests.helpers import snapshot
+from tests.schemas import validated
 
 from cairn.family.refresh import installed_versions
 from cairn.oci.layout import OciLayout
@@ -74,7 +74,7 @@ def cairn(
 
 
 def cairn_json(*args: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(cairn(*args, "--json").stdout)
+    data: dict[str, Any] = validated(args[0], cairn(*args, "--json").stdout)
     return data
 
 

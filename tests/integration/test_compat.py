@@ -5,7 +5,6 @@ files) and cairn dns's model against the real glibc and musl resolvers."""
 from __future__ import annotations
 
 import gzip
-import json
 import shutil
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import pytest
 from tests.dnsprobe import DnsServers, build
 from tests.dnsprobe import run as resolve_for_real
 from tests.integration.conftest import Built, Registry, cairn
+from tests.schemas import validated
 
 from cairn.compat.dns import Query, resolutions
 
@@ -29,7 +29,7 @@ def compat(*args: str, code: int = 0) -> dict[str, Any]:
     res = cairn("compat", *args, "--json", check=False)
     assert res.returncode == code, res.stderr
     assert "Traceback" not in res.stderr
-    data: dict[str, Any] = json.loads(res.stdout)
+    data: dict[str, Any] = validated("compat", res.stdout)
     return data
 
 
@@ -454,7 +454,7 @@ def test_dns_model_predicts_the_real_resolvers(
 
 def cairn_dns(name: str, *args: object) -> dict[str, Any]:
     res = cairn("dns", name, *map(str, args), "--json")
-    data: dict[str, Any] = json.loads(res.stdout)
+    data: dict[str, Any] = validated("dns", res.stdout)
     return data
 
 

@@ -23,6 +23,7 @@ from tests.integration.conftest import (
     cairn_json,
     only,
 )
+from tests.schemas import validated
 
 PLATFORMS = {"linux/amd64": "amd64", "linux/arm64": "arm64"}
 
@@ -84,7 +85,7 @@ def test_docker_builder_gives_the_same_layer(base: Built, docker: Docker, store_
         "--json",
         docker_host=docker.host,
     )
-    step = json.loads(res.stdout)["images"][0]["platforms"][0]
+    step = validated("build", res.stdout)["images"][0]["platforms"][0]
     buildah_step = base.platform("tools", "linux/amd64")
     assert step["layers"][:-1] == base.platform("base", "linux/amd64")["layers"]
     config = blob(store, step["config_digest"])
@@ -117,7 +118,7 @@ def test_fragment_builds_from_any_scratch_path(store_copy: Path, tmp_path: Path)
         "--json",
         tmpdir=odd,
     )
-    assert json.loads(res.stdout)["images"][0]["platforms"][0]["action"] == "build"
+    assert validated("build", res.stdout)["images"][0]["platforms"][0]["action"] == "build"
 
 
 def test_failing_dockerfile_changes_nothing(base: Built, tmp_path: Path) -> None:

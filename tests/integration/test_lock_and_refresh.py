@@ -16,6 +16,7 @@ from debian.debian_support import Version
 from tests.debrepo import publish, serve
 from tests.helpers import snapshot
 from tests.integration.conftest import EXAMPLE, ROOT, Built, cairn, cairn_json, only
+from tests.schemas import validated
 
 from cairn.family.refresh import installed_versions
 from cairn.oci.layout import OciLayout
@@ -54,7 +55,7 @@ def refresh_json(fam: Path, *args: str) -> tuple[int, dict[str, Any]]:
         check=False,
     )
     assert res.returncode in (0, 1), res.stderr
-    data: dict[str, Any] = json.loads(res.stdout)
+    data: dict[str, Any] = validated("refresh", res.stdout)
     schema = json.loads((ROOT / "docs" / "schemas" / "refresh.schema.json").read_text())
     jsonschema.validate(data, schema)
     return res.returncode, data

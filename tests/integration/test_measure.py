@@ -23,6 +23,7 @@ from referencing import Resource
 from spdx_tools.spdx.parser.parse_anything import parse_file
 from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 from tests.integration.conftest import ROOT, Built, Docker, Registry
+from tests.schemas import validated
 
 from cairn.family.refresh import installed_versions
 from cairn.oci import skopeo
@@ -54,7 +55,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 def analysis(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     res = run("analyze", *args, "--json", env=env)
     assert res.returncode == 0, res.stderr
-    result: dict[str, Any] = json.loads(res.stdout)
+    result: dict[str, Any] = validated("analyze", res.stdout)
     jsonschema.validate(result, schema("analysis.schema.json"))
     assert sum(c["bytes"] for c in result["categories"]) == result["total_bytes"]
     assert result["layers_bytes"] == result["total_bytes"] + result["wasted_bytes"]
@@ -225,7 +226,7 @@ def test_compare_as_markdown_and_json(base: Built) -> None:
     assert lines[0] == f"| measured | {images[0]} | {images[1]} |"
     assert any(re.match(r"\| libc \| glibc 2\.41 \| glibc 2\.41 \|", line) for line in lines)
     res = run("compare", *images, "-p", "linux/amd64", "--json")
-    data = json.loads(res.stdout)
+    data = validated("compare", res.stdout)
     registry = SchemaRegistry().with_resource(
         "analysis.schema.json", Resource.from_contents(schema("analysis.schema.json"))
     )
@@ -291,7 +292,7 @@ def test_scan_sorts_findings_and_gates_on_the_actionable(base: Built, tmp_path: 
     ref = f"oci:{base.store}:base"
     res = run("scan", ref, "-p", "linux/amd64", "--advisories", str(advisories), "--json")
     assert res.returncode == 0, res.stderr
-    data = json.loads(res.stdout)
+    data = validated("scan", res.stdout)
     jsonschema.validate(data, schema("scan.schema.json"))
     assert data["summary"] == {"fixed": 1, "not-fixed": 1, "wont-fix": 1}
     fixed = data["findings"][0]

@@ -21,6 +21,7 @@ from tests.integration.conftest import (
     Docker,
     cairn,
 )
+from tests.schemas import validated
 
 LANGS = ("go", "python", "node", "java")
 RECIPES = set(PROJECT_RECIPES)
@@ -74,7 +75,7 @@ def doctor(project: Path) -> tuple[int, dict[str, object]]:
         check=False,
     )
     assert res.returncode in (0, 1), res.stderr
-    return res.returncode, json.loads(res.stdout)
+    return res.returncode, validated("doctor", res.stdout)
 
 
 @pytest.mark.parametrize("lang", LANGS)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,8 @@ from cairn.compat.rootfs import RootDir
 from cairn.compat.target import Libc, ld_so_conf
 from cairn.compat.wheels import platform_tags, tag_reasons
 from cairn.inroot import LinkLoop
+from cairn.output import dumps
+from tests.schemas import validated
 
 GLIBC = Libc("glibc", "2.36", "/lib/x86_64-linux-gnu/libc.so.6", "EM_X86_64")
 MUSL = Libc("musl", "1.2.3", "/lib/ld-musl-x86_64.so.1", "EM_X86_64")
@@ -165,4 +165,4 @@ def test_any_input_gives_a_report_never_an_exception(
         assert r.parallel is False or r.steps[0].action == "hosts"
         assert r.answered_by in ("hosts", "dns", "")
         assert (r.answered_by == "") == (r.addresses in ((), None))
-        json.dumps(asdict(report))  # what --json prints
+    validated("dns", dumps(report))  # what --json prints, as its schema says

@@ -22,6 +22,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 MAXNS = 3  # both libraries use at most three nameservers
 MUSL_OPTIONS = {"ndots", "timeout", "attempts"}
@@ -168,6 +169,7 @@ class Resolution:
 
 @dataclass(frozen=True)
 class DnsReport:
+    SCHEMA_VERSION: ClassVar[int] = 2
     name: str
     resolvers: tuple[Resolution, ...]
     findings: tuple[str, ...]  # input lines the resolvers read otherwise than they look

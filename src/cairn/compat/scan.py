@@ -6,8 +6,9 @@ import contextlib
 import os
 import zipfile
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
+from typing import ClassVar
 
 from cairn.compat.check import Checker, ObjectResult, Reason, Verdict
 from cairn.compat.elf import ElfError, is_elf, read_elf
@@ -18,8 +19,6 @@ from cairn.errors import UsageError
 from cairn.oci.reference import TRANSPORTS
 from cairn.platforms import Platform
 from cairn.scratch import scratch_dir
-
-SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -32,34 +31,13 @@ class Summary:
 
 @dataclass(frozen=True)
 class CompatResult:
+    # the target's libc gained path and elf_class (additions: still version 1)
+    SCHEMA_VERSION: ClassVar[int] = 1
     source: str
     target: str
     target_libc: Libc
     objects: tuple[ObjectResult, ...]
     summary: Summary
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "source": self.source,
-            "target": self.target,
-            "target_libc": {
-                "family": self.target_libc.family,
-                "version": self.target_libc.version,
-                "machine": self.target_libc.machine,
-            },
-            "objects": [
-                {
-                    "path": o.path,
-                    "kind": o.kind,
-                    "verdict": o.verdict,
-                    "reasons": [asdict(r) for r in o.reasons],
-                    "glibc_needed": o.glibc_needed,
-                }
-                for o in self.objects
-            ],
-            "summary": asdict(self.summary),
-        }
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from cairn.family.fragment import (
 from cairn.family.lock import LOCK_FILE, Lock, load_lock, lock_warnings, rootfs_request
 from cairn.family.plan import ANN_INPUT, ANN_INPUTS, ANN_VERSIONS, Step, make_plan, versions_digest
 from cairn.family.publish import load_image, push_images
-from cairn.family.results import SCHEMA_VERSION, BuildResult, ImageBuild, PlatformBuild, PushedImage
+from cairn.family.results import BuildResult, ImageBuild, PlatformBuild, PushedImage
 from cairn.family.spec import Family, Image
 from cairn.oci import skopeo
 from cairn.oci.image import (
@@ -140,7 +140,7 @@ def build(family: Family, opts: BuildOptions, progress: Progress | None = None) 
         if any(s.action == "build" for s in steps):
             _preflight([s for s in steps if s.action == "build"], out, opts)
         results = _build_into(layout, family, steps, opts, progress, lock=lock)
-        return BuildResult(SCHEMA_VERSION, str(out), family.source_date_epoch, results, warnings)
+        return BuildResult(str(out), family.source_date_epoch, results, warnings)
 
     with tempfile.TemporaryDirectory(prefix="cairn-build-", dir=_tmp_beside(out.path)) as tmp:
         layout = OciLayout(Path(tmp) / "oci")
@@ -149,7 +149,7 @@ def build(family: Family, opts: BuildOptions, progress: Progress | None = None) 
         results = _build_into(layout, family, steps, opts, progress, lock=lock)
         name = results[0].name
         _export_archive(layout, name, out, jobs[0][1], progress)
-    return BuildResult(SCHEMA_VERSION, str(out), family.source_date_epoch, results, warnings)
+    return BuildResult(str(out), family.source_date_epoch, results, warnings)
 
 
 def _tmp_beside(path: Path) -> Path:

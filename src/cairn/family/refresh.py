@@ -23,7 +23,6 @@ from cairn.family.lock import Lock, LockEntry, load_lock, lock_path, lockable, r
 from cairn.family.lock import resolve as resolve_now
 from cairn.family.plan import recorded
 from cairn.family.results import (
-    SCHEMA_VERSION,
     BuildResult,
     PackageUpdate,
     RefreshImage,
@@ -121,7 +120,6 @@ def refresh(
     checked = check(family, jobs, opts.output, lambda tasks: run_parallel(tasks, opts.jobs))
     images = [c.update for c in checked]
     result = RefreshResult(
-        SCHEMA_VERSION,
         opts.output or family.output,
         images,
         sum(len(i.updates) for i in images),

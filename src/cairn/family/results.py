@@ -1,18 +1,14 @@
-"""What `cairn build` returns; the same types define its JSON output and schema.
-
-A change to these types that breaks readers must bump SCHEMA_VERSION and
-regenerate docs/schemas/ (python -m cairn.schemas).
+"""What the family's commands return (build, plan, refresh, push); the same types are
+their JSON output and schema (cairn.output).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Any, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field
 from pydantic.dataclasses import dataclass
-
-SCHEMA_VERSION = 1
 
 Reason = Literal["new", "spec changed", "packages updated", "parent changed", "forced", "unchanged"]
 REASONS_HELP = (
@@ -64,7 +60,7 @@ class PushedImage:
 
 @dataclass(frozen=True)
 class BuildResult:
-    schema_version: Annotated[int, Field(description="Version of this JSON schema.")]
+    SCHEMA_VERSION: ClassVar[int] = 1
     output: Annotated[
         str, Field(description="Where the images were written, as an image reference.")
     ]
@@ -93,7 +89,7 @@ class PlanStep:
 
 @dataclass(frozen=True)
 class PlanResult:
-    schema_version: int
+    SCHEMA_VERSION: ClassVar[int] = 1
     output: str
     steps: list[PlanStep]
     warnings: list[str]
@@ -116,7 +112,8 @@ class RefreshImage:
 
 @dataclass(frozen=True)
 class RefreshResult:
-    schema_version: int
+    # 2: the rebuild under `build` no longer repeats schema_version
+    SCHEMA_VERSION: ClassVar[int] = 2
     output: Annotated[str, Field(description="The OCI layout whose images were checked.")]
     images: list[RefreshImage]
     updates: Annotated[int, Field(description="Package updates found, over all images.")]
@@ -126,16 +123,8 @@ class RefreshResult:
     ] = None
 
 
-Result = BuildResult | PlanResult | RefreshResult
-
-
-def to_json(result: Result) -> dict[str, Any]:
-    data: dict[str, Any] = TypeAdapter(type(result)).dump_python(result, mode="json")
-    return data
-
-
-def json_schema(kind: type[Result], title: str) -> dict[str, Any]:
-    schema: dict[str, Any] = TypeAdapter(kind).json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = title
-    return schema
+@dataclass(frozen=True)
+class PushResult:
+    # 1: was a bare list of the pushed images, with no version
+    SCHEMA_VERSION: ClassVar[int] = 1
+    pushed: list[PushedImage]

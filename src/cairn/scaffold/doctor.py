@@ -10,9 +10,9 @@ import json
 import re
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import yaml
 
@@ -22,7 +22,6 @@ from cairn.scaffold.render import RECIPES
 from cairn.scaffold.services import SERVICES
 
 Severity = Literal["error", "warning", "info"]
-SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -37,20 +36,11 @@ class Finding:
 
 @dataclass(frozen=True)
 class Report:
+    SCHEMA_VERSION: ClassVar[int] = 1
     project: str
     findings: tuple[Finding, ...]
 
-    @property
-    def errors(self) -> int:
-        return sum(f.severity == "error" for f in self.findings)
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "project": self.project,
-            "errors": self.errors,
-            "findings": [asdict(f) for f in self.findings],
-        }
+    errors: int  # findings of severity error
 
 
 # ---------------------------------------------------------------- Dockerfile
@@ -407,4 +397,4 @@ def doctor(root: Path, family: str | None = None) -> Report:
         *check_hadolint(root),
     ]
     findings.sort(key=lambda f: (f.file, f.line, f.rule))
-    return Report(str(root), tuple(findings))
+    return Report(str(root), tuple(findings), sum(f.severity == "error" for f in findings))
