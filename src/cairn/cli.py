@@ -14,7 +14,7 @@ import typer.core
 
 from cairn import __version__
 from cairn.errors import CairnError, Interrupted
-from cairn.output import dumps
+from cairn.output import dumps, to_json
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -660,17 +660,18 @@ def analyze(
 
     conditions = _gate(fail_on, ANALYSIS_METRICS, categories)
     result = analyze_image(image, _platform(platform), categories)
-    failed = _judge(conditions, result)
+    measured = to_json(result)
+    failed = _judge(conditions, measured)
     if html is not None:
         from cairn.report.html import analysis_html
 
-        _write_text(html, analysis_html(result))
+        _write_text(html, analysis_html(measured))
     if as_json:
-        print(json.dumps(result, indent=2))
+        print(dumps(result))
     else:
         from cairn.report.measure import render_analysis
 
-        render_analysis(result, _console())
+        render_analysis(measured, _console())
     _enforce(failed)
 
 
@@ -687,22 +688,19 @@ def compare(
 ) -> None:
     """Images side by side, each row a measured figure: size, compressed size, packages,
     libc, package manager, shell, category sizes, findings."""
-    from cairn.measure.analysis import SCHEMA_VERSION
     from cairn.measure.commands import analyze_image
+    from cairn.measure.results import Comparison, ComparisonRow
     from cairn.report.html import comparison_html
     from cairn.report.measure import comparison_markdown, comparison_rows, render_comparison
 
-    analyses = [analyze_image(i, _platform(platform), categories) for i in images]
+    results = [analyze_image(i, _platform(platform), categories) for i in images]
+    analyses = [to_json(a) for a in results]
     rows = comparison_rows(analyses)
     names = [a["image"] for a in analyses]
     if html is not None:
         _write_text(html, comparison_html(rows, analyses))
     if as_json:
-        print(
-            json.dumps(
-                {"schema_version": SCHEMA_VERSION, "images": analyses, "rows": rows}, indent=2
-            )
-        )
+        print(dumps(Comparison(results, [ComparisonRow(r["metric"], r["values"]) for r in rows])))
     elif markdown:
         print(comparison_markdown(rows, names), end="")
     else:
@@ -762,11 +760,12 @@ def scan(
 
     conditions = _gate(fail_on, SCAN_METRICS)
     result = scan_image(image, _platform(platform), advisories)
-    failed = _judge(conditions, result)
+    measured = to_json(result)
+    failed = _judge(conditions, measured)
     if as_json:
-        print(json.dumps(result, indent=2))
+        print(dumps(result))
     else:
-        render_scan(result, _console())
+        render_scan(measured, _console())
     _enforce(failed)
 
 

@@ -19,7 +19,7 @@ class Output(Protocol):
 def to_json(result: Output) -> dict[str, Any]:
     from pydantic import TypeAdapter
 
-    data: dict[str, Any] = TypeAdapter(type(result)).dump_python(result, mode="json")
+    data: dict[str, Any] = TypeAdapter(type(result)).dump_python(result, mode="json", by_alias=True)
     return {"schema_version": result.SCHEMA_VERSION, **data}
 
 

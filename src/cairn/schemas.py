@@ -10,6 +10,7 @@ from cairn import output
 from cairn.compat.dns import DnsReport
 from cairn.compat.scan import CompatResult
 from cairn.family import results
+from cairn.measure.results import Analysis, Comparison, ScanResult
 from cairn.scaffold.doctor import Report as DoctorReport
 
 SCHEMAS = {
@@ -17,6 +18,9 @@ SCHEMAS = {
     "plan.schema.json": (results.PlanResult, "cairn plan --json"),
     "refresh.schema.json": (results.RefreshResult, "cairn refresh --json"),
     "push.schema.json": (results.PushResult, "cairn push --json"),
+    "analysis.schema.json": (Analysis, "cairn analyze --json"),
+    "compare.schema.json": (Comparison, "cairn compare --json"),
+    "scan.schema.json": (ScanResult, "cairn scan --json"),
     "compat.schema.json": (CompatResult, "cairn compat --json"),
     "dns.schema.json": (DnsReport, "cairn dns --json"),
     "doctor.schema.json": (DoctorReport, "cairn doctor --json"),

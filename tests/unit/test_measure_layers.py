@@ -25,6 +25,7 @@ from cairn.measure import verified
 from cairn.measure import walk as walk_module
 from cairn.measure.commands import analyze_image
 from cairn.measure.digests import BackgroundHashes, Job
+from cairn.output import to_json
 from tests.layers import M, docker_archive, manifest_of, oci_image, tar_bytes, write_blob
 
 ROOT = Path(__file__).parents[2]
@@ -63,7 +64,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def analyzed(reference: str) -> dict[str, Any]:
-    result = analyze_image(reference, None)
+    result = to_json(analyze_image(reference, None))
     jsonschema.validate(result, SCHEMA)
     assert sum(c["bytes"] for c in result["categories"]) == result["total_bytes"]
     assert result["layers_bytes"] == result["total_bytes"] + result["wasted_bytes"]
@@ -353,3 +354,13 @@ def test_an_oversized_archive_manifest_is_refused_unread(
     monkeypatch.setattr(source_module, "MAX_JSON", 64)  # a real one is kilobytes
     with pytest.raises(ImageRefError, match="more than any manifest or config"):
         analyze_image(f"docker-archive:{archive}", None)
+
+
+def test_every_analysis_metric_reads_a_figure_the_typed_result_has(tmp_path: Path) -> None:
+    from cairn.measure.gate import ANALYSIS_METRICS, parse_condition
+
+    layout, _ = oci_image(tmp_path / "oci", LAYERS)
+    measured = analyzed(f"oci:{layout}")
+    for metric in ANALYSIS_METRICS:
+        condition = parse_condition(f"{metric}>0")
+        assert condition.read(measured) is not None, metric

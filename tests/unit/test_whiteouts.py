@@ -81,5 +81,5 @@ def test_unpacking_diffing_and_measuring_agree(tmp_path: Path) -> None:
     assert set(read_filesystem(layers)) == SURVIVORS
     layout, _ = oci_image(tmp_path / "oci", STACK)
     analysis = analyze_image(f"oci:{layout}", None)
-    assert analysis["total_bytes"] == 13 + 11  # d/new and keep
-    assert analysis["wasted_bytes"] == 3 + 7  # d/old and g/x
+    assert analysis.total_bytes == 13 + 11  # d/new and keep
+    assert analysis.wasted_bytes == 3 + 7  # d/old and g/x

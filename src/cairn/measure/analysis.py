@@ -20,10 +20,10 @@ from cairn.measure.packages import (
     dpkg_packages,
     unneeded,
 )
+from cairn.measure.results import Analysis, typed
 from cairn.measure.source import Source
 from cairn.measure.walk import Finding, Walk
 
-SCHEMA_VERSION = 1
 TOP = 20
 PACKAGE_DATABASES = {
     "dpkg": ("var/lib/dpkg/status", "var/lib/dpkg/status.d"),
@@ -134,7 +134,7 @@ def _config(source: Source) -> dict[str, Any]:
     }
 
 
-def analyze_walk(source: Source, walk: Walk, categories: Path | None = None) -> dict[str, Any]:
+def analyze_walk(source: Source, walk: Walk, categories: Path | None = None) -> Analysis:
     resolver = IndexPaths(walk.index)
     classify = Classifier(load_categories(categories))
     by_category: dict[str, list[int]] = {name: [0, 0] for name in classify.names}
@@ -161,8 +161,7 @@ def analyze_walk(source: Source, walk: Walk, categories: Path | None = None) -> 
             )
         )
     wasted_dive, efficiency = dive_figures(walk)
-    return {
-        "schema_version": SCHEMA_VERSION,
+    data = {
         "image": source.reference,
         "platform": source.platform,
         "total_bytes": total,
@@ -215,3 +214,5 @@ def analyze_walk(source: Source, walk: Walk, categories: Path | None = None) -> 
         "slimming": _slimming(walk, packages),
         "findings": [f.to_json() for f in findings],
     }
+    result: Analysis = typed(Analysis, data)
+    return result

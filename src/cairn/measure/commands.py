@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cairn.measure.analysis import SCHEMA_VERSION, analyze_walk, os_release
+from cairn.measure.analysis import analyze_walk, os_release
 from cairn.measure.packages import IndexPaths, apk_packages, dpkg_packages
+from cairn.measure.results import Analysis, ScanResult, typed
 from cairn.measure.source import open_source
 from cairn.measure.walk import walk_source
 from cairn.platforms import Platform
@@ -14,7 +15,7 @@ from cairn.platforms import Platform
 
 def analyze_image(
     reference: str, platform: Platform | None, categories: Path | None = None
-) -> dict[str, Any]:
+) -> Analysis:
     with open_source(reference, platform) as source:
         return analyze_walk(source, walk_source(source), categories)
 
@@ -28,7 +29,7 @@ def sbom_document(reference: str, platform: Platform | None, fmt: str) -> dict[s
         return sbom.spdx(source, walk) if fmt == "spdx-json" else sbom.cyclonedx(source, walk)
 
 
-def scan_image(reference: str, platform: Platform | None, advisories: list[str]) -> dict[str, Any]:
+def scan_image(reference: str, platform: Platform | None, advisories: list[str]) -> ScanResult:
     from cairn.measure.advisories import summary, triage  # loads urllib and ssl
 
     with open_source(reference, platform) as source:
@@ -36,12 +37,15 @@ def scan_image(reference: str, platform: Platform | None, advisories: list[str])
         os = os_release(walk, IndexPaths(walk.index))
         packages = dpkg_packages(walk) + apk_packages(walk)
         found = triage(packages, advisories, os)
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "image": source.reference,
-            "platform": source.platform,
-            "os": os,
-            "package_count": len(packages),
-            "summary": summary(found),
-            "findings": [t.to_json() for t in found],
-        }
+        result: ScanResult = typed(
+            ScanResult,
+            {
+                "image": source.reference,
+                "platform": source.platform,
+                "os": os,
+                "package_count": len(packages),
+                "summary": summary(found),
+                "findings": [t.to_json() for t in found],
+            },
+        )
+        return result
