@@ -25,6 +25,7 @@ from cairn.measure import verified
 from cairn.measure import walk as walk_module
 from cairn.measure.commands import analyze_image
 from cairn.measure.digests import BackgroundHashes, Job
+from cairn.measure.gate import ANALYSIS_METRICS, parse_condition
 from cairn.output import to_json
 from tests.layers import M, docker_archive, manifest_of, oci_image, tar_bytes, write_blob
 
@@ -357,8 +358,6 @@ def test_an_oversized_archive_manifest_is_refused_unread(
 
 
 def test_every_analysis_metric_reads_a_figure_the_typed_result_has(tmp_path: Path) -> None:
-    from cairn.measure.gate import ANALYSIS_METRICS, parse_condition
-
     layout, _ = oci_image(tmp_path / "oci", LAYERS)
     measured = analyzed(f"oci:{layout}")
     for metric in ANALYSIS_METRICS:
