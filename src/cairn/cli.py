@@ -338,6 +338,21 @@ def _emit(family: Family, kind: str, target: str | None, registry: str) -> None:
 
 
 @app.command()
+def config(family_dir: FamilyDir, as_json: JsonOpt = False) -> None:
+    """The family as cairn resolves it: every image (variants expanded) with its defaults
+    and inherited values, and the table each value comes from."""
+    from cairn.family.config import describe
+    from cairn.family.spec import load_family
+    from cairn.report.config import render_config
+
+    described = describe(load_family(family_dir))
+    if as_json:
+        print(dumps(described))
+    else:
+        render_config(described, _console())
+
+
+@app.command()
 def lock(
     family_dir: FamilyDir,
     update: Annotated[

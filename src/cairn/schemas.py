@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from cairn import output
 from cairn.compat.dns import DnsReport
 from cairn.compat.scan import CompatResult
 from cairn.family import results
+from cairn.family.spec import FamilySpec
 from cairn.measure.results import Analysis, Comparison, ScanResult
 from cairn.scaffold.doctor import Report as DoctorReport
 
@@ -18,6 +20,7 @@ SCHEMAS = {
     "plan.schema.json": (results.PlanResult, "cairn plan --json"),
     "refresh.schema.json": (results.RefreshResult, "cairn refresh --json"),
     "push.schema.json": (results.PushResult, "cairn push --json"),
+    "config.schema.json": (results.FamilyConfig, "cairn config --json"),
     "analysis.schema.json": (Analysis, "cairn analyze --json"),
     "compare.schema.json": (Comparison, "cairn compare --json"),
     "scan.schema.json": (ScanResult, "cairn scan --json"),
@@ -27,15 +30,35 @@ SCHEMAS = {
 }
 
 
+SPEC_SCHEMA = "cairn.schema.json"
+
+
+def spec_schema() -> dict[str, Any]:
+    """cairn.toml's schema, for editors (Even Better TOML, taplo: `#:schema` or settings)."""
+    schema = FamilySpec.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "cairn.toml"
+    schema["description"] = "An image family: [defaults], [images.NAME] and [variants.NAME]."
+    return schema
+
+
 def render(name: str) -> str:
-    kind, title = SCHEMAS[name]
-    return json.dumps(output.json_schema(kind, title), indent=2, sort_keys=True) + "\n"
+    if name == SPEC_SCHEMA:
+        schema = spec_schema()
+    else:
+        kind, title = SCHEMAS[name]
+        schema = output.json_schema(kind, title)
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+def every_name() -> list[str]:
+    return [*SCHEMAS, SPEC_SCHEMA]
 
 
 def main() -> None:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/schemas")
     out.mkdir(parents=True, exist_ok=True)
-    for name in SCHEMAS:
+    for name in every_name():
         (out / name).write_text(render(name))
 
 

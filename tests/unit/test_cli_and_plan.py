@@ -4,8 +4,10 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from cairn import schemas
@@ -86,8 +88,27 @@ def test_cli_version_and_help() -> None:
     assert "--platform" in cairn("build", "--help").stdout
 
 
-@pytest.mark.parametrize("name", sorted(schemas.SCHEMAS))
+@pytest.mark.parametrize("name", schemas.every_name())
 def test_committed_schemas_match_the_result_types(name: str) -> None:
     committed = (ROOT / "docs" / "schemas" / name).read_text()
     assert committed == schemas.render(name), "run: python -m cairn.schemas"
-    assert json.loads(committed)["required"][0] == "schema_version"
+    if name != schemas.SPEC_SCHEMA:
+        assert json.loads(committed)["required"][0] == "schema_version"
+
+
+def test_no_committed_schema_is_left_without_its_type() -> None:
+    committed = {p.name for p in (ROOT / "docs" / "schemas").glob("*.json")}
+    assert committed == set(schemas.every_name())
+
+
+def test_the_spec_schema_accepts_the_example_family_and_refuses_a_typo() -> None:
+    schema = json.loads((ROOT / "docs" / "schemas" / schemas.SPEC_SCHEMA).read_text())
+    family = tomllib.loads((ROOT / "examples" / "qapm" / "cairn.toml").read_text())
+    jsonschema.validate(family, schema)
+    family["images"]["base"]["suite"] = "trixy"
+    with pytest.raises(jsonschema.ValidationError, match="trixy"):
+        jsonschema.validate(family, schema)
+    del family["images"]["base"]["suite"]
+    family["images"]["base"]["pakages"] = ["curl"]
+    with pytest.raises(jsonschema.ValidationError, match="pakages"):
+        jsonschema.validate(family, schema)

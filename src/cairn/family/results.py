@@ -128,3 +128,55 @@ class PushResult:
     # 1: was a bare list of the pushed images, with no version
     SCHEMA_VERSION: ClassVar[int] = 1
     pushed: list[PushedImage]
+
+
+@dataclass(frozen=True)
+class ConfigValue:
+    key: Annotated[str, Field(description="The spec's key; env.NAME and labels.NAME per entry.")]
+    value: Annotated[
+        str | list[str] | None, Field(description="What cairn builds with; null: unset.")
+    ]
+    origin: Annotated[
+        str,
+        Field(
+            description="Where it is set: images.NAME (the image's table or an ancestor's), "
+            "variants.NAME, defaults ([defaults]) or cairn (cairn's own default)."
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class ConfigPackage:
+    name: str
+    origin: Annotated[
+        str, Field(description="The table that lists it: images.NAME or variants.NAME.")
+    ]
+
+
+@dataclass(frozen=True)
+class ConfigImage:
+    name: str
+    parent: str | None
+    table: Annotated[str, Field(description="Its own table: images.NAME, or variants.NAME.")]
+    kind: Annotated[
+        Literal["packages", "dockerfile"],
+        Field(
+            description="Built from Debian packages (mmdebstrap), or from a Dockerfile fragment."
+        ),
+    ]
+    dockerfile: str | None
+    values: list[ConfigValue]
+    packages: Annotated[
+        list[ConfigPackage], Field(description="Every package, its ancestors' first.")
+    ]
+
+
+@dataclass(frozen=True)
+class FamilyConfig:
+    SCHEMA_VERSION: ClassVar[int] = 1
+    spec: Annotated[str, Field(description="The cairn.toml read.")]
+    output: Annotated[str, Field(description="Where images go, resolved.")]
+    source_date_epoch: int
+    images: Annotated[
+        list[ConfigImage], Field(description="Every image, variants expanded, parents first.")
+    ]

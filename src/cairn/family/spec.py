@@ -12,11 +12,11 @@ import re
 import subprocess
 import time
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from cairn.debian.profiles import Profile, known_profiles, load_profile
 from cairn.debian.suites import Suite, apt_sources, known_suites
@@ -76,13 +76,37 @@ def _output(value: str) -> str:
     return value
 
 
-SuiteName = Annotated[str, AfterValidator(_suite)]
-PlatformName = Annotated[str, AfterValidator(_platform)]
-ProfileName = Annotated[str, AfterValidator(_profile)]
-PackageName = Annotated[str, AfterValidator(_package)]
-LocaleName = Annotated[str, AfterValidator(_locale)]
-MirrorUrl = Annotated[str, AfterValidator(_mirror)]
-OutputRef = Annotated[str, AfterValidator(_output)]
+# Each type validates with its function (whose error names what is expected) and tells
+# editors the same through docs/schemas/cairn.schema.json.
+SuiteName = Annotated[
+    str, AfterValidator(_suite), WithJsonSchema({"type": "string", "enum": list(known_suites())})
+]
+PlatformName = Annotated[
+    str,
+    AfterValidator(_platform),
+    WithJsonSchema({"type": "string", "enum": list(known_platforms())}),
+]
+ProfileName = Annotated[
+    str,
+    AfterValidator(_profile),
+    WithJsonSchema({"type": "string", "enum": list(known_profiles())}),
+]
+PackageName = Annotated[
+    str, AfterValidator(_package), WithJsonSchema({"type": "string", "pattern": _PACKAGE.pattern})
+]
+LocaleName = Annotated[
+    str, AfterValidator(_locale), WithJsonSchema({"type": "string", "pattern": _LOCALE.pattern})
+]
+MirrorUrl = Annotated[
+    str,
+    AfterValidator(_mirror),
+    WithJsonSchema({"type": "string", "pattern": r"^(https?|file)://[^\s]+$"}),
+]
+OutputRef = Annotated[
+    str,
+    AfterValidator(_output),
+    WithJsonSchema({"type": "string", "pattern": "^(oci|docker-archive):"}),
+]
 _TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 _SAFE_GLOB = re.compile(r"^/[A-Za-z0-9_.*+@/-]+$")
@@ -112,9 +136,15 @@ def _glob(value: str) -> str:
     return value
 
 
-Token = Annotated[str, AfterValidator(_token)]
-TagName = Annotated[str, AfterValidator(_tag)]
-PathGlob = Annotated[str, AfterValidator(_glob)]
+Token = Annotated[
+    str, AfterValidator(_token), WithJsonSchema({"type": "string", "pattern": _TOKEN.pattern})
+]
+TagName = Annotated[
+    str, AfterValidator(_tag), WithJsonSchema({"type": "string", "pattern": _TAG.pattern})
+]
+PathGlob = Annotated[
+    str, AfterValidator(_glob), WithJsonSchema({"type": "string", "pattern": _SAFE_GLOB.pattern})
+]
 Variant = Literal["essential", "apt", "required", "minbase", "buildd", "important", "standard"]
 
 
@@ -264,6 +294,11 @@ class Image:
     repositories: tuple[Repository, ...]  # the image's and its ancestors'
     dockerfile: Path | None
     context: Path | None
+    # where each resolved value came from: (key, origin); keys are the spec's (env.NAME and
+    # labels.NAME per entry), origins "images.NAME", "variants.NAME", "defaults" or "cairn"
+    origins: tuple[tuple[str, str], ...] = ()
+    table: str = ""  # the image's own table: images.NAME, or variants.NAME for a variant
+    locales: tuple[str, ...] = ()  # the translations the profile keeps
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -333,7 +368,7 @@ def load_family(directory: Path) -> Family:
             )
     d = spec.defaults
     tables = _expand_variants(path, spec)
-    images = _resolve_all(path, spec.defaults, tables)
+    images = _resolve_all(path, spec, tables)
     output = d.output
     if output.startswith("oci:"):
         store = Path(output.removeprefix("oci:"))
@@ -386,7 +421,15 @@ def _expand_variants(path: Path, spec: FamilySpec) -> dict[str, ImageSpec]:
     return tables
 
 
-def _resolve_all(path: Path, d: Defaults, specs: dict[str, ImageSpec]) -> tuple[Image, ...]:
+def table_origin(spec: FamilySpec, name: str, table: ImageSpec) -> str:
+    """Which table of cairn.toml an image's own values stand in."""
+    if name in spec.images:
+        return f"images.{name}"
+    variant = name.removeprefix(f"{table.from_}-")
+    return f"variants.{variant}"
+
+
+def _resolve_all(path: Path, spec: FamilySpec, specs: dict[str, ImageSpec]) -> tuple[Image, ...]:
     for name, img in specs.items():
         if img.from_ is None:
             continue
@@ -407,7 +450,9 @@ def _resolve_all(path: Path, d: Defaults, specs: dict[str, ImageSpec]) -> tuple[
         img = specs[name]
         parent = resolved[img.from_] if img.from_ else None
         _check_kind(path, name, img, parent)
-        resolved[name] = _resolve(path, name, img, d, parent)
+        image = _resolve(path, name, img, spec.defaults, parent)
+        origins = _origins(table_origin(spec, name, img), img, spec.defaults, parent)
+        resolved[name] = replace(image, origins=origins, table=table_origin(spec, name, img))
     return tuple(resolved.values())
 
 
@@ -501,6 +546,7 @@ def _resolve(path: Path, name: str, img: ImageSpec, d: Defaults, parent: Image |
             ),
             dockerfile=dockerfile,
             context=context,
+            locales=parent.locales,
         )
     locales = tuple(img.locales if img.locales is not None else d.locales)
     env = dict(_DEFAULT_ENV)
@@ -530,7 +576,39 @@ def _resolve(path: Path, name: str, img: ImageSpec, d: Defaults, parent: Image |
         repositories=_repositories(img, d.mirror),
         dockerfile=None,
         context=None,
+        locales=locales,
     )
+
+
+# what a child takes from its parent unless its own table sets it
+_INHERITED = ("platforms", "cmd", "entrypoint", "user", "workdir", "tags")
+
+
+def _origins(
+    where: str, img: ImageSpec, d: Defaults, parent: Image | None
+) -> tuple[tuple[str, str], ...]:
+    """Where each value `_resolve` gives the image came from (cairn config shows it)."""
+    own = img.model_fields_set
+    out: dict[str, str] = {}
+    if parent is not None:
+        out.update(parent.origins)
+        for key in _INHERITED:
+            if key in own:
+                out[key] = where
+        out["description"] = where if "description" in own else "cairn"
+    else:
+        for key in ("suite", "platforms", "profile", "locales", "mirror", "security_mirror"):
+            in_defaults = key in d.model_fields_set
+            out[key] = where if key in own else "defaults" if in_defaults else "cairn"
+        for key in ("variant", "cmd", "entrypoint", "user", "workdir", "description"):
+            out[key] = where if key in own else "cairn"
+        out["tags"] = where if "tags" in own else out["suite"]
+        out.update({f"env.{k}": "cairn" for k in _DEFAULT_ENV})
+        out.update({f"env.{k}": "defaults" for k in d.env})
+        out.update({f"labels.{k}": "defaults" for k in d.labels})
+    out.update({f"env.{k}": where for k in img.env})
+    out.update({f"labels.{k}": where for k in img.labels})
+    return tuple(out.items())
 
 
 def _repositories(img: ImageSpec, mirror: str) -> tuple[Repository, ...]:
