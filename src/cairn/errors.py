@@ -6,6 +6,8 @@ exit code. A message reads "X failed because Y." and the hint "Try Z.".
 
 from __future__ import annotations
 
+import difflib
+
 
 class CairnError(Exception):
     """Base class: a problem the user can fix, with a hint saying how."""
@@ -71,3 +73,9 @@ class ImageContentError(CairnError):
     """An image's content is broken: a truncated or corrupt layer, a digest that does not match."""
 
     exit_code = 6
+
+
+def did_you_mean(word: str, choices: list[str], what: str = "keys") -> str:
+    """The closest of `choices` to a misspelt `word`, or the list of them."""
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f"Perhaps you meant '{close[0]}'?" if close else f"Known {what}: {', '.join(choices)}."

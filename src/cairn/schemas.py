@@ -11,7 +11,7 @@ from cairn import output
 from cairn.compat.dns import DnsReport
 from cairn.compat.scan import CompatResult
 from cairn.family import results
-from cairn.family.spec import FamilySpec
+from cairn.family.toml_model import FamilySpec
 from cairn.measure.results import Analysis, Comparison, ScanResult
 from cairn.scaffold.doctor import Report as DoctorReport
 
