@@ -1,0 +1,40 @@
+"""The cairn command line: parses, calls an operation, renders its result. Nothing else.
+
+Each module registers its commands with the one typer app; `cairn --help` lists them in
+the order of ORDER: the family's first, then projects, checks and measuring.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+from cairn.cli import checks, family, measure, projects
+from cairn.cli.app import _stop, app
+from cairn.cli.common import _console
+from cairn.errors import CairnError, Interrupted
+
+__all__ = ["app", "checks", "family", "main", "measure", "projects"]
+
+ORDER = (
+    *("build", "plan", "config", "lock", "refresh", "push", "merge"),
+    *("init", "doctor", "compat", "dns"),
+    *("analyze", "compare", "sbom", "scan"),
+)
+app.registered_commands.sort(
+    key=lambda c: ORDER.index(c.name or (c.callback.__name__ if c.callback else ""))
+)
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        app()
+    except CairnError as e:
+        err = _console(stderr=True, highlight=False)
+        err.print(f"[bold red]error:[/bold red] {e.message}", markup=True, soft_wrap=True)
+        if e.hint:
+            err.print(e.hint, soft_wrap=True, markup=False)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(Interrupted.exit_code)
