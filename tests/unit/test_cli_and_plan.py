@@ -12,7 +12,8 @@ import pytest
 
 from cairn import schemas
 from cairn.errors import UsageError
-from cairn.family.build import BuildOptions, build, plan_jobs
+from cairn.family.build import build
+from cairn.family.jobs import BuildOptions, plan_jobs
 from cairn.family.spec import load_family
 
 ROOT = Path(__file__).parents[2]

@@ -86,9 +86,9 @@ def build(
     cairn.lock when there is one.
     """
     from cairn.cachedir import default_cache_dir
-    from cairn.family.build import BuildOptions, load_all, publish
     from cairn.family.build import build as run_build
-    from cairn.family.publish import check_destination
+    from cairn.family.jobs import BuildOptions
+    from cairn.family.publish import check_destination, load_all, publish
     from cairn.family.spec import load_family
     from cairn.oci.registry import RetryPolicy
     from cairn.report.build import render_build
@@ -144,8 +144,8 @@ def plan(
     registry: Annotated[str, typer.Option(help="REGISTRY/PREFIX the emitted bake tags name.")] = "",
 ) -> None:
     """Say what cairn build would build and why, without building anything."""
-    from cairn.family.build import BuildOptions
-    from cairn.family.build import plan as make_plan
+    from cairn.family.jobs import BuildOptions
+    from cairn.family.jobs import plan as make_plan
     from cairn.family.lock import load_lock, lock_warnings
     from cairn.family.results import PlanResult, PlanStep
     from cairn.family.spec import load_family
@@ -219,9 +219,10 @@ def lock(
 
     Entries that still answer cairn.toml are kept unless --update is given.
     """
-    from cairn.family.build import BuildOptions, plan_jobs, run_parallel
+    from cairn.family.jobs import BuildOptions, plan_jobs
     from cairn.family.lock import lock_family, lock_path
     from cairn.family.spec import load_family
+    from cairn.parallel import run_parallel
     from cairn.report.build import render_lock
 
     family = load_family(family_dir)
@@ -256,7 +257,7 @@ def refresh(
     releases included); without --check, lock those and rebuild the images that have them
     and their descendants."""
     from cairn.cachedir import default_cache_dir
-    from cairn.family.build import BuildOptions
+    from cairn.family.jobs import BuildOptions
     from cairn.family.refresh import refresh as run_refresh
     from cairn.family.spec import load_family
     from cairn.report.build import render_build, render_refresh
@@ -297,7 +298,8 @@ def push(
 ) -> None:
     """Push what is built (every image as its multi-arch index, digests preserved) under
     the tags cairn.toml gives; blobs the registry has are not sent again."""
-    from cairn.family.build import BuildOptions, publish
+    from cairn.family.jobs import BuildOptions
+    from cairn.family.publish import publish
     from cairn.family.spec import load_family
     from cairn.oci.registry import RetryPolicy
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cairn.errors import StoreError, UsageError
-from cairn.family.build import image_annotations
+from cairn.family.annotations import image_annotations
 from cairn.family.spec import Family
 from cairn.oci.image import Descriptor, image_index
 from cairn.oci.layout import OciLayout, Staging, existing_layout, layout_named

@@ -16,12 +16,14 @@ from collections.abc import Callable
 
 from cairn.engines import require
 from cairn.errors import UsageError
+from cairn.family.jobs import BuildOptions, plan_jobs
 from cairn.family.results import PushedImage
 from cairn.family.spec import Family, Image
 from cairn.oci import registry, skopeo
-from cairn.oci.layout import OciLayout
+from cairn.oci.layout import OciLayout, layout_named
+from cairn.oci.reference import parse_ref
 from cairn.oci.registry import RetryPolicy
-from cairn.platforms import Platform
+from cairn.platforms import Platform, native_platform
 
 _DESTINATION = re.compile(r"^[a-z0-9.-]+(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
 
@@ -90,3 +92,41 @@ def load_image(
         hint="Try: check that the Docker engine runs (docker info) and DOCKER_HOST.",
     )
     return ref
+
+
+def _built_layout(family: Family, opts: BuildOptions) -> OciLayout:
+    return layout_named(
+        parse_ref(opts.output or family.output), "Pushing and loading read images from"
+    )
+
+
+def publish(
+    family: Family,
+    opts: BuildOptions,
+    destination: str,
+    *,
+    insecure: bool,
+    say: Callable[[str], None],
+    policy: RetryPolicy | None = None,
+) -> list[PushedImage]:
+    """Push the chosen images (all by default), parents first."""
+    images = tuple(dict.fromkeys(image for image, _ in plan_jobs(family, opts)))
+    layout = _built_layout(family, opts)
+    return push_images(
+        family, layout, images, destination, insecure=insecure, say=say, policy=policy
+    )
+
+
+def load_all(family: Family, opts: BuildOptions, *, say: Callable[[str], None]) -> list[str]:
+    """Load each chosen image into Docker: one platform, the host's unless --platform names one."""
+    layout = _built_layout(family, opts)
+    jobs = plan_jobs(family, opts)
+    if not opts.platforms:
+        host = native_platform()
+        jobs = tuple((i, p) for i, p in jobs if p == host)
+    if len({p for _, p in jobs}) > 1:
+        raise UsageError(
+            "--load puts one platform of each image into Docker, and several were chosen.",
+            "Try: --platform linux/amd64 (or leave it out for this machine's platform).",
+        )
+    return [load_image(layout, image, platform, say) for image, platform in jobs]

@@ -18,7 +18,8 @@ from debian.debian_support import Version
 from cairn.debian import dpkg
 from cairn.debian.resolver import Resolved
 from cairn.errors import UsageError
-from cairn.family.build import BuildOptions, Progress, build, plan_jobs, run_parallel
+from cairn.family.build import build
+from cairn.family.jobs import BuildOptions, Progress, plan_jobs
 from cairn.family.lock import Lock, LockEntry, load_lock, lock_path, lockable, request_digest
 from cairn.family.lock import resolve as resolve_now
 from cairn.family.plan import recorded
@@ -31,6 +32,7 @@ from cairn.family.results import (
 from cairn.family.spec import Family, Image
 from cairn.oci.layout import OciLayout, layout_named
 from cairn.oci.reference import parse_ref
+from cairn.parallel import run_parallel
 from cairn.platforms import Platform
 
 
