@@ -214,7 +214,11 @@ def test_unreachable_mirror(store_copy: Path, tmp_path: Path) -> None:
 def test_package_that_does_not_exist(store_copy: Path, tmp_path: Path) -> None:
     fam = family(tmp_path, "[images.base]\npackages = ['curl', 'no-such-package-cairn']\n")
     assert_fails_cleanly(
-        ["build", str(fam)], store_copy, 4, "package 'no-such-package-cairn' does not exist"
+        ["build", str(fam)],
+        store_copy,
+        4,
+        "base linux/amd64, step rootfs: ",  # the job and its step that failed
+        "package 'no-such-package-cairn' does not exist",
     )
 
 

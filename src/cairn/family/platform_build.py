@@ -4,7 +4,9 @@ error from a step says which one failed."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ from typing import Any
 from cairn import engines
 from cairn.debian.cache import DebCache
 from cairn.debian.mmdebstrap import RootfsTar, build_rootfs, describe, read_rootfs_tar
-from cairn.errors import BuildError
+from cairn.errors import BuildError, CairnError
 from cairn.family.annotations import image_annotations
 from cairn.family.fragment import (
     Builder,
@@ -38,7 +40,7 @@ from cairn.oci.image import (
     image_config,
     image_manifest,
 )
-from cairn.oci.layer import compress_layer
+from cairn.oci.layer import CompressedLayer, compress_layer
 from cairn.oci.layerdiff import layer_sizes, read_filesystem, write_diff
 from cairn.oci.layout import Staging, store_failure
 from cairn.scratch import scratch_dir
@@ -100,6 +102,22 @@ def base_of(stage: Staging, done: dict[Step, tuple[Descriptor, PlatformBuild]], 
     return Base(name, desc, layers, paths, config_desc)
 
 
+STEPS = ("rootfs", "layer", "compress", "manifest")
+
+
+@contextlib.contextmanager
+def step(job: Step, name: str, progress: Progress, text: str) -> Iterator[None]:
+    """One named step of a job: announced as it starts; an error from it names the job and
+    the step ("base linux/arm64, step rootfs: ...")."""
+    assert name in STEPS
+    progress.step(job.label, text)
+    try:
+        yield
+    except CairnError as e:
+        e.message = f"{job.label}, step {name}: {e.message}"
+        raise
+
+
 def build_platform(
     stage: Staging,
     family: Family,
@@ -120,15 +138,15 @@ def build_platform(
     with scratch_dir("build") as work, engines.logs_kept(work, opts.cache_dir, label):
         if img.dockerfile is not None:
             assert base is not None  # the spec gives every fragment a parent
-            rootfs, created_by, engine_config = _run_fragment(
-                stage,
-                job,
-                base,
-                work,
-                builder=opts.builder,
-                progress=progress,
-                source_date_epoch=family.source_date_epoch,
-            )
+            with step(job, "rootfs", progress, f"{opts.builder} {img.dockerfile.name}"):
+                rootfs, created_by, engine_config = _run_fragment(
+                    stage,
+                    job,
+                    base,
+                    work,
+                    builder=opts.builder,
+                    source_date_epoch=family.source_date_epoch,
+                )
         else:
             engine_config = None
             req = replace(
@@ -136,37 +154,63 @@ def build_platform(
                 pins=job.pins,
                 parent_layers=base.layer_paths if base else (),
             )
-            progress.step(job.label, f"mmdebstrap {img.suite.name} {plat.debian_arch}")
-            rootfs = build_rootfs(req, work, cache)
-            _check_pins(job, rootfs, lock)
+            with step(job, "rootfs", progress, f"mmdebstrap {img.suite.name} {plat.debian_arch}"):
+                rootfs = build_rootfs(req, work, cache)
+                _check_pins(job, rootfs, lock)
             created_by = describe(req)
         tar = rootfs.tar
         if base is not None:
             # A child is its parent's layers plus what its packages (or steps) changed.
-            progress.step(job.label, f"comparing with {base.name}")
             tar = work / "layer.tar"
-            diff = write_diff(
-                read_filesystem(base.layer_paths),
-                rootfs.tar,
-                tar,
-                family.source_date_epoch,
-                ignore=ignored if img.dockerfile is not None else lambda name: False,
-            )
+            with step(job, "layer", progress, f"comparing with {base.name}"):
+                diff = write_diff(
+                    read_filesystem(base.layer_paths),
+                    rootfs.tar,
+                    tar,
+                    family.source_date_epoch,
+                    ignore=ignored if img.dockerfile is not None else lambda name: False,
+                )
             what = img.dockerfile.name if img.dockerfile else " ".join(img.added) or "nothing"
             created_by = (
                 f"cairn: {what} on {base.name}: {diff.added} added, "
                 f"{diff.modified} changed, {diff.deleted} removed ({created_by})"
             )
 
-        progress.step(job.label, "compressing the layer")
         blob = stage.work / f"{img.name}-{plat.debian_arch}.tar.gz"
-        try:
-            layer = compress_layer(tar, blob)
-        except OSError as e:
-            raise store_failure("Compressing the layer", blob, e) from None
+        with step(job, "compress", progress, "compressing the layer"):
+            try:
+                layer = compress_layer(tar, blob)
+            except OSError as e:
+                raise store_failure("Compressing the layer", blob, e) from None
     stage.adopt(layer.path, layer.digest)
+    with step(job, "manifest", progress, "writing config and manifest"):
+        manifest, built = _write_manifest(
+            stage,
+            family,
+            job,
+            base=base,
+            layer=layer,
+            created_by=created_by,
+            rootfs=rootfs,
+            engine_config=engine_config,
+        )
+    seconds = time.monotonic() - start
+    progress.done(job.label, seconds)
+    return manifest, replace(built, seconds=round(seconds, 2))
 
-    progress.step(job.label, "writing config and manifest")
+
+def _write_manifest(
+    stage: Staging,
+    family: Family,
+    job: Step,
+    *,
+    base: Base | None,
+    layer: CompressedLayer,
+    created_by: str,
+    rootfs: RootfsTar,
+    engine_config: dict[str, Any] | None,
+) -> tuple[Descriptor, PlatformBuild]:
+    img, plat = job.image, job.platform
     info = LayerInfo(
         digest=layer.digest,
         size=layer.size,
@@ -204,8 +248,6 @@ def build_platform(
         recorded[ANN_BASE_DIGEST] = base.manifest.digest
     manifest_annotations = tuple(sorted({**dict(annotations), **recorded}.items()))
     manifest = stage.add(image_manifest(plat, config, layers, manifest_annotations))
-    seconds = time.monotonic() - start
-    progress.done(job.label, seconds)
     return manifest, PlatformBuild(
         platform=plat.name,
         manifest_digest=manifest.digest,
@@ -215,7 +257,7 @@ def build_platform(
         compressed_bytes=sum(layer.size for layer in layers),
         packages=len(rootfs.packages),
         files=rootfs.files,
-        seconds=round(seconds, 2),
+        seconds=0.0,  # the caller times the whole job
         action="build",
         reason=job.reason,
     )
@@ -245,7 +287,6 @@ def _run_fragment(
     work: Path,
     *,
     builder: Builder,
-    progress: Progress,
     source_date_epoch: int,
 ) -> tuple[RootfsTar, str, dict[str, Any]]:
     """The Dockerfile fragment run on the parent by buildah or Docker: the resulting file
@@ -257,7 +298,6 @@ def _run_fragment(
     blobs[base.config.digest] = stage.blob_path(base.config.digest)
     blobs |= {layer.digest: path for layer, path in zip(base.layers, base.layer_paths, strict=True)}
     write_parent_layout(parent_dir, base.manifest, blobs)
-    progress.step(job.label, f"{builder} {img.dockerfile.name}")
     frag = FragmentJob(
         img.name, job.platform, img.dockerfile, img.context, parent_dir, work, source_date_epoch
     )
