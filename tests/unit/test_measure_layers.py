@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cairn.errors import ImageContentError, ImageRefError
+from cairn.measure import layer_reading, verified
 from cairn.measure import source as source_module
-from cairn.measure import verified
 from cairn.measure import walk as walk_module
 from cairn.measure.commands import analyze_image
 from cairn.measure.digests import BackgroundHashes, Job
@@ -151,7 +151,7 @@ def test_hostile_members_become_findings_and_touch_nothing(tmp_path: Path) -> No
 def test_a_gzip_bomb_stops_at_the_expansion_limit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(walk_module, "MIN_EXPANSION", 1 << 20)
+    monkeypatch.setattr(layer_reading, "MIN_EXPANSION", 1 << 20)
     layout, _ = oci_image(tmp_path / "oci", [[M("zeros", data=bytes(8 << 20)), M("after")]])
     a = analyzed(f"oci:{layout}")
     assert [f["code"] for f in a["findings"]] == ["expansion-limit"]

@@ -12,6 +12,7 @@ from cairn.compat.libc import GLIBC_LOADERS, MUSL_LOADERS, glibc_release, musl_r
 from cairn.debian.profiles import load_profile
 from cairn.debian.slimming import removes
 from cairn.measure.categories import Classifier, load_categories
+from cairn.measure.overlay import Finding, Walk
 from cairn.measure.packages import (
     IndexPaths,
     Package,
@@ -22,7 +23,6 @@ from cairn.measure.packages import (
 )
 from cairn.measure.results import Analysis, typed
 from cairn.measure.source import Source
-from cairn.measure.walk import Finding, Walk
 
 TOP = 20
 PACKAGE_DATABASES = {

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from cairn.debian.dpkg import STATUS, STATUS_DIR, Stanza, installed, installed_versions, stanzas
 from cairn.inroot import index_lookup, resolve_quietly
-from cairn.measure.walk import Node, Walk
+from cairn.measure.overlay import Node, Walk
 
 
 @dataclass

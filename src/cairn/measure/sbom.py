@@ -22,9 +22,9 @@ from debian.copyright import Copyright, NotMachineReadableError
 from cairn import __version__
 from cairn.data import load_toml
 from cairn.measure.analysis import os_release
+from cairn.measure.overlay import Walk
 from cairn.measure.packages import IndexPaths, Package, apk_packages, dpkg_packages
 from cairn.measure.source import Source
-from cairn.measure.walk import Walk
 
 FORMATS = ("spdx-json", "cyclonedx-json")
 # python-debian warns on stderr about every http:// Format URL it fixes; that is noise here
