@@ -15,9 +15,7 @@ from pathlib import Path
 from cairn.engines import require
 from cairn.errors import CairnError, UsageError
 from cairn.family.annotations import image_annotations
-from cairn.family.fragment import (
-    docker_command,
-)
+from cairn.family.fragment_engines import engine
 from cairn.family.jobs import BuildOptions, Progress, Silent, plan_jobs
 from cairn.family.lock import Lock, load_lock, lock_warnings
 from cairn.family.plan import Step, make_plan
@@ -94,10 +92,8 @@ def _preflight(steps: list[Step], out: ImageRef, opts: BuildOptions) -> None:
         require("mmdebstrap", "Building a Debian root file system")
         require("mmtarfilter", "Building a Debian root file system")
     fragments = [s.image.name for s in steps if s.image.dockerfile is not None]
-    if fragments and opts.builder == "buildah":
-        require("buildah", f"Building {fragments[0]} from its Dockerfile")
-    if fragments and opts.builder == "docker":
-        docker_command()
+    if fragments:
+        engine(opts.builder).preflight(fragments[0])
     require("pigz", "Compressing a layer")
     if out.transport == "docker-archive":
         require("skopeo", f"Writing {out}")

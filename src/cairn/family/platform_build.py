@@ -19,11 +19,11 @@ from cairn.family.annotations import image_annotations
 from cairn.family.fragment import (
     Builder,
     FragmentJob,
-    build_fragment,
     ignored,
     run_config,
     write_parent_layout,
 )
+from cairn.family.fragment_engines import build_fragment
 from cairn.family.jobs import BuildOptions, Progress
 from cairn.family.lock import LOCK_FILE, Lock, rootfs_request
 from cairn.family.plan import ANN_INPUT, ANN_INPUTS, ANN_VERSIONS, Step, versions_digest

@@ -1,0 +1,82 @@
+"""The buildah engine for Dockerfile fragments: daemonless, chroot isolation, its own
+storage in the job's scratch space."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from cairn.engines import require, run_logged
+from cairn.family.fragment import (
+    FragmentJob,
+    FragmentResult,
+    build_arguments,
+    engine_failed,
+    last_line,
+)
+
+
+class Buildah:
+    name = "buildah"
+
+    def preflight(self, image: str) -> None:
+        require("buildah", f"Building {image} from its Dockerfile")
+
+    def build(self, job: FragmentJob) -> FragmentResult:
+        """buildah, daemonless, with its own throwaway storage in scratch space."""
+        buildah = require("buildah", f"Building {job.image} from {job.dockerfile.name}")
+        skopeo = require("skopeo", f"Handing {job.image}'s parent to buildah")
+        store = job.workdir / "storage"
+        base = [
+            buildah,
+            "--storage-driver=vfs",
+            f"--root={store / 'root'}",
+            f"--runroot={store / 'run'}",
+        ]
+        log = job.workdir / "buildah.log"
+        env = {**os.environ, "TMPDIR": str(job.workdir), "BUILDAH_ISOLATION": "chroot"}
+        parent = f"localhost/cairn-parent/{job.image}:{job.platform.debian_arch}"
+        built = f"localhost/cairn-build/{job.image}:{job.platform.debian_arch}"
+        # skopeo stores the parent under a name cairn chooses: `buildah pull oci:PATH`
+        # would name it after PATH, which is no valid reference for every scratch path.
+        storage = f"containers-storage:[vfs@{store / 'root'}+{store / 'run'}]{parent}"
+        try:
+            copy = [skopeo, "copy", "--quiet", f"oci:{job.parent_layout}:parent", storage]
+            if run_logged(copy, log, env=env) != 0:
+                raise engine_failed(job, "skopeo", log)
+            bud = [
+                *base,
+                "bud",
+                "--isolation=chroot",
+                "--pull-never",
+                "--layers=false",
+                *build_arguments(job, parent, built),
+            ]
+            if run_logged(bud, log, env=env) != 0:
+                raise engine_failed(job, "buildah", log)
+            if (
+                run_logged(
+                    [*base, "from", "--pull-never", "--name", "cairn-export", built], log, env=env
+                )
+                != 0
+            ):
+                raise engine_failed(job, "buildah", log)
+            out = job.workdir / "inspect.json"
+            if run_logged([*base, "inspect", "--type=image", built], log, env=env, stdout=out) != 0:
+                raise engine_failed(job, "buildah", log)
+            config = json.loads(out.read_text()).get("OCIv1", {}).get("config", {})
+            mount = Path(last_line(job, [*base, "mount", "cairn-export"], log, env))
+            tar = job.workdir / "rootfs.tar"
+            code = run_logged(
+                ["tar", "--numeric-owner", "--xattrs", "-C", str(mount), "-cf", str(tar), "."],
+                log,
+                env=env,
+            )
+            run_logged([*base, "umount", "cairn-export"], log, env=env)
+            if code != 0:
+                raise engine_failed(job, "tar", log)
+            return FragmentResult(tar, config)
+        finally:
+            # buildah forgets (and unmounts) its containers; the storage goes with the scratch
+            run_logged([*base, "rm", "--all"], job.workdir / "cleanup.log", env=env)
