@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cairn.compat.elf import ElfError, ElfInfo, is_elf, read_elf
-from cairn.compat.libc import GLIBC_LOADERS, MUSL_LOADERS, glibc_release, musl_release
 from cairn.compat.rootfs import RootDir
+from cairn.libc import GLIBC_LOADERS, MUSL_LOADERS, glibc_release, musl_release
 
 # glibc's built-in directories after ld.so.cache (Debian's multiarch first); musl's default
 # path when /etc/ld-musl-ARCH.path is absent.

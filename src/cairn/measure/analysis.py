@@ -8,9 +8,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from cairn.compat.libc import GLIBC_LOADERS, MUSL_LOADERS, glibc_release, musl_release
 from cairn.debian.profiles import load_profile
 from cairn.debian.slimming import removes
+from cairn.libc import GLIBC_LOADERS, MUSL_LOADERS, glibc_release, musl_release
 from cairn.measure.categories import Classifier, load_categories
 from cairn.measure.overlay import Finding, Walk
 from cairn.measure.packages import (

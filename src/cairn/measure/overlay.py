@@ -14,8 +14,8 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from cairn.compat.libc import version_strings
 from cairn.debian.dpkg import STATUS
+from cairn.libc import version_strings
 from cairn.oci.whiteouts import marker
 
 # The files the analysis reads, kept in memory as the walk passes them; of a C library,
