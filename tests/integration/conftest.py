@@ -45,13 +45,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def binfmt_registered() -> None:
-    """arm64 builds need qemu's binfmt handler; register it as scripts/setup does."""
+    """arm64 builds need qemu's binfmt handler; register it as scripts/setup does. Only the
+    tests that build or run arm64 ask for it: the others run without root or emulation."""
     if (BINFMT / "qemu-aarch64").exists():
         return
     if os.geteuid() != 0:
-        pytest.skip("needs root to register the qemu-aarch64 binfmt handler")
+        pytest.skip("builds for linux/arm64: needs root to register the qemu-aarch64 handler")
     if not os.path.ismount(BINFMT):
         subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT)], check=True)
     (BINFMT / "register").write_text(Path("/usr/lib/binfmt.d/qemu-aarch64.conf").read_text())
@@ -90,7 +91,7 @@ class Built:
 
 
 @pytest.fixture(scope="session")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Built:
+def base(tmp_path_factory: pytest.TempPathFactory, binfmt_registered: None) -> Built:
     """The example family's session images, both platforms, built once for the session."""
     store = tmp_path_factory.mktemp("store") / "oci"
     return Built(

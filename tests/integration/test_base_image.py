@@ -21,6 +21,8 @@ from tests.integration.conftest import (
     skip_if_archive_moved,
 )
 
+# these tests build the example family for linux/arm64 too
+pytestmark = pytest.mark.usefixtures("binfmt_registered")
 PLATFORMS = {"linux/amd64": ("amd64", "x86_64"), "linux/arm64": ("arm64", "aarch64")}
 
 

@@ -25,6 +25,9 @@ from tests.integration.conftest import (
 )
 from tests.schemas import validated
 
+# these tests build the example family for linux/arm64 too
+pytestmark = pytest.mark.usefixtures("binfmt_registered")
+
 PLATFORMS = {"linux/amd64": "amd64", "linux/arm64": "arm64"}
 
 
