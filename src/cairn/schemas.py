@@ -21,6 +21,7 @@ SCHEMAS = {
     "refresh.schema.json": (results.RefreshResult, "cairn refresh --json"),
     "push.schema.json": (results.PushResult, "cairn push --json"),
     "config.schema.json": (results.FamilyConfig, "cairn config --json"),
+    "lock.schema.json": (results.LockResult, "cairn lock --json"),
     "analysis.schema.json": (Analysis, "cairn analyze --json"),
     "compare.schema.json": (Comparison, "cairn compare --json"),
     "scan.schema.json": (ScanResult, "cairn scan --json"),

@@ -76,7 +76,12 @@ def test_refresh_finds_and_applies_a_new_version(tmp_path: Path) -> None:
     with serve(repo) as url:
         fam = family_with_repo(tmp_path / "family", url)
         store = fam / "out" / "oci"
-        cairn("lock", str(fam))
+        locked = cairn_json("lock", str(fam))
+        assert {(i["image"], i["state"]) for i in locked["images"]} == {
+            ("hello", "locked"),
+            ("hello-more", "locked"),
+            ("other", "locked"),
+        }
         lock = json.loads((fam / "cairn.lock").read_text())
         assert lock["images"]["hello"]["linux/amd64"]["packages"]["cairn-hello"] == "1.0"
         assert "cairn-hello" not in lock["images"]["other"]["linux/amd64"]["packages"]

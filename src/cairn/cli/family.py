@@ -214,6 +214,7 @@ def lock(
     image: ImageOpt = None,
     platform: PlatformOpt = None,
     jobs: JobsOpt = 2,
+    as_json: JsonOpt = False,
 ) -> None:
     """Write cairn.lock: the exact version of every package of every image and platform.
 
@@ -233,7 +234,15 @@ def lock(
         update=update,
         run=lambda tasks: run_parallel(tasks, jobs),
     )
-    render_lock(rows, lock_path(family), _console())
+    if as_json:
+        from cairn.family.results import LockedImage, LockResult
+
+        locked = [
+            LockedImage(r.image, r.platform, r.state, r.packages, list(r.changed)) for r in rows
+        ]
+        print(dumps(LockResult(str(lock_path(family)), locked)))
+    else:
+        render_lock(rows, lock_path(family), _console())
 
 
 @app.command()

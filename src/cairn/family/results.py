@@ -180,3 +180,22 @@ class FamilyConfig:
     images: Annotated[
         list[ConfigImage], Field(description="Every image, variants expanded, parents first.")
     ]
+
+
+@dataclass(frozen=True)
+class LockedImage:
+    image: str
+    platform: str
+    state: Annotated[
+        Literal["kept", "locked", "updated"],
+        Field(description="kept: its entry still answers cairn.toml; locked: new; updated."),
+    ]
+    packages: Annotated[int, Field(description="Packages locked for it.")]
+    changed: Annotated[list[str], Field(description="Packages whose locked version moved.")]
+
+
+@dataclass(frozen=True)
+class LockResult:
+    SCHEMA_VERSION: ClassVar[int] = 1
+    lock: Annotated[str, Field(description="The cairn.lock written.")]
+    images: list[LockedImage]
