@@ -85,12 +85,12 @@ def directory_lookup(root: Path) -> Lookup:
     return lookup
 
 
-class Entry(Protocol):
+class Indexed(Protocol):
     kind: str
     linkname: str
 
 
-def index_lookup(index: Mapping[str, Entry]) -> Lookup:
+def index_lookup(index: Mapping[str, Indexed]) -> Lookup:
     """Lookup over an index of paths (no leading slash) whose entries have a kind
     (dir, symlink, file, ...) and a link target."""
 

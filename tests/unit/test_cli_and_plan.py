@@ -13,7 +13,7 @@ import pytest
 from cairn import schemas
 from cairn.errors import BuildError, UsageError
 from cairn.family.build import build
-from cairn.family.jobs import BuildOptions, Silent, plan, plan_jobs
+from cairn.family.jobs import BuildOptions, Silent, plan_build, plan_jobs
 from cairn.family.platform_build import step
 from cairn.family.spec import load_family
 
@@ -119,7 +119,7 @@ def test_the_spec_schema_accepts_the_example_family_and_refuses_a_typo() -> None
 def test_an_error_from_a_build_step_names_the_job_and_the_step(tmp_path: Path) -> None:
     family = load_family(ROOT / "examples" / "qapm")
     opts = BuildOptions(images=("base",), platforms=("linux/amd64",), output=f"oci:{tmp_path}")
-    (job,) = plan(family, opts)
+    (job,) = plan_build(family, opts)
     with pytest.raises(BuildError) as e, step(job, "compress", Silent(), "compressing"):
         raise BuildError("pigz failed.")
     assert e.value.message == "base linux/amd64, step compress: pigz failed."

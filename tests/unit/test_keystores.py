@@ -11,7 +11,7 @@ import pytest
 from cairn.debian.keystores import (
     CACERTS,
     WHITENER,
-    Entry,
+    KeystoreEntry,
     NotTrustedJks,
     normalize,
     normalize_root,
@@ -37,8 +37,8 @@ def test_dates_and_order_no_longer_depend_on_the_build() -> None:
     version, entries = parse(normalize(one, 1735689600), "changeit")
     assert version == 2
     assert entries == [
-        Entry(b"a-root", 1735689600000, b"X.509", b"CERT-A"),
-        Entry(b"b-root", 1735689600000, b"X.509", b"CERT-B"),
+        KeystoreEntry(b"a-root", 1735689600000, b"X.509", b"CERT-A"),
+        KeystoreEntry(b"b-root", 1735689600000, b"X.509", b"CERT-B"),
     ]
     # render is parse's inverse
     assert render(*parse(one, "changeit"), "changeit") == one

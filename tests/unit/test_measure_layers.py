@@ -23,9 +23,9 @@ from cairn.errors import ImageContentError, ImageRefError
 from cairn.measure import layer_reading, verified
 from cairn.measure import source as source_module
 from cairn.measure import walk as walk_module
-from cairn.measure.commands import analyze_image
-from cairn.measure.digests import BackgroundHashes, Job
+from cairn.measure.digests import BackgroundHashes, HashJob
 from cairn.measure.gate import ANALYSIS_METRICS, parse_condition
+from cairn.measure.operations import analyze_image
 from cairn.output import to_json
 from tests.layers import M, docker_archive, manifest_of, oci_image, tar_bytes, write_blob
 
@@ -330,7 +330,7 @@ def test_a_verified_archive_is_not_hashed_again_until_it_changes(
     first = analyzed(f"docker-archive:{archive}")
     assert len(list((tmp_path / "cache" / "cairn" / "verified").iterdir())) == len(LAYERS)
 
-    def no_hashing(jobs: dict[int, Job]) -> BackgroundHashes:
+    def no_hashing(jobs: dict[int, HashJob]) -> BackgroundHashes:
         assert not jobs, "a verified layer was hashed again"
         return BackgroundHashes(jobs)
 

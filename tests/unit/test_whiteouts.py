@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cairn.measure.commands import analyze_image
+from cairn.measure.operations import analyze_image
 from cairn.oci.layerdiff import read_filesystem
 from cairn.oci.unpack import unpack_layers
 from cairn.oci.whiteouts import LayerMarkers, Marker, apply_layer, marker

@@ -144,8 +144,7 @@ def plan(
     registry: Annotated[str, typer.Option(help="REGISTRY/PREFIX the emitted bake tags name.")] = "",
 ) -> None:
     """Say what cairn build would build and why, without building anything."""
-    from cairn.family.jobs import BuildOptions
-    from cairn.family.jobs import plan as make_plan
+    from cairn.family.jobs import BuildOptions, plan_build
     from cairn.family.lock import load_lock, lock_warnings
     from cairn.family.results import PlanResult, PlanStep
     from cairn.family.spec import load_family
@@ -158,7 +157,7 @@ def plan(
     opts = BuildOptions(
         images=tuple(image or ()), platforms=tuple(platform or ()), output=output, force=force
     )
-    steps = make_plan(family, opts)
+    steps = plan_build(family, opts)
     jobs = tuple((s.image, s.platform) for s in steps)
     result = PlanResult(
         output or family.output,

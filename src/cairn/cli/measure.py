@@ -68,8 +68,8 @@ def analyze(
     """Where an image's bytes go: layers and waste (dive's figures and the corrected ones),
     size by category and by package, OS, libc, findings and what slimming would save.
     Layers are read as streams; nothing is extracted."""
-    from cairn.measure.commands import analyze_image
     from cairn.measure.gate import ANALYSIS_METRICS
+    from cairn.measure.operations import analyze_image
 
     conditions = _gate(fail_on, ANALYSIS_METRICS, categories)
     result = analyze_image(image, _platform(platform), categories)
@@ -101,7 +101,7 @@ def compare(
 ) -> None:
     """Images side by side, each row a measured figure: size, compressed size, packages,
     libc, package manager, shell, category sizes, findings."""
-    from cairn.measure.commands import analyze_image
+    from cairn.measure.operations import analyze_image
     from cairn.measure.results import Comparison, ComparisonRow
     from cairn.report.html import comparison_html
     from cairn.report.measure import comparison_markdown, comparison_rows, render_comparison
@@ -134,7 +134,7 @@ def sbom(
     """The image's packages as an SBOM, with package URLs and the licenses their copyright
     files state."""
     from cairn.errors import UsageError
-    from cairn.measure.commands import sbom_document
+    from cairn.measure.operations import sbom_document
     from cairn.measure.sbom import FORMATS
 
     if fmt not in FORMATS:
@@ -167,8 +167,8 @@ def scan(
 ) -> None:
     """Installed packages against advisories, each finding sorted into fixed (a newer Debian
     version fixes it), not-fixed, or wont-fix (unimportant, ignored)."""
-    from cairn.measure.commands import scan_image
     from cairn.measure.gate import SCAN_METRICS
+    from cairn.measure.operations import scan_image
     from cairn.report.measure import render_scan
 
     conditions = _gate(fail_on, SCAN_METRICS)

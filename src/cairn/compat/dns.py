@@ -139,7 +139,7 @@ def nsswitch_order(text: str | None) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class Step:
+class ResolverStep:
     action: str  # "hosts" or "dns"
     name: str
     detail: str
@@ -158,7 +158,7 @@ class Resolution:
     DNS questions it sends, and what getaddrinfo returns."""
 
     resolver: str  # glibc, musl <1.1.13, ...
-    steps: tuple[Step, ...]
+    steps: tuple[ResolverStep, ...]
     servers: tuple[str, ...]  # who each DNS step asks
     parallel: bool  # every server at once (musl) or one after another (glibc)
     queries: tuple[Query, ...]  # every DNS question, in order
@@ -188,27 +188,27 @@ def _candidates(name: str, ndots: int, search: tuple[str, ...], *, musl: bool) -
 HOSTS_STEP = "the name as given, in /etc/hosts"
 
 
-def _glibc_steps(name: str, conf: ResolvConf, nsswitch: str | None) -> list[Step]:
+def _glibc_steps(name: str, conf: ResolvConf, nsswitch: str | None) -> list[ResolverStep]:
     server = conf.servers[0]
-    steps: list[Step] = []
+    steps: list[ResolverStep] = []
     for source in nsswitch_order(nsswitch):
         if source == "files":
-            steps.append(Step("hosts", name, HOSTS_STEP))
+            steps.append(ResolverStep("hosts", name, HOSTS_STEP))
         elif source == "dns":
             for candidate in _candidates(name, conf.ndots, conf.search, musl=False):
-                steps.append(Step("dns", candidate, f"A and AAAA to {server}"))
+                steps.append(ResolverStep("dns", candidate, f"A and AAAA to {server}"))
     return steps
 
 
 MUSL_VERSIONS = ("musl <1.1.13", "musl 1.1.13-1.2.3", "musl >=1.2.4")
 
 
-def _musl_steps(name: str, conf: ResolvConf, version: str) -> list[Step]:
+def _musl_steps(name: str, conf: ResolvConf, version: str) -> list[ResolverStep]:
     servers = ", ".join(conf.servers)
     search = conf.search if version != "musl <1.1.13" else ()
-    steps = [Step("hosts", name, HOSTS_STEP)]
+    steps = [ResolverStep("hosts", name, HOSTS_STEP)]
     for candidate in _candidates(name, conf.musl_ndots, search, musl=True):
-        steps.append(Step("dns", candidate, f"A and AAAA to {servers} at once"))
+        steps.append(ResolverStep("dns", candidate, f"A and AAAA to {servers} at once"))
     return steps
 
 
@@ -216,13 +216,13 @@ SERVFAIL = "SERVFAIL"
 
 
 def _follow(
-    steps: list[Step],
+    steps: list[ResolverStep],
     conf: ResolvConf,
     hosts: Hosts,
     answers: Mapping[str, str],
     *,
     parallel: bool,
-) -> tuple[tuple[Step, ...], tuple[Query, ...], tuple[str, ...] | None, str]:
+) -> tuple[tuple[ResolverStep, ...], tuple[Query, ...], tuple[str, ...] | None, str]:
     """Walk the steps as the resolver does, stopping at the first that answers: a hosts
     entry, or a DNS answer from `answers` (an address, or SERVFAIL; any other name is "no
     such name"). After a SERVFAIL glibc asks the other servers and goes on; musl gives up

@@ -26,7 +26,7 @@ DEFAULT_PASSWORD = "changeit"  # ca-certificates-java's, from /etc/default/cacer
 
 
 @dataclass(frozen=True)
-class Entry:
+class KeystoreEntry:
     alias: bytes  # Java's modified UTF-8, as stored
     millis: int
     cert_type: bytes
@@ -46,7 +46,7 @@ def _key(password: str) -> bytes:
     return password.encode("utf-16-be")
 
 
-def parse(data: bytes, password: str) -> tuple[int, list[Entry]]:
+def parse(data: bytes, password: str) -> tuple[int, list[KeystoreEntry]]:
     """(version, entries) of a JKS holding trusted certificates only."""
     if len(data) < 32:
         raise NotTrustedJks("too short")
@@ -65,7 +65,7 @@ def parse(data: bytes, password: str) -> tuple[int, list[Entry]]:
         if version == 2:
             cert_type, at = _utf(data, at)
         (n,) = struct.unpack_from(">I", data, at)
-        entries.append(Entry(alias, millis, cert_type, data[at + 4 : at + 4 + n]))
+        entries.append(KeystoreEntry(alias, millis, cert_type, data[at + 4 : at + 4 + n]))
         at += 4 + n
     body, digest = data[:at], data[at:]
     if hashlib.sha1(_key(password) + WHITENER + body).digest() != digest:
@@ -73,7 +73,7 @@ def parse(data: bytes, password: str) -> tuple[int, list[Entry]]:
     return version, entries
 
 
-def render(version: int, entries: list[Entry], password: str) -> bytes:
+def render(version: int, entries: list[KeystoreEntry], password: str) -> bytes:
     out = bytearray(struct.pack(">III", MAGIC, version, len(entries)))
     for e in entries:
         out += struct.pack(">IH", TRUSTED_CERT, len(e.alias)) + e.alias

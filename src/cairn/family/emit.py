@@ -151,7 +151,7 @@ GITLAB_RUNNER_TAGS = {
 
 
 @dataclass(frozen=True)
-class Job:
+class PipelineJob:
     """One image on one platform: built on its parent's layout for that platform."""
 
     family: Family
@@ -166,21 +166,21 @@ class Job:
     def id(self) -> str:
         return "build-" + self.part.replace(".", "-")
 
-    def parent(self) -> Job | None:
+    def parent(self) -> PipelineJob | None:
         if self.image.parent is None:
             return None
-        return Job(self.family, self.family.image(self.image.parent), self.platform)
+        return PipelineJob(self.family, self.family.image(self.image.parent), self.platform)
 
 
-def _jobs(family: Family) -> list[Job]:
-    return [Job(family, image, plat) for image in family.images for plat in image.platforms]
+def _jobs(family: Family) -> list[PipelineJob]:
+    return [PipelineJob(family, image, plat) for image in family.images for plat in image.platforms]
 
 
 def _spec(family: Family) -> str:
     return _relative(family.directory.resolve(), Path.cwd())
 
 
-def _build_command(job: Job) -> str:
+def _build_command(job: PipelineJob) -> str:
     return (
         f".venv/bin/cairn build {_spec(job.family)} --image {job.image.name} "
         f"--platform {job.platform.name} --output oci:{PARTS}/{job.part}"

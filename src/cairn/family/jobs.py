@@ -65,7 +65,7 @@ def plan_jobs(family: Family, opts: BuildOptions) -> tuple[tuple[Image, Platform
     return tuple((img, p) for img in images for p in (chosen or img.platforms))
 
 
-def plan(family: Family, opts: BuildOptions) -> tuple[Step, ...]:
+def plan_build(family: Family, opts: BuildOptions) -> tuple[Step, ...]:
     """What `cairn build` with these options would build, and why."""
     layout = layout_named(parse_ref(opts.output or family.output), "cairn plan compares with")
     return make_plan(family, plan_jobs(family, opts), layout, opts.force, load_lock(family))

@@ -15,7 +15,7 @@ CHUNK = 1 << 20
 
 
 @dataclass
-class Job:
+class HashJob:
     fd: int
     start: int
     length: int
@@ -25,7 +25,7 @@ class Job:
 
 
 class BackgroundHashes:
-    def __init__(self, jobs: dict[int, Job]) -> None:
+    def __init__(self, jobs: dict[int, HashJob]) -> None:
         self.jobs = jobs
         # the longest first, so the last to finish is a short one
         self._queue = sorted(jobs.values(), key=lambda j: -j.length)
@@ -61,7 +61,7 @@ class BackgroundHashes:
                 job.error = e
             job.digest = "sha256:" + sha.hexdigest()
 
-    def wait(self) -> dict[int, Job]:
+    def wait(self) -> dict[int, HashJob]:
         for t in self._threads:
             t.join()
         return self.jobs

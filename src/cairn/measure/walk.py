@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cairn.errors import ImageContentError
 from cairn.measure import verified
-from cairn.measure.digests import BackgroundHashes, Job
+from cairn.measure.digests import BackgroundHashes, HashJob
 from cairn.measure.layer_reading import LayerRange, check_layer, read_layer
 from cairn.measure.overlay import Item, LayerStats, Walk, capture_pattern
 from cairn.measure.source import Source
@@ -63,7 +63,7 @@ def walk_source(source: Source, licenses: bool = False) -> Walk:
             LayerRange.opened(layer, *stack.enter_context(layer.open())) for layer in source.layers
         ]
         jobs = {
-            r.layer.index: Job(r.fd, r.start, r.length)
+            r.layer.index: HashJob(r.fd, r.start, r.length)
             for r in ranges
             if r.compression is None and not r.known
         }

@@ -23,7 +23,7 @@ from cairn.oci.whiteouts import WHITEOUT, Marker, apply_layer, marker
 
 
 @dataclass(frozen=True)
-class Entry:
+class TarEntry:
     """What makes two file system entries the same, content included."""
 
     type: bytes
@@ -56,16 +56,16 @@ def _digest(f: IO[bytes] | None) -> str:
     return h.hexdigest()
 
 
-def _entry(tf: tarfile.TarFile, m: tarfile.TarInfo, index: Mapping[str, Entry]) -> Entry:
+def _entry(tf: tarfile.TarFile, m: tarfile.TarInfo, index: Mapping[str, TarEntry]) -> TarEntry:
     if m.islnk():
         # A hard link is the file it names: which of a pair a tar writer lists
         # first (and so as the file) is its own choice, not a change.
         target = index.get(norm(m.linkname))
-        return Entry(
+        return TarEntry(
             tarfile.REGTYPE, m.mode, m.uid, m.gid, int(m.mtime), "", target.digest if target else ""
         )
     digest = _digest(tf.extractfile(m)) if m.isreg() else ""
-    return Entry(m.type, m.mode, m.uid, m.gid, int(m.mtime), m.linkname, digest)
+    return TarEntry(m.type, m.mode, m.uid, m.gid, int(m.mtime), m.linkname, digest)
 
 
 def layer_sizes(layers: Iterable[Path]) -> list[int]:
@@ -80,12 +80,12 @@ def layer_sizes(layers: Iterable[Path]) -> list[int]:
     return sizes
 
 
-def read_filesystem(layers: Iterable[Path]) -> dict[str, Entry]:
+def read_filesystem(layers: Iterable[Path]) -> dict[str, TarEntry]:
     """The file system that gzip'd layer tars make, applied in order."""
-    index: dict[str, Entry] = {}
+    index: dict[str, TarEntry] = {}
     for layer in layers:
-        own: list[tuple[str, Entry | Marker]] = []
-        seen: dict[str, Entry] = {}
+        own: list[tuple[str, TarEntry | Marker]] = []
+        seen: dict[str, TarEntry] = {}
         with tarfile.open(layer, "r|gz") as tf:
             for m in tf:
                 name = norm(m.name)
@@ -99,12 +99,12 @@ def read_filesystem(layers: Iterable[Path]) -> dict[str, Entry]:
     return index
 
 
-def _clamped(entry: Entry | None, mtime: int) -> Entry | None:
+def _clamped(entry: TarEntry | None, mtime: int) -> TarEntry | None:
     return entry if entry is None or entry.mtime <= mtime else replace(entry, mtime=mtime)
 
 
 def write_diff(
-    parent: dict[str, Entry],
+    parent: dict[str, TarEntry],
     child_tar: Path,
     out: Path,
     mtime: int,
@@ -121,7 +121,7 @@ def write_diff(
         members = {
             norm(m.name): m for m in tf.getmembers() if norm(m.name) and not ignore(norm(m.name))
         }
-        child: dict[str, Entry] = {}
+        child: dict[str, TarEntry] = {}
         for name, m in members.items():
             m.mtime = min(int(m.mtime), mtime)
             # permission bits only: `docker export` also writes the file type bits

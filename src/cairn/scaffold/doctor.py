@@ -28,7 +28,7 @@ Severity = Literal["error", "warning", "info"]
 
 
 @dataclass(frozen=True)
-class Finding:
+class DoctorFinding:
     rule: str
     severity: Severity
     file: str
@@ -41,7 +41,7 @@ class Finding:
 class Report:
     SCHEMA_VERSION: ClassVar[int] = 1
     project: str
-    findings: tuple[Finding, ...]
+    findings: tuple[DoctorFinding, ...]
 
     errors: int  # findings of severity error
 
@@ -51,11 +51,11 @@ def rules() -> dict[str, dict[str, str]]:
     return load_toml("doctor.toml")
 
 
-def finding(rule: str, line: int = 0, **fields: str) -> Finding:
+def finding(rule: str, line: int = 0, **fields: str) -> DoctorFinding:
     """The finding of a broken rule: its text from doctor.toml, `fields` filled in."""
     r = rules()[rule]
     level = cast("Severity", r["level"])
-    return Finding(
+    return DoctorFinding(
         rule, level, r["file"], line, r["message"].format(**fields), r["fix"].format(**fields)
     )
 
@@ -76,14 +76,14 @@ def _family_default(text: str) -> str | None:
     return m.group(1) if m else None
 
 
-def check_dockerfile(root: Path, family: str | None = None) -> list[Finding]:
+def check_dockerfile(root: Path, family: str | None = None) -> list[DoctorFinding]:
     path = root / "Dockerfile"
     if not path.is_file():
         return [finding("CD000")]
     text = path.read_text(encoding="utf-8")
     instructions = parse(text)
     stage_list = stages(instructions)
-    found: list[Finding] = []
+    found: list[DoctorFinding] = []
     if len(stage_list) < 2:
         found.append(finding("CD002", stage_list[0].line if stage_list else 0))
     prefix = family or _family_default(text)
@@ -97,7 +97,7 @@ def check_dockerfile(root: Path, family: str | None = None) -> list[Finding]:
     return found
 
 
-def _check_base(stage: Stage, prefix: str | None) -> list[Finding]:
+def _check_base(stage: Stage, prefix: str | None) -> list[DoctorFinding]:
     image = stage.image
     found = []
     via_arg = bool(_FAMILY_VAR.match(image))
@@ -112,7 +112,7 @@ def _check_base(stage: Stage, prefix: str | None) -> list[Finding]:
     return found
 
 
-def _check_run(ins: Instruction) -> list[Finding]:
+def _check_run(ins: Instruction) -> list[DoctorFinding]:
     found = []
     script = _SCRIPT.search(ins.args)
     if script:
@@ -125,7 +125,7 @@ def _check_run(ins: Instruction) -> list[Finding]:
     return found
 
 
-def _check_user(final: Stage) -> list[Finding]:
+def _check_user(final: Stage) -> list[DoctorFinding]:
     users = [i for i in final.instructions if i.keyword == "USER"]
     if users and users[-1].args.split(":")[0] not in ("root", "0"):
         return []
@@ -164,7 +164,7 @@ def _recipes(root: Path) -> tuple[set[str], str]:
     return names, text
 
 
-def check_justfile(root: Path) -> list[Finding]:
+def check_justfile(root: Path) -> list[DoctorFinding]:
     if not (root / "justfile").is_file():
         return [finding("CJ001", recipes=", ".join(RECIPES))]
     names, push = _recipes(root)
@@ -209,7 +209,7 @@ def used_services(root: Path) -> dict[str, str]:
     return found
 
 
-def check_devcontainer(root: Path) -> list[Finding]:
+def check_devcontainer(root: Path) -> list[DoctorFinding]:
     config = root / ".devcontainer" / "devcontainer.json"
     rel = ".devcontainer/devcontainer.json"
     if not config.is_file():
@@ -238,7 +238,7 @@ def check_devcontainer(root: Path) -> list[Finding]:
 _SEVERITY: dict[str, Severity] = {"error": "error", "warning": "warning"}
 
 
-def check_hadolint(root: Path) -> list[Finding]:
+def check_hadolint(root: Path) -> list[DoctorFinding]:
     hadolint = shutil.which("hadolint")
     if not (root / "Dockerfile").is_file():
         return []
@@ -256,7 +256,7 @@ def check_hadolint(root: Path) -> list[Finding]:
     except ValueError:
         return []
     return [
-        Finding(
+        DoctorFinding(
             item["code"],
             _SEVERITY.get(item.get("level", ""), "info"),
             "Dockerfile",
