@@ -20,6 +20,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 from tests.freshroot import REPO, FreshRoot, check_readme
+from tests.schemas import schema
 
 # what Debian's own python3 is on each release (users have these; cairn must run on them)
 DEBIAN_PYTHON = {"bookworm": "Python 3.11.2", "trixie": "Python 3.13."}
@@ -70,9 +71,8 @@ def test_readme_set_up_on_a_fresh_machine(fresh_roots: FreshRoots, suite: str) -
     assert (root.path / "root/cairn/.venv/pyvenv.cfg").read_text().count("home = /usr/bin") == 1
 
     # the example family's base, both platforms, from the trixie archive
-    schemas = REPO / "docs" / "schemas"
     build = result["build"]
-    jsonschema.validate(build, json.loads((schemas / "build.schema.json").read_text()))
+    jsonschema.validate(build, schema("build"))
     (image,) = build["images"]
     assert image["name"] == "base"
     assert [p["platform"] for p in image["platforms"]] == ["linux/amd64", "linux/arm64"]
@@ -82,11 +82,13 @@ def test_readme_set_up_on_a_fresh_machine(fresh_roots: FreshRoots, suite: str) -
     assert json.loads(raw)["manifests"][1]["platform"]["architecture"] == "arm64"
 
     analysis = result["analysis"]
-    jsonschema.validate(analysis, json.loads((schemas / "analysis.schema.json").read_text()))
+    jsonschema.validate(analysis, schema("analyze"))
     assert analysis["os"]["codename"] == "trixie"
     assert analysis["libc"]["family"] == "glibc"
     assert 40 <= len(analysis["packages"]) <= 150
     compat = result["compat"]
+    jsonschema.validate(compat, schema("compat"))
+    jsonschema.validate(result["doctor"], schema("doctor"))
     assert compat["target_libc"]["family"] == "glibc"
     assert [o["verdict"] for o in compat["objects"]] == ["ok"], compat
     assert result["doctor"]["errors"] == 0, result["doctor"]
