@@ -84,7 +84,11 @@ def compress(tar: bytes, compression: str) -> bytes:
 
 
 def oci_image(
-    root: Path, layers: list[list[M]], name: str = "img", compression: str = "gzip"
+    root: Path,
+    layers: list[list[M]],
+    name: str = "img",
+    compression: str = "gzip",
+    run_config: dict[str, object] | None = None,
 ) -> tuple[Path, list[str]]:
     """An OCI layout holding one image (gzip, zstd or plain tar layers); returns it and the
     layer digests."""
@@ -92,7 +96,10 @@ def oci_image(
     blobs = [compress(t, compression) for t in tars]
     media = MEDIA_PLAIN + ("" if compression == "none" else f"+{compression}")
     digests = [write_blob(root, b) for b in blobs]
-    config = json.dumps(config_for(tars)).encode()
+    doc = config_for(tars)
+    if run_config is not None:
+        doc["config"] = run_config
+    config = json.dumps(doc).encode()
     manifest = {
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",

@@ -26,6 +26,7 @@ from cairn.measure import walk as walk_module
 from cairn.measure.digests import BackgroundHashes, HashJob
 from cairn.measure.gate import ANALYSIS_METRICS, parse_condition
 from cairn.measure.operations import analyze_image
+from cairn.measure.results import Analysis, typed
 from cairn.output import to_json
 from tests.layers import M, docker_archive, manifest_of, oci_image, tar_bytes, write_blob
 
@@ -65,7 +66,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def analyzed(reference: str) -> dict[str, Any]:
-    result = to_json(analyze_image(reference, None))
+    result = to_json(typed(Analysis, analyze_image(reference, None)))  # what --json prints
     jsonschema.validate(result, SCHEMA)
     assert sum(c["bytes"] for c in result["categories"]) == result["total_bytes"]
     assert result["layers_bytes"] == result["total_bytes"] + result["wasted_bytes"]
@@ -363,3 +364,11 @@ def test_every_analysis_metric_reads_a_figure_the_typed_result_has(tmp_path: Pat
     for metric in ANALYSIS_METRICS:
         condition = parse_condition(f"{metric}>0")
         assert condition.read(measured) is not None, metric
+
+
+def test_a_config_of_the_wrong_types_is_read_as_runtimes_read_it(tmp_path: Path) -> None:
+    odd = {"Cmd": "/bin/sh -c run", "User": 1000, "Env": "PATH=/bin", "Entrypoint": None}
+    layout, _ = oci_image(tmp_path / "oci", LAYERS, run_config=odd)
+    a = analyzed(f"oci:{layout}")  # typed and valid against the schema
+    assert (a["cmd"], a["user"], a["env"]) == (["/bin/sh -c run"], "1000", [])
+    assert {f["code"] for f in a["findings"]} >= {"config-malformed"}

@@ -81,5 +81,47 @@ def test_unpacking_diffing_and_measuring_agree(tmp_path: Path) -> None:
     assert set(read_filesystem(layers)) == SURVIVORS
     layout, _ = oci_image(tmp_path / "oci", STACK)
     analysis = analyze_image(f"oci:{layout}", None)
-    assert analysis.total_bytes == 13 + 11  # d/new and keep
-    assert analysis.wasted_bytes == 3 + 7  # d/old and g/x
+    assert analysis["total_bytes"] == 13 + 11  # d/new and keep
+    assert analysis["wasted_bytes"] == 3 + 7  # d/old and g/x
+
+
+# A layer that lists a directory again (as engines do for every parent of a new file)
+# and then its marker: the directory is the layer's own, what lower layers put below it
+# is still hidden.
+RELISTED = [
+    [
+        M("d/", "dir"),
+        M("d/sub/", "dir"),
+        M("d/sub/old", data=b"o" * 3),
+        M("g/", "dir"),
+        M("g/x", data=b"x" * 7),
+    ],
+    [
+        M("d/sub/", "dir"),
+        M("d/sub/new", data=b"n" * 2),
+        M("d/.wh..wh..opq"),
+        M("g/", "dir"),
+        M("g/y", data=b"y" * 5),
+        M(".wh.g"),
+    ],
+]
+
+
+def test_a_relisted_directory_is_the_layers_own_and_its_lower_contents_go(
+    tmp_path: Path,
+) -> None:
+    layers = []
+    for i, members in enumerate(RELISTED):
+        path = tmp_path / f"layer{i}.tar.gz"
+        path.write_bytes(gzip.compress(tar_bytes(members), mtime=0))
+        layers.append(path)
+    root = tmp_path / "root"
+    root.mkdir()
+    unpack_layers(layers, root)
+    survivors = {str(p.relative_to(root)) for p in root.rglob("*")}
+    assert survivors == {"d", "d/sub", "d/sub/new", "g", "g/y"}
+    assert set(read_filesystem(layers)) == survivors
+    layout, _ = oci_image(tmp_path / "oci", RELISTED)
+    analysis = analyze_image(f"oci:{layout}", None)
+    assert analysis["total_bytes"] == 2 + 5
+    assert analysis["wasted_bytes"] == 3 + 7

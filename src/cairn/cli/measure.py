@@ -21,7 +21,7 @@ from cairn.cli.common import (
     _platform,
     _write_text,
 )
-from cairn.output import dumps, to_json
+from cairn.output import dumps
 
 if TYPE_CHECKING:
     from cairn.measure.gate import Condition
@@ -72,15 +72,16 @@ def analyze(
     from cairn.measure.operations import analyze_image
 
     conditions = _gate(fail_on, ANALYSIS_METRICS, categories)
-    result = analyze_image(image, _platform(platform), categories)
-    measured = to_json(result)
+    measured = analyze_image(image, _platform(platform), categories)
     failed = _judge(conditions, measured)
     if html is not None:
         from cairn.report.html import analysis_html
 
         _write_text(html, analysis_html(measured))
     if as_json:
-        print(dumps(result))
+        from cairn.measure.results import Analysis, typed
+
+        print(dumps(typed(Analysis, measured)))
     else:
         from cairn.report.measure import render_analysis
 
@@ -102,18 +103,19 @@ def compare(
     """Images side by side, each row a measured figure: size, compressed size, packages,
     libc, package manager, shell, category sizes, findings."""
     from cairn.measure.operations import analyze_image
-    from cairn.measure.results import Comparison, ComparisonRow
     from cairn.report.html import comparison_html
     from cairn.report.measure import comparison_markdown, comparison_rows, render_comparison
 
-    results = [analyze_image(i, _platform(platform), categories) for i in images]
-    analyses = [to_json(a) for a in results]
+    analyses = [analyze_image(i, _platform(platform), categories) for i in images]
     rows = comparison_rows(analyses)
     names = [a["image"] for a in analyses]
     if html is not None:
         _write_text(html, comparison_html(rows, analyses))
     if as_json:
-        print(dumps(Comparison(results, [ComparisonRow(r["metric"], r["values"]) for r in rows])))
+        from cairn.measure.results import Analysis, Comparison, ComparisonRow, typed
+
+        typed_rows = [ComparisonRow(r["metric"], r["values"]) for r in rows]
+        print(dumps(Comparison([typed(Analysis, a) for a in analyses], typed_rows)))
     elif markdown:
         print(comparison_markdown(rows, names), end="")
     else:
@@ -172,11 +174,12 @@ def scan(
     from cairn.report.measure import render_scan
 
     conditions = _gate(fail_on, SCAN_METRICS)
-    result = scan_image(image, _platform(platform), advisories)
-    measured = to_json(result)
+    measured = scan_image(image, _platform(platform), advisories)
     failed = _judge(conditions, measured)
     if as_json:
-        print(dumps(result))
+        from cairn.measure.results import ScanResult, typed
+
+        print(dumps(typed(ScanResult, measured)))
     else:
         render_scan(measured, _console())
     _enforce(failed)

@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol
 from cairn.engines import run_logged, tail
 from cairn.errors import BuildError
 from cairn.oci.image import ANN_REF_NAME, Descriptor, RunConfig, canonical_json
-from cairn.platforms import Platform
+from cairn.platforms import Platform, emulation_env
 
 Builder = Literal["buildah", "docker"]
 BUILDERS: tuple[Builder, ...] = ("buildah", "docker")
@@ -74,8 +74,9 @@ def dockerfile_for(job: FragmentJob, parent_ref: str) -> Path:
     """The fragment with the parent it builds on: the one FROM cairn controls."""
     path = job.workdir / "Dockerfile.cairn"
     # SOURCE_DATE_EPOCH reaches the steps' environment only (an ARG, not an ENV):
-    # useradd and friends then write the source date, not today's.
-    head = f"FROM {parent_ref}\nARG SOURCE_DATE_EPOCH\n"
+    # useradd and friends then write the source date, not today's. So does QEMU_CPU, the
+    # CPU qemu-user emulates for a foreign platform's steps (cairn.platforms).
+    head = f"FROM {parent_ref}\nARG SOURCE_DATE_EPOCH\nARG QEMU_CPU\n"
     path.write_text(head + job.dockerfile.read_text(encoding="utf-8"))
     return path
 
@@ -119,10 +120,12 @@ def write_parent_layout(root: Path, manifest: Descriptor, blobs: dict[str, Path]
 def build_arguments(job: FragmentJob, parent_ref: str, tag: str) -> list[str]:
     """What both engines' build commands take: the platform, the source date, cairn's
     Dockerfile on `parent_ref`, the tag and the context."""
+    emulated = [f"--build-arg={k}={v}" for k, v in emulation_env(job.platform, os.environ).items()]
     return [
         "--network=host",
         f"--platform={job.platform.name}",
         f"--build-arg=SOURCE_DATE_EPOCH={job.source_date_epoch}",
+        *emulated,
         "-f",
         str(dockerfile_for(job, parent_ref)),
         "-t",

@@ -21,7 +21,6 @@ from cairn.measure.packages import (
     dpkg_packages,
     unneeded,
 )
-from cairn.measure.results import Analysis, typed
 from cairn.measure.source import Source
 
 TOP = 20
@@ -123,18 +122,51 @@ def _counts(walk: Walk) -> dict[str, int]:
     }
 
 
-def _config(source: Source) -> dict[str, Any]:
+def _words(value: object) -> list[str] | None:
+    """An image config's Cmd or Entrypoint as the list the spec says it is."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+def _config(source: Source, findings: list[Finding]) -> dict[str, Any]:
+    """What a container runtime reads from the config; a value of the wrong type is read the
+    way runtimes read it, and a finding says so."""
     config = source.config.get("config") or {}
+    if not isinstance(config, dict):
+        findings.append(
+            Finding("warning", "config-malformed", "the image config's `config` is no object")
+        )
+        config = {}
+    expected = {"User": str, "Entrypoint": list, "Cmd": list, "Env": list, "WorkingDir": str}
+    for key, kind in expected.items():
+        value = config.get(key)
+        if value is not None and not isinstance(value, kind):
+            findings.append(
+                Finding(
+                    "warning",
+                    "config-malformed",
+                    f"the image config's {key} is a {type(value).__name__}, "
+                    f"not a{'n array' if kind is list else ' string'}",
+                )
+            )
+    env = config.get("Env")
     return {
-        "user": config.get("User") or "root",
-        "entrypoint": config.get("Entrypoint"),
-        "cmd": config.get("Cmd"),
-        "env": config.get("Env") or [],
-        "working_dir": config.get("WorkingDir") or "/",
+        "user": str(config.get("User") or "root"),
+        "entrypoint": _words(config.get("Entrypoint")),
+        "cmd": _words(config.get("Cmd")),
+        "env": [str(e) for e in env] if isinstance(env, list) else [],
+        "working_dir": str(config.get("WorkingDir") or "/"),
     }
 
 
-def analyze_walk(source: Source, walk: Walk, categories: Path | None = None) -> Analysis:
+def analyze_walk(source: Source, walk: Walk, categories: Path | None = None) -> dict[str, Any]:
+    """The analysis as the fields of cairn.measure.results.Analysis (typed, with pydantic,
+    only when it is printed as JSON: `cairn analyze` stays light)."""
     resolver = IndexPaths(walk.index)
     classify = Classifier(load_categories(categories))
     by_category: dict[str, list[int]] = {name: [0, 0] for name in classify.names}
@@ -161,7 +193,7 @@ def analyze_walk(source: Source, walk: Walk, categories: Path | None = None) -> 
             )
         )
     wasted_dive, efficiency = dive_figures(walk)
-    data = {
+    data: dict[str, Any] = {
         "image": source.reference,
         "platform": source.platform,
         "total_bytes": total,
@@ -210,9 +242,8 @@ def analyze_walk(source: Source, walk: Walk, categories: Path | None = None) -> 
         "libc": _libc(walk, resolver),
         "package_managers": managers,
         "shell": resolver.follow("/bin/sh") is not None,
-        **_config(source),
+        **_config(source, findings),
         "slimming": _slimming(walk, packages),
         "findings": [f.to_json() for f in findings],
     }
-    result: Analysis = typed(Analysis, data)
-    return result
+    return data

@@ -159,20 +159,40 @@ class Walk:
         went."""
         gone = list(self._subtree(path))
         for p in gone:
-            node = self.index.pop(p, None)
             self._kids().pop(p, None)
-            if node is None:
-                continue
-            if node.kind == "file":
-                heir = self._heir(p)
-                if heir is None and node.size:
-                    self.waste.append(Waste(p, node.size, node.layer, f"{reason} in layer {layer}"))
-                elif heir is not None:
-                    self.index[heir] = Node("file", node.size, node.layer, mode=node.mode)
-            elif node.kind == "hardlink":
-                self.links_to.get(node.linkname, set()).discard(p)
+            self._remove(p, layer, reason)
         self._kids().get(path.rpartition("/")[0], set()).discard(path)
         return len(gone)
+
+    def _drop_lower(self, path: str, layer: int, reason: str, *, keep_path: bool) -> int:
+        """Remove what lower layers put at `path` (unless `keep_path`) and below it: a marker
+        of `layer` hides those, never the layer's own entries (cairn.oci.whiteouts)."""
+        gone = [
+            p
+            for p in self._subtree(path)
+            if not (keep_path and p == path) and p in self.index and self.index[p].layer < layer
+        ]
+        for p in gone:
+            self._remove(p, layer, reason)
+        kids = self._kids()
+        for p in sorted(gone, key=lambda p: p.count("/"), reverse=True):
+            if not kids.get(p):  # nothing of this layer's own below it
+                kids.pop(p, None)
+                kids.get(p.rpartition("/")[0], set()).discard(p)
+        return len(gone)
+
+    def _remove(self, p: str, layer: int, reason: str) -> None:
+        node = self.index.pop(p, None)
+        if node is None:
+            return
+        if node.kind == "file":
+            heir = self._heir(p)
+            if heir is None and node.size:
+                self.waste.append(Waste(p, node.size, node.layer, f"{reason} in layer {layer}"))
+            elif heir is not None:
+                self.index[heir] = Node("file", node.size, node.layer, mode=node.mode)
+        elif node.kind == "hardlink":
+            self.links_to.get(node.linkname, set()).discard(p)
 
     def _heir(self, path: str) -> str | None:
         """A hard link that keeps the content of `path` alive once `path` goes."""
@@ -202,17 +222,15 @@ class Walk:
             # markers hide what lower layers hold, never this layer's own entries
             if found is not None and found.kind == "opaque":
                 opaque.append(found.target)
-                for child in list(self._kids().get(found.target, ())):
-                    lower = self.index.get(child)
-                    if lower is not None and lower.layer < layer:
-                        stats.deleted += self._drop(child, layer, "deleted (opaque directory)")
+                stats.deleted += self._drop_lower(
+                    found.target, layer, "deleted (opaque directory)", keep_path=True
+                )
                 continue
             if found is not None:
                 target = found.target
                 node = self.index.get(target)
                 whiteouts[target] = self._stacked_size(target) if node and node.kind == "dir" else 0
-                if node is not None and node.layer < layer:
-                    stats.deleted += self._drop(target, layer, "deleted")
+                stats.deleted += self._drop_lower(target, layer, "deleted", keep_path=False)
                 continue
             self._add(layer, item, stats)
             leaves[path] = item.size  # 0 for all but files
@@ -292,6 +310,3 @@ class Walk:
             self.dive[path] = DiveCount(size, size, 1)  # most paths are in one layer only
         else:
             count.add(size)
-
-
-# -- reading members --------------------------------------------------------------------

@@ -76,7 +76,7 @@ def walk_source(source: Source, licenses: bool = False) -> Walk:
                     layer.index, layer.digest, layer.size if layer.compressed else None
                 )
                 if layer.index < len(history):
-                    stats.created_by = history[layer.index].get("created_by", "")
+                    stats.created_by = str(history[layer.index].get("created_by", ""))
                 walk.layers.append(stats)
                 streamed.append(read_layer(walk, r, stats))
         except BaseException:

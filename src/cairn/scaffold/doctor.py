@@ -41,9 +41,8 @@ class DoctorFinding:
 class Report:
     SCHEMA_VERSION: ClassVar[int] = 1
     project: str
-    findings: tuple[DoctorFinding, ...]
-
     errors: int  # findings of severity error
+    findings: tuple[DoctorFinding, ...]
 
 
 @cache
@@ -278,4 +277,4 @@ def doctor(root: Path, family: str | None = None) -> Report:
         *check_hadolint(root),
     ]
     findings.sort(key=lambda f: (f.file, f.line, f.rule))
-    return Report(str(root), tuple(findings), sum(f.severity == "error" for f in findings))
+    return Report(str(root), sum(f.severity == "error" for f in findings), tuple(findings))
