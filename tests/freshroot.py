@@ -360,6 +360,13 @@ def main(argv: list[str] | None = None) -> int:
             images = ", ".join(i["name"] for i in result["build"]["images"])
             times = ", ".join(f"{name} {sec:.0f} s" for name, sec in root.timings().items())
             print(f"fresh machine {suite}: ok (built {images}; {times})")
+            if args.whole_family:
+                for image in result["build"]["images"]:
+                    sizes = ", ".join(
+                        f"{p['platform']} {p['uncompressed_bytes'] / 1e6:.1f} MB"
+                        for p in image["platforms"]
+                    )
+                    print(f"  {image['name']}: {sizes}")
     return 0
 
 
