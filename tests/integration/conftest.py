@@ -25,7 +25,7 @@ from tests.schemas import validated
 
 from cairn.family.refresh import installed_versions
 from cairn.oci.layout import OciLayout
-from cairn.platforms import parse_platform
+from cairn.platforms import emulation_env, known_platforms, parse_platform
 
 ROOT = Path(__file__).parents[2]
 EXAMPLE = ROOT / "examples" / "qapm"
@@ -155,9 +155,15 @@ class Buildah:
         ]
 
     def run(self, image: str, arch: str, script: str, timeout: int = 900) -> str:
-        """`script` in `image` (pulled afresh, for `arch`) through sh -ec: its output."""
+        """`script` in `image` (pulled afresh, for `arch`) through sh -ec: its output. A
+        foreign architecture's programs run on the CPU cairn has qemu emulate for it."""
+        platform = next(p for p in known_platforms().values() if p.debian_arch == arch)
+        emulated = [f"--env={k}={v}" for k, v in emulation_env(platform, os.environ).items()]
         res = self.execute(
-            ["--pull-always", "--arch", arch, image], ["sh", "-ec", script], timeout=timeout
+            ["--pull-always", "--arch", arch, image],
+            ["sh", "-ec", script],
+            timeout=timeout,
+            run_args=tuple(emulated),
         )
         if res.returncode != 0:
             raise AssertionError(
