@@ -18,9 +18,11 @@ env = { LANG = "C.UTF-8", TZ = "UTC" }
 [variants.debug]
 packages = ["curl"]
 env = { DEBUG = "1" }
+exclude = ["/usr/share/curl/*"]
 
 [images.base]
 packages = ["tzdata"]
+repositories = [{ suite = "bookworm-backports" }]
 cmd = ["sh"]
 env = { TZ = "Asia/Shanghai" }
 variants = ["debug"]
@@ -60,11 +62,15 @@ def test_packages_list_every_ancestor_first(tmp_path: Path) -> None:
     (tmp_path / "cairn.toml").write_text(SPEC)
     config = describe(load_family(tmp_path))
     debug = next(i for i in config.images if i.name == "base-debug")
-    assert [(p.name, p.origin) for p in debug.packages] == [
+    assert [(p.value, p.origin) for p in debug.packages] == [
         ("tzdata", "images.base"),
         ("curl", "variants.debug"),
     ]
     assert [i.name for i in config.images] == ["base", "base-debug", "app"]
+    assert [(e.value, e.origin) for e in debug.exclude] == [("/usr/share/curl/*", "variants.debug")]
+    assert [(r.value, r.origin) for r in debug.repositories] == [
+        ("deb http://deb.debian.org/debian bookworm-backports main", "images.base")
+    ]
 
 
 def test_the_json_is_what_its_schema_says(tmp_path: Path) -> None:

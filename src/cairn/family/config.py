@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from cairn.family.results import ConfigImage, ConfigPackage, ConfigValue, FamilyConfig
+from cairn.family.resolve import repositories_of
+from cairn.family.results import ConfigImage, ConfigItem, ConfigValue, FamilyConfig
 from cairn.family.spec import Family, Image
 
 
@@ -29,11 +30,25 @@ def _values(image: Image) -> list[ConfigValue]:
     return out
 
 
-def _packages(family: Family, image: Image) -> list[ConfigPackage]:
+def _chain(family: Family, image: Image) -> list[Image]:
+    """The image and its ancestors, the root first."""
     chain = [image]
     while chain[-1].parent is not None:
         chain.append(family.image(chain[-1].parent))
-    return [ConfigPackage(p, i.table) for i in reversed(chain) for p in i.added]
+    return chain[::-1]
+
+
+def _listed(family: Family, image: Image) -> dict[str, list[ConfigItem]]:
+    """The lists that add up along the chain, each entry with the table that adds it."""
+    chain = _chain(family, image)
+    tables = [(i, family.tables[i.name]) for i in chain]
+    return {
+        "packages": [ConfigItem(p, i.table) for i in chain for p in i.added],
+        "repositories": [
+            ConfigItem(r.line, i.table) for i, t in tables for r in repositories_of(t, i.mirror)
+        ],
+        "exclude": [ConfigItem(g, i.table) for i, t in tables for g in t.exclude],
+    }
 
 
 def describe(family: Family) -> FamilyConfig:
@@ -49,7 +64,7 @@ def describe(family: Family) -> FamilyConfig:
                 kind="dockerfile" if i.dockerfile is not None else "packages",
                 dockerfile=str(i.dockerfile) if i.dockerfile is not None else None,
                 values=_values(i),
-                packages=_packages(family, i),
+                **_listed(family, i),
             )
             for i in family.images
         ],

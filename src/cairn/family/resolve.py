@@ -229,7 +229,7 @@ def _resolve(path: Path, name: str, img: ImageSpec, d: Defaults, parent: Image |
             workdir=img.workdir if img.workdir is not None else parent.workdir,
             tags=tuple(img.tags) if img.tags else parent.tags,
             repositories=tuple(
-                dict.fromkeys(parent.repositories + _repositories(img, parent.mirror))
+                dict.fromkeys(parent.repositories + repositories_of(img, parent.mirror))
             ),
             dockerfile=dockerfile,
             context=context,
@@ -260,7 +260,7 @@ def _resolve(path: Path, name: str, img: ImageSpec, d: Defaults, parent: Image |
         user=img.user,
         workdir=img.workdir,
         tags=tuple(img.tags or [img.suite or d.suite]),
-        repositories=_repositories(img, d.mirror),
+        repositories=repositories_of(img, d.mirror),
         dockerfile=None,
         context=None,
         locales=locales,
@@ -298,7 +298,7 @@ def _origins(
     return tuple(out.items())
 
 
-def _repositories(img: ImageSpec, mirror: str) -> tuple[Repository, ...]:
+def repositories_of(img: ImageSpec, mirror: str) -> tuple[Repository, ...]:
     return tuple(
         Repository(r.url or mirror, r.suite, tuple(r.components), r.trusted)
         for r in img.repositories

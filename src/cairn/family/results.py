@@ -146,8 +146,10 @@ class ConfigValue:
 
 
 @dataclass(frozen=True)
-class ConfigPackage:
-    name: str
+class ConfigItem:
+    """One entry of a list that adds up along the chain of images."""
+
+    value: str
     origin: Annotated[
         str, Field(description="The table that lists it: images.NAME or variants.NAME.")
     ]
@@ -166,8 +168,13 @@ class ConfigImage:
     ]
     dockerfile: str | None
     values: list[ConfigValue]
-    packages: Annotated[
-        list[ConfigPackage], Field(description="Every package, its ancestors' first.")
+    packages: Annotated[list[ConfigItem], Field(description="Every package, ancestors' first.")]
+    repositories: Annotated[
+        list[ConfigItem], Field(description="Extra apt sources (one-line form), ancestors' first.")
+    ]
+    exclude: Annotated[
+        list[ConfigItem],
+        Field(description="Paths left out besides the profile's, ancestors' first."),
     ]
 
 

@@ -26,9 +26,14 @@ def render_config(config: FamilyConfig, console: Console) -> None:
         table.add_column("from", no_wrap=True)
         for v in image.values:
             table.add_row(v.key, _shown(v.value), v.origin)
-        by_origin: dict[str, list[str]] = {}
-        for p in image.packages:
-            by_origin.setdefault(p.origin, []).append(p.name)
-        for origin, names in by_origin.items():
-            table.add_row("packages", " ".join(names), origin)
+        for key, items in (
+            ("packages", image.packages),
+            ("repositories", image.repositories),
+            ("exclude", image.exclude),
+        ):
+            by_origin: dict[str, list[str]] = {}
+            for item in items:
+                by_origin.setdefault(item.origin, []).append(item.value)
+            for origin, values in by_origin.items():
+                table.add_row(key, " ".join(values), origin)
         console.print(table)
