@@ -67,7 +67,12 @@ def test_markers_hide_lower_paths_only_below_their_target() -> None:
 
 def test_apply_layer_keeps_the_layers_own_entries_whatever_their_order() -> None:
     lower = {"d": 0, "d/old": 0, "g": 0, "g/x": 0, "keep": 0}
-    apply_layer(lower, [("d/new", 1), ("d/.wh..wh..opq", Marker("opaque", "d")), ("d", 1)])
+    layer: list[tuple[str, int | Marker]] = [
+        ("d/new", 1),
+        ("d/.wh..wh..opq", Marker("opaque", "d")),
+        ("d", 1),
+    ]
+    apply_layer(lower, layer)
     assert lower == {"d": 1, "d/new": 1, "g": 0, "g/x": 0, "keep": 0}
 
 
