@@ -98,7 +98,9 @@ def test_family_images_against_each_other(base: Built) -> None:
         "--platform",
         "linux/amd64",
     )
-    assert same["target_libc"] == {"family": "glibc", "version": "2.41", "machine": "EM_X86_64"}
+    libc = same["target_libc"]
+    assert (libc["family"], libc["version"], libc["machine"]) == ("glibc", "2.41", "EM_X86_64")
+    assert (libc["elf_class"], libc["path"].rpartition("/")[2]) == (64, "libc.so.6")
     assert same["summary"]["ok"] > 100
     # an image's own objects all load in it (Debian 12's iproute2 had an ATM plugin that
     # needed libatm1, which it only recommends; Debian 13's has none)

@@ -221,7 +221,7 @@ def test_push_multi_arch_index_and_skip_what_is_there(base: Built, registry: Reg
         "--output",
         f"oci:{base.store}",
     )
-    assert [p["image"] for p in result] == ["base", "base-debug", "tools"]  # type: ignore[index]
+    assert [p["image"] for p in result["pushed"]] == ["base", "base-debug", "tools"]
     assert uploads(registry.requests()[start:]) == []
 
 
