@@ -161,6 +161,11 @@ class FreshRoot:
 
     def mount(self) -> None:
         root = self.path
+        # the root is a mount point of its own, as a machine's / is: containers/storage (in
+        # Debian 13's skopeo and buildah) makes / private before it applies a layer, and
+        # mount(2) refuses that (EINVAL) on a directory that is no mount point
+        self._run_host("mount", ["mount", "--bind", str(root), str(root)])
+        self._run_host("mount", ["mount", "--make-private", str(root)])
         self._run_host("mount", ["mount", "-t", "proc", "proc", str(root / "proc")])
         # /sys with what a booted machine has below it (cgroups), /dev with /dev/shm and pts
         for tree in ("sys", "dev"):
