@@ -182,13 +182,21 @@ def keep_log(logfile: Path, cache_dir: Path | None, step: str) -> Path | None:
     return target
 
 
+# what an engine writes while cleaning up after itself, failed or not
+CLEANUP_LOG = "cleanup.log"
+
+
 @contextlib.contextmanager
 def logs_kept(workdir: Path, cache_dir: Path | None, step: str) -> Iterator[None]:
-    """When an engine fails in `workdir`, keep the log it wrote last and name it in the error."""
+    """When an engine fails in `workdir`, keep the log it wrote last and name it in the error
+    (not the log of the clean-up that runs after a failure)."""
     try:
         yield
     except BuildError as error:
-        logs = sorted(workdir.rglob("*.log"), key=lambda p: p.stat().st_mtime)
+        logs = sorted(
+            (p for p in workdir.rglob("*.log") if p.name != CLEANUP_LOG),
+            key=lambda p: p.stat().st_mtime,
+        )
         kept = keep_log(logs[-1], cache_dir, step) if logs else None
         if kept is not None:
             error.message += f"\nThe whole log: {kept}"

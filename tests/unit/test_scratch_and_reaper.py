@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from cairn import engines, reaper
+from cairn.engines import CLEANUP_LOG, logs_kept
+from cairn.errors import BuildError
 from cairn.scratch import OWNER, reclaim, scratch_dir
 
 
@@ -115,3 +117,16 @@ def test_releasing_starts_no_reaper(monkeypatch: pytest.MonkeyPatch) -> None:
     reaper.release_session(1)
     reaper.release_dir(Path("/nonexistent"))
     assert reaper._reaper is None
+
+
+def test_a_failed_engines_log_is_kept_not_the_clean_up_after_it(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(BuildError) as e, logs_kept(work, tmp_path / "cache", "tools-amd64"):
+        (work / "buildah.log").write_text("step 3 failed\n")
+        time.sleep(0.01)
+        (work / CLEANUP_LOG).write_text("removed containers\n")
+        raise BuildError("buildah failed.")
+    kept = Path(e.value.message.rsplit("The whole log: ", 1)[1])
+    assert kept.parent == tmp_path / "cache" / "logs"
+    assert kept.read_text() == "step 3 failed\n"

@@ -134,7 +134,15 @@ def build_arguments(job: FragmentJob, parent_ref: str, tag: str) -> list[str]:
     ]
 
 
-def engine_failed(job: FragmentJob, engine: str, log: Path) -> BuildError:
+def engine_failed(job: FragmentJob, engine: str, log: Path, doing: str = "") -> BuildError:
+    """An engine's failure: running the fragment's steps, or `doing` something around them
+    (handing it the parent image), which no edit of the fragment fixes."""
+    if doing:
+        return BuildError(
+            f"Building {job.image} {job.platform.name} failed: {engine} could not {doing}:\n"
+            f"{tail(log, 20)}",
+            f"Try: check that {engine} works on this machine; its whole log is named below.",
+        )
     return BuildError(
         f"Building {job.image} {job.platform.name} failed: {engine} could not run "
         f"{job.dockerfile}:\n{tail(log, 20)}",

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from cairn.engines import require, run_logged
+from cairn.engines import CLEANUP_LOG, require, run_logged
 from cairn.family.fragment import (
     FragmentJob,
     FragmentResult,
@@ -44,7 +44,7 @@ class Buildah:
         try:
             copy = [skopeo, "copy", "--quiet", f"oci:{job.parent_layout}:parent", storage]
             if run_logged(copy, log, env=env) != 0:
-                raise engine_failed(job, "skopeo", log)
+                raise engine_failed(job, "skopeo", log, "hand the parent image to buildah")
             bud = [
                 *base,
                 "bud",
@@ -75,8 +75,8 @@ class Buildah:
             )
             run_logged([*base, "umount", "cairn-export"], log, env=env)
             if code != 0:
-                raise engine_failed(job, "tar", log)
+                raise engine_failed(job, "tar", log, "read the built file system")
             return FragmentResult(tar, config)
         finally:
             # buildah forgets (and unmounts) its containers; the storage goes with the scratch
-            run_logged([*base, "rm", "--all"], job.workdir / "cleanup.log", env=env)
+            run_logged([*base, "rm", "--all"], job.workdir / CLEANUP_LOG, env=env)

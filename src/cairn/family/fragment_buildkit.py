@@ -10,7 +10,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from cairn.engines import require, run_logged
+from cairn.engines import CLEANUP_LOG, require, run_logged
 from cairn.errors import EngineMissingError
 from cairn.family.fragment import (
     FragmentJob,
@@ -86,7 +86,7 @@ class BuildKit:
                 f"docker-daemon:{parent}",
             ]
             if run_logged(load, log, env=env) != 0:
-                raise engine_failed(job, "skopeo", log)
+                raise engine_failed(job, "skopeo", log, "load the parent image into Docker")
             cmd = [*build_cmd, *build_arguments(job, parent, built)]
             if run_logged(cmd, log, env=env) != 0:
                 raise engine_failed(job, "docker", log)
@@ -102,6 +102,6 @@ class BuildKit:
                 raise engine_failed(job, "docker", log)
             return FragmentResult(tar, config)
         finally:
-            cleanup = job.workdir / "cleanup.log"
+            cleanup = job.workdir / CLEANUP_LOG
             run_logged([docker, "rm", "-f", container], cleanup, env=env)
             run_logged([docker, "rmi", "-f", built, parent], cleanup, env=env)
