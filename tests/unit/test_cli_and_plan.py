@@ -10,6 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from cairn import cli as cli_package
 from cairn import schemas
 from cairn.errors import BuildError, UsageError
 from cairn.family.build import build
@@ -123,3 +124,16 @@ def test_an_error_from_a_build_step_names_the_job_and_the_step(tmp_path: Path) -
     with pytest.raises(BuildError) as e, step(job, "compress", Silent(), "compressing"):
         raise BuildError("pigz failed.")
     assert e.value.message == "base linux/amd64, step compress: pigz failed."
+
+
+def test_an_error_quoting_brackets_from_a_log_is_printed_as_text(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def failing() -> None:
+        raise BuildError('could not find "netavark" in one of [/usr/libexec/podman /usr/lib].')
+
+    monkeypatch.setattr(cli_package, "app", failing)
+    with pytest.raises(SystemExit) as exited:
+        cli_package.main()
+    assert exited.value.code == 4
+    assert "one of [/usr/libexec/podman /usr/lib]." in capsys.readouterr().err

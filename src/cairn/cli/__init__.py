@@ -32,7 +32,9 @@ def main() -> None:
         app()
     except CairnError as e:
         err = _console(stderr=True, highlight=False)
-        err.print(f"[bold red]error:[/bold red] {e.message}", markup=True, soft_wrap=True)
+        from rich.markup import escape  # the message may quote a log: its [brackets] are text
+
+        err.print(f"[bold red]error:[/bold red] {escape(e.message)}", markup=True, soft_wrap=True)
         if e.hint:
             err.print(e.hint, soft_wrap=True, markup=False)
         sys.exit(e.exit_code)
