@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 from pathlib import Path
 
 from cairn.engines import CLEANUP_LOG, require, run_logged
@@ -16,18 +15,6 @@ from cairn.family.fragment import (
     engine_failed,
     last_line,
 )
-
-
-def _ulimits() -> list[str]:
-    """This process's own limits, for the steps: buildah 1.39 (Debian 13) raises nproc and
-    nofile to 1048576 by default, which needs CAP_SYS_RESOURCE, and a container (a CI
-    runner) often lacks it. Keeping one's own limits needs no privilege."""
-    out = []
-    for name, limit in (("nproc", resource.RLIMIT_NPROC), ("nofile", resource.RLIMIT_NOFILE)):
-        _, hard = resource.getrlimit(limit)
-        if hard != resource.RLIM_INFINITY:
-            out.append(f"--ulimit={name}={hard}:{hard}")
-    return out
 
 
 class Buildah:
@@ -64,7 +51,6 @@ class Buildah:
                 "--isolation=chroot",
                 "--pull-never",
                 "--layers=false",
-                *_ulimits(),
                 *build_arguments(job, parent, built),
             ]
             if run_logged(bud, log, env=env) != 0:
