@@ -138,8 +138,9 @@ def resolve_all(path: Path, spec: FamilySpec, specs: dict[str, ImageSpec]) -> tu
         parent = resolved[img.from_] if img.from_ else None
         _check_kind(path, name, img, parent)
         image = _resolve(path, name, img, spec.defaults, parent)
-        origins = _origins(table_origin(spec, name, img), img, spec.defaults, parent)
-        resolved[name] = replace(image, origins=origins, table=table_origin(spec, name, img))
+        table = table_origin(spec, name, img)
+        origins = _origins(table, img, spec.defaults, parent)
+        resolved[name] = replace(image, origins=origins, table=table)
     return tuple(resolved.values())
 
 
