@@ -296,7 +296,7 @@ def test_interrupted_build_leaves_store_as_it_was(store_copy: Path, tmp_path: Pa
     assert proc.returncode == 130, err
     # one line says so, and nothing else follows it
     assert err.rstrip().splitlines()[-1] == (
-        "error: cairn was interrupted: its engines are stopped, nothing is written."
+        "error: cairn was interrupted: its engines are stopped, no output is half-written."
     ), err
     assert "Traceback" not in err
     assert snapshot(store_copy) == before

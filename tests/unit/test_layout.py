@@ -3,12 +3,14 @@ from __future__ import annotations
 import errno
 import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from cairn.errors import StoreError
+from cairn.oci import layout as layout_module
 from cairn.oci.layout import OciLayout, reachable, store_failure
 from tests.helpers import layout_with, snapshot, tiny_image
 
@@ -124,3 +126,51 @@ def test_a_killed_commit_leaves_no_temporary_file_after_the_next(tmp_path: Path)
         "index.json",
         "oci-layout",
     ]
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_a_sigterm_during_a_commit_stops_cairn_once_the_layout_is_whole(
+    first: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "store"
+    if not first:
+        layout_with(store, base=b"one")
+    real_fsync = layout_module._fsync_dir
+
+    def fsync_and_stop(path: Path) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives half-way through the commit
+        real_fsync(path)
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(layout_module, "_fsync_dir", fsync_and_stop)
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            layout_with(store, other=b"two")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    layout = OciLayout(store)
+    assert set(layout.refs()) == ({"other"} if first else {"base", "other"})
+    blobs = {p.name for p in (store / "blobs" / "sha256").iterdir()}
+    assert blobs == {d.partition(":")[2] for d in reachable(layout)}
+    assert sorted(p.name for p in store.iterdir()) == ["blobs", "index.json", "oci-layout"]
+    assert [p.name for p in tmp_path.iterdir()] == ["store"]
+
+
+def test_a_first_layout_appears_whole_or_not_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Up to the last rename of a first commit, the layout's path holds nothing."""
+    store = tmp_path / "store"
+    seen: list[bool] = []
+    real_fsync = layout_module._fsync_dir
+
+    def look(path: Path) -> None:
+        seen.append(store.exists())
+        real_fsync(path)
+
+    monkeypatch.setattr(layout_module, "_fsync_dir", look)
+    layout_with(store, base=b"one")
+    assert seen[:-1] == [False] * (len(seen) - 1) and seen[-1] is True

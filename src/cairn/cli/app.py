@@ -32,7 +32,9 @@ class _Commands(typer.core.TyperGroup):
             engines.interrupt_all()
             signum = _stopped_by[0] if _stopped_by else signal.SIGINT
             what = "stopped by SIGTERM" if signum == signal.SIGTERM else "interrupted"
-            stopped = Interrupted(f"cairn was {what}: its engines are stopped, nothing is written.")
+            stopped = Interrupted(
+                f"cairn was {what}: its engines are stopped, no output is half-written."
+            )
             stopped.exit_code = 128 + signum
             raise stopped from None
 

@@ -1,10 +1,12 @@
 """An OCI image layout on disk (oci:DIR), written atomically.
 
-A build stages every blob in a sibling directory and commits under a lock:
-blobs are moved in first (content-addressed, so harmless if left over), then
-index.json is replaced in one rename. A build that fails or is interrupted
-before that rename leaves the layout exactly as it was; blobs that nothing
-references any more are collected after each commit.
+A build stages every blob in a sibling directory and commits under a lock.
+A new layout is the staging directory itself, completed there and renamed
+into place. An existing one takes the staged blobs first (content-addressed,
+so harmless if left over), then index.json in one rename. A build that fails
+or is killed before that rename leaves the layout exactly as it was; blobs
+that nothing references any more are collected after each commit, and Ctrl-C
+or SIGTERM waits for a commit that has begun.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from cairn.oci.image import (
     canonical_json,
 )
 from cairn.oci.reference import ImageRef
+from cairn.signals import stop_deferred
 
 OCI_LAYOUT = {"imageLayoutVersion": "1.0.0"}
 _STAGING = ".cairn-staging"
@@ -217,12 +220,16 @@ class Staging:
     def commit(self) -> None:
         root = self.layout.root
         try:
-            with _locked(root.parent):
-                self._commit_locked(root)
+            with _locked(root.parent), stop_deferred():
+                if root.exists() and any(root.iterdir()):
+                    self._commit_into(root)
+                else:
+                    self._commit_new(root)
         except OSError as e:
             raise store_failure("Writing the image layout", root, e) from None
 
-    def _commit_locked(self, root: Path) -> None:
+    def _index(self) -> dict[str, Any]:
+        """The layout's index with this staging's refs set (each ref names one entry)."""
         index = self.layout.index()
         kept = [
             m
@@ -233,8 +240,23 @@ class Staging:
             entry = desc.to_json()
             entry["annotations"] = {**entry.get("annotations", {}), ANN_REF_NAME: name}
             kept.append(entry)
-        index["manifests"] = kept
+        return {**index, "manifests": kept}
 
+    def _commit_new(self, root: Path) -> None:
+        """The staging directory becomes the layout, whole, in one rename."""
+        shutil.rmtree(self.work)
+        _write_file(self.dir / "oci-layout", canonical_json(OCI_LAYOUT))
+        _write_file(self.dir / "index.json", canonical_json(self._index()))
+        collect_garbage(OciLayout(self.dir))
+        _fsync_dir(self.blobs)
+        _fsync_dir(self.dir)
+        self.dir.replace(root)  # an empty directory there is replaced too
+        _fsync_dir(root.parent)
+
+    def _commit_into(self, root: Path) -> None:
+        """Blobs first, then index.json in one rename: a kill between leaves only spare blobs,
+        which the next commit collects."""
+        index = self._index()
         blob_dir = root / "blobs" / "sha256"
         blob_dir.mkdir(parents=True, exist_ok=True)
         for staged in self.blobs.iterdir():
