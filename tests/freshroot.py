@@ -298,6 +298,9 @@ def check_readme(root: FreshRoot, *, whole_family: bool = False) -> dict[str, An
     build_cmd = build if whole_family else f"{build} --image base"
     root.run("build base (README)", f"{build_cmd} --json > /root/build.json")
     built = json.loads((root.path / "root/build.json").read_text())
+    if not whole_family:
+        # a Dockerfile image too (buildah and skopeo as the set-up installed them), amd64 only
+        root.run("build tools", f"{build} --image tools --platform linux/amd64 >/dev/null")
     arm64 = "oci:examples/qapm/out/oci:base"
     analysis = json.loads(
         root.run("analyze", f".venv/bin/cairn analyze {arm64} --platform linux/arm64 --json")

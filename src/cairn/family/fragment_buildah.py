@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 from pathlib import Path
 
 from cairn.engines import CLEANUP_LOG, require, run_logged
@@ -15,6 +16,18 @@ from cairn.family.fragment import (
     engine_failed,
     last_line,
 )
+
+# buildah 1.28 (Debian 12) gives a step this many processes; 1.39 (Debian 13) asks for 1048576
+_NPROC = 32768
+
+
+def _nproc_limit() -> str:
+    """The steps' process limit, never above cairn's own: raising a limit needs
+    CAP_SYS_RESOURCE, which a container (a CI runner) often lacks, and Debian 13's buildah
+    raises nproc by default."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NPROC)
+    n = _NPROC if hard == resource.RLIM_INFINITY else min(hard, _NPROC)
+    return f"--ulimit=nproc={n}:{n}"
 
 
 class Buildah:
@@ -51,6 +64,7 @@ class Buildah:
                 "--isolation=chroot",
                 "--pull-never",
                 "--layers=false",
+                _nproc_limit(),
                 *build_arguments(job, parent, built),
             ]
             if run_logged(bud, log, env=env) != 0:
