@@ -80,13 +80,15 @@ def native_platform() -> Platform | None:
 
 
 def emulation_env(platform: Platform, environ: Mapping[str, str]) -> dict[str, str]:
-    """What a foreign build adds to its engines' environment: the CPU qemu-user emulates.
+    """What a foreign build adds to its engines' environment (and a fragment's steps, as a
+    build argument): the CPU qemu-user emulates, the user's QEMU_CPU if set.
 
-    Nothing for the native platform, and nothing when the user set QEMU_CPU.
+    Nothing for the native platform.
     """
-    if platform.machine == host_machine() or not platform.qemu_cpu or "QEMU_CPU" in environ:
+    if platform.machine == host_machine():
         return {}
-    return {"QEMU_CPU": platform.qemu_cpu}
+    cpu = environ.get("QEMU_CPU") or platform.qemu_cpu
+    return {"QEMU_CPU": cpu} if cpu else {}
 
 
 def check_emulation(platform: Platform, binfmt_dir: Path = BINFMT_DIR) -> None:

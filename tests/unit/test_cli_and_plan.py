@@ -129,11 +129,18 @@ def test_an_error_from_a_build_step_names_the_job_and_the_step(tmp_path: Path) -
 def test_an_error_quoting_brackets_from_a_log_is_printed_as_text(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """A log's [brackets] are no markup, and its :x: is no emoji (a passwd line)."""
+
     def failing() -> None:
-        raise BuildError('could not find "netavark" in one of [/usr/libexec/podman /usr/lib].')
+        raise BuildError(
+            'could not find "netavark" in one of [/usr/libexec/podman /usr/lib].\n'
+            "RUN echo 'tool:x:10001:10001::/home/tool:/bin/bash' >> /etc/passwd"
+        )
 
     monkeypatch.setattr(cli_package, "app", failing)
     with pytest.raises(SystemExit) as exited:
         cli_package.main()
     assert exited.value.code == 4
-    assert "one of [/usr/libexec/podman /usr/lib]." in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "one of [/usr/libexec/podman /usr/lib]." in err
+    assert "echo 'tool:x:10001:10001::/home/tool:/bin/bash'" in err

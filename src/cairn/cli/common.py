@@ -107,7 +107,7 @@ def _console(stderr: bool = False, highlight: bool = True) -> Console:
     it."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=highlight)
+    return Console(stderr=stderr, highlight=highlight, emoji=False)
 
 
 def _warn(warnings: list[str]) -> None:

@@ -76,7 +76,8 @@ def dockerfile_for(job: FragmentJob, parent_ref: str) -> Path:
     # SOURCE_DATE_EPOCH reaches the steps' environment only (an ARG, not an ENV):
     # useradd and friends then write the source date, not today's. So does QEMU_CPU, the
     # CPU qemu-user emulates for a foreign platform's steps (cairn.platforms).
-    head = f"FROM {parent_ref}\nARG SOURCE_DATE_EPOCH\nARG QEMU_CPU\n"
+    emulated = "".join(f"ARG {k}\n" for k in emulation_env(job.platform, os.environ))
+    head = f"FROM {parent_ref}\nARG SOURCE_DATE_EPOCH\n{emulated}"
     path.write_text(head + job.dockerfile.read_text(encoding="utf-8"))
     return path
 

@@ -17,17 +17,24 @@ from cairn.family.fragment import (
     last_line,
 )
 
-# buildah 1.28 (Debian 12) gives a step this many processes; 1.39 (Debian 13) asks for 1048576
-_NPROC = 32768
+# (limit, buildah's name for it, the most a step gets): buildah 1.28 (Debian 12) gives a step
+# 32768 processes; 1.39 (Debian 13) asks for 1048576 of each
+_LIMITS = (
+    (resource.RLIMIT_NPROC, "nproc", 32768),
+    (resource.RLIMIT_NOFILE, "nofile", 1048576),
+)
 
 
-def _nproc_limit() -> str:
-    """The steps' process limit, never above cairn's own: raising a limit needs
-    CAP_SYS_RESOURCE, which a container (a CI runner) often lacks, and Debian 13's buildah
-    raises nproc by default."""
-    _, hard = resource.getrlimit(resource.RLIMIT_NPROC)
-    n = _NPROC if hard == resource.RLIM_INFINITY else min(hard, _NPROC)
-    return f"--ulimit=nproc={n}:{n}"
+def _ulimits() -> list[str]:
+    """The steps' limits, never above cairn's own: raising a limit needs CAP_SYS_RESOURCE,
+    which a container (a CI runner) often lacks, and Debian 13's buildah raises nproc and
+    nofile by default."""
+    out = []
+    for limit, name, most in _LIMITS:
+        _, hard = resource.getrlimit(limit)
+        n = most if hard == resource.RLIM_INFINITY else min(hard, most)
+        out.append(f"--ulimit={name}={n}:{n}")
+    return out
 
 
 class Buildah:
@@ -64,7 +71,7 @@ class Buildah:
                 "--isolation=chroot",
                 "--pull-never",
                 "--layers=false",
-                _nproc_limit(),
+                *_ulimits(),
                 *build_arguments(job, parent, built),
             ]
             if run_logged(bud, log, env=env) != 0:

@@ -12,7 +12,7 @@ from rich.logging import RichHandler
 from rich.progress import Progress as RichProgress
 from rich.progress import SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-stderr = Console(stderr=True)
+stderr = Console(stderr=True, emoji=False)
 
 
 def interactive() -> bool:
