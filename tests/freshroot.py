@@ -314,7 +314,25 @@ def check_readme(root: FreshRoot, *, whole_family: bool = False) -> dict[str, An
         ".venv/bin/cairn doctor /root/hello --json > /root/doctor.json",
     )
     doctor = json.loads((root.path / "root/doctor.json").read_text())
-    return {"build": built, "analysis": analysis, "compat": compat, "doctor": doctor}
+    # cairn as a user installs it: a wheel of this checkout in a virtualenv of its own,
+    # run away from the source tree, its data files read from the installed package
+    version, setup = root.run(
+        "wheel, installed as a user",
+        ".venv/bin/pip wheel -q --no-deps -w /root/dist .\n"
+        "python3 -m venv /root/user\n"
+        "/root/user/bin/pip install -q /root/dist/cairn-*.whl\n"
+        "cd /\n"
+        "/root/user/bin/cairn --version\n"
+        "/root/user/bin/cairn setup --check --json",
+    ).split("\n", 1)
+    return {
+        "build": built,
+        "analysis": analysis,
+        "compat": compat,
+        "doctor": doctor,
+        "version": version,
+        "setup": json.loads(setup),
+    }
 
 
 @contextlib.contextmanager

@@ -17,28 +17,18 @@ from pathlib import Path
 from cairn import reaper
 from cairn.cachedir import default_cache_dir
 from cairn.errors import BuildError, EngineMissingError
+from cairn.machine import package_of
 
 log = logging.getLogger("cairn")
-
-# program -> the Debian package that provides it
-PACKAGES = {
-    "mmdebstrap": "mmdebstrap",
-    "mmtarfilter": "mmdebstrap",
-    "skopeo": "skopeo",
-    "pigz": "pigz",
-    "buildah": "buildah",
-    "qemu-aarch64-static": "qemu-user-static",
-}
 
 
 def require(program: str, purpose: str) -> str:
     """The program's path, or EngineMissingError saying which package brings it."""
     path = shutil.which(program)
     if path is None:
-        package = PACKAGES.get(program, program)
         raise EngineMissingError(
             f"{purpose} failed because '{program}' is not installed.",
-            f"Try: apt-get install {package}",
+            f"Try: cairn setup --install (as root), or apt-get install {package_of(program)}",
         )
     return path
 

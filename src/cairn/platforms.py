@@ -91,38 +91,36 @@ def emulation_env(platform: Platform, environ: Mapping[str, str]) -> dict[str, s
     return {"QEMU_CPU": cpu} if cpu else {}
 
 
+def emulation_problem(platform: Platform, binfmt_dir: Path = BINFMT_DIR) -> str | None:
+    """Why this host cannot run `platform` binaries, or None when it can (natively or via
+    an enabled qemu-user binfmt_misc handler)."""
+    if platform.machine == host_machine():
+        return None
+    handler = binfmt_dir / platform.binfmt
+    try:
+        text = handler.read_text()
+    except FileNotFoundError:
+        return (
+            f"no binfmt_misc handler '{platform.binfmt}' is registered in {binfmt_dir}, "
+            "so the kernel cannot run its programs"
+        )
+    except OSError as e:
+        return f"{handler} cannot be read ({e})"
+    if not text.startswith("enabled"):
+        return f"the binfmt_misc handler {handler} is registered but disabled"
+    return None
+
+
 def check_emulation(platform: Platform, binfmt_dir: Path = BINFMT_DIR) -> None:
     """Raise unless this host can run `platform` binaries (natively or via qemu-user).
 
     mmdebstrap runs the target's maintainer scripts, so a foreign architecture
     needs an enabled binfmt_misc handler for qemu.
     """
-    if platform.machine == host_machine():
-        return
-    handler = binfmt_dir / platform.binfmt
-    conf = f"/usr/lib/binfmt.d/{platform.binfmt}.conf"
-    fix = (
-        "Try: apt-get install qemu-user-static; "
-        f"mountpoint -q {binfmt_dir} || mount -t binfmt_misc binfmt_misc {binfmt_dir}; "
-        f"cat {conf} > {binfmt_dir}/register"
-    )
-    try:
-        text = handler.read_text()
-    except FileNotFoundError:
+    problem = emulation_problem(platform, binfmt_dir)
+    if problem is not None:
         raise EngineMissingError(
-            f"Building for {platform.name} on this {host_machine()} host failed because no "
-            f"binfmt_misc handler '{platform.binfmt}' is registered in {binfmt_dir}, "
-            "so the kernel cannot run its programs.",
-            fix,
-        ) from None
-    except OSError as e:
-        raise EngineMissingError(
-            f"Building for {platform.name} failed because {handler} cannot be read ({e}).",
-            fix,
-        ) from None
-    if not text.startswith("enabled"):
-        raise EngineMissingError(
-            f"Building for {platform.name} failed because the binfmt_misc handler "
-            f"{handler} is registered but disabled.",
-            f"Try: echo 1 > {handler}",
+            f"Building for {platform.name} on this {host_machine()} host failed because {problem}.",
+            "Try: cairn setup --install (as root: it installs qemu-user and registers the "
+            "handler), or build that platform on a machine of its own.",
         )

@@ -12,6 +12,7 @@ from cairn.compat.dns import DnsReport
 from cairn.compat.scan import CompatResult
 from cairn.family import results
 from cairn.family.toml_model import FamilySpec
+from cairn.machine import SetupReport
 from cairn.measure.results import Analysis, Comparison, ScanResult
 from cairn.scaffold.doctor import Report as DoctorReport
 
@@ -28,6 +29,7 @@ SCHEMAS = {
     "compat.schema.json": (CompatResult, "cairn compat --json"),
     "dns.schema.json": (DnsReport, "cairn dns --json"),
     "doctor.schema.json": (DoctorReport, "cairn doctor --json"),
+    "setup.schema.json": (SetupReport, "cairn setup --json"),
 }
 
 

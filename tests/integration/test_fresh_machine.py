@@ -22,8 +22,11 @@ import pytest
 from tests.freshroot import REPO, FreshRoot, check_readme
 from tests.schemas import schema
 
+import cairn
+
 # what Debian's own python3 is on each release (users have these; cairn must run on them)
 DEBIAN_PYTHON = {"bookworm": "Python 3.11.2", "trixie": "Python 3.13."}
+DEBIAN_VERSION = {"bookworm": 12, "trixie": 13}
 
 
 class FreshRoots:
@@ -92,6 +95,13 @@ def test_readme_set_up_on_a_fresh_machine(fresh_roots: FreshRoots, suite: str) -
     assert compat["target_libc"]["family"] == "glibc"
     assert [o["verdict"] for o in compat["objects"]] == ["ok"], compat
     assert result["doctor"]["errors"] == 0, result["doctor"]
+
+    # the wheel, installed away from the source tree, finds every engine the set-up installed
+    assert result["version"] == f"cairn {cairn.__version__}"
+    setup = result["setup"]
+    jsonschema.validate(setup, schema("setup"))
+    assert setup["system"] == f"debian-{DEBIAN_VERSION[suite]}"
+    assert setup["missing_packages"] == [] and not any(e["missing"] for e in setup["engines"])
 
 
 def _fresh_dirs() -> set[Path]:

@@ -27,6 +27,7 @@ from tests.integration.conftest import (
     only,
     skip_if_archive_moved,
 )
+from tests.schemas import validated
 
 
 def family(tmp_path: Path, body: str) -> Path:
@@ -254,8 +255,27 @@ def test_missing_arm64_emulation_is_reported_before_any_work(tmp_path: Path) -> 
         handler.write_text("1")
     assert res.returncode == 3, res.stderr
     assert "binfmt_misc handler" in res.stderr and "disabled" in res.stderr
-    assert "Try: echo 1 > /proc/sys/fs/binfmt_misc/qemu-aarch64" in res.stderr
+    assert "Try: cairn setup --install" in res.stderr
     assert not (fam / "out").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switches the host's binfmt handler off and on")
+def test_setup_finds_a_disabled_handler_and_install_enables_it() -> None:
+    handler = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+    handler.write_text("0")
+    try:
+        before = cairn("setup", "--check", check=False)
+        installed = cairn("setup", "--install", "--json", check=False)
+        enabled = handler.read_text().startswith("enabled")
+    finally:
+        handler.write_text("1")
+    assert before.returncode == 3, before.stdout
+    assert "missing linux/arm64 handler" in before.stdout
+    assert "Try: cairn setup --install" in before.stdout
+    assert installed.returncode == 0, installed.stderr
+    assert "cairn setup: installing nothing" in installed.stderr  # apt-get was not needed
+    assert validated("setup", installed.stdout)["missing_packages"] == []
+    assert enabled
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs")

@@ -34,8 +34,7 @@ def test_missing_binfmt_handler_says_how_to_register(tmp_path: Path) -> None:
     with pytest.raises(EngineMissingError) as e:
         check_emulation(plat, binfmt_dir=tmp_path)
     assert plat.binfmt in e.value.message
-    assert f"/usr/lib/binfmt.d/{plat.binfmt}.conf" in e.value.hint
-    assert "qemu-user-static" in e.value.hint
+    assert "cairn setup --install" in e.value.hint
     assert e.value.exit_code == 3
 
 

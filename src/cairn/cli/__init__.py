@@ -9,17 +9,18 @@ from __future__ import annotations
 import signal
 import sys
 
-from cairn.cli import checks, family, measure, projects
+from cairn.cli import checks, family, machine, measure, projects
 from cairn.cli.app import _stop, app
 from cairn.cli.common import _console
 from cairn.errors import CairnError, Interrupted
 
-__all__ = ["app", "checks", "family", "main", "measure", "projects"]
+__all__ = ["app", "checks", "family", "machine", "main", "measure", "projects"]
 
 ORDER = (
     *("build", "plan", "config", "lock", "refresh", "push", "merge"),
     *("init", "doctor", "compat", "dns"),
     *("analyze", "compare", "sbom", "scan"),
+    "setup",
 )
 app.registered_commands.sort(
     key=lambda c: ORDER.index(c.name or (c.callback.__name__ if c.callback else ""))
