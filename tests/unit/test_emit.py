@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import hcl2
+import pytest
 import yaml
 
+import cairn
+from cairn.errors import UsageError
 from cairn.family.emit import bake, github_actions, gitlab_ci
 from cairn.family.spec import load_family
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "qapm"
+CHECK_JSONSCHEMA = str(Path(sys.executable).parent / "check-jsonschema")
 
 
 def unquote(value: Any) -> Any:
@@ -62,18 +68,26 @@ def test_pipelines_have_a_job_per_image_and_platform_on_native_runners() -> None
             job = jobs[f"build-{image.name}-{arch}"]
             assert job["runs-on"] == runner
             script = "\n".join(s.get("run", "") for s in job["steps"])
+            # cairn comes from a package, its engines for this platform from cairn setup
+            assert (
+                '.cairn-venv/bin/pip install -q --disable-pip-version-check "$CAIRN_PACKAGE"'
+                in (script)
+            )
+            assert f"cairn setup --install --platform linux/{arch}" in script
+            assert "scripts/setup" not in script
             assert f"--image {image.name} --platform linux/{arch}" in script
             assert f"--output oci:cairn-parts/{image.name}-{arch}" in script
             uploads = [s for s in job["steps"] if "upload-artifact" in s.get("uses", "")]
-            assert uploads[0]["with"]["name"] == f"oci-{image.name}-{arch}"
+            assert uploads[0]["with"]["name"] == f"{image.name}-{arch}"
             if image.parent:
                 # the same platform's parent, whose layout this job starts from
                 assert job["needs"] == [f"build-{image.parent}-{arch}"]
                 downloads = [s for s in job["steps"] if "download-artifact" in s.get("uses", "")]
                 assert downloads[0]["with"] == {
-                    "name": f"oci-{image.parent}-{arch}",
-                    "path": f"cairn-parts/{image.name}-{arch}",
+                    "name": f"{image.parent}-{arch}",
+                    "path": f"cairn-parts/{image.parent}-{arch}",
                 }
+                assert f"build-{image.parent}-{arch} left no" in script
             else:
                 assert "needs" not in job
     # a valid order exists: every job's needs are defined
@@ -81,19 +95,51 @@ def test_pipelines_have_a_job_per_image_and_platform_on_native_runners() -> None
         assert all(n in jobs for n in job.get("needs", []))
     publish = jobs["publish"]
     assert set(publish["needs"]) == expected
-    script = publish["steps"][-1]["run"]
-    assert "cairn merge examples/qapm cairn-parts/* --output oci:" in script
+    script = publish["steps"][-2]["run"]
+    assert "cairn merge examples/qapm cairn-parts/* --output oci:cairn-published" in script
     assert 'cairn push examples/qapm "$CAIRN_REGISTRY"' in script
+    assert "CAIRN_REGISTRY is not set, so nothing is pushed" in script
 
     gl = yaml.safe_load(gitlab_ci(fam))
     for image in fam.images:
         for arch in ("amd64", "arm64"):
             job = gl[f"build-{image.name}-{arch}"]
-            assert job["tags"] == [f"saas-linux-small-{arch}"]
-            assert job["needs"] == (
-                [{"job": f"build-{image.parent}-{arch}", "artifacts": True}] if image.parent else []
-            )
-            assert any(f"--platform linux/{arch}" in line for line in job["script"])
+            assert job["tags"] == [f"$CAIRN_RUNNER_TAG_{arch.upper()}"]
+            assert gl["variables"][f"CAIRN_RUNNER_TAG_{arch.upper()}"] == f"saas-linux-small-{arch}"
             assert job["artifacts"]["paths"] == [f"cairn-parts/{image.name}-{arch}"]
-    assert {n["job"] for n in gl["publish"]["needs"]} == expected
     assert gl["publish"]["stage"] == "publish"
+    assert gl["variables"]["CAIRN_PACKAGE"] == f"cairn=={cairn.__version__}"
+
+
+def test_github_and_gitlab_run_the_same_jobs_needs_and_commands() -> None:
+    fam = load_family(EXAMPLE)
+    gha = yaml.safe_load(github_actions(fam))["jobs"]
+    gl = {k: v for k, v in yaml.safe_load(gitlab_ci(fam)).items() if isinstance(v, dict)}
+    gl = {k: v for k, v in gl.items() if "script" in v}
+    assert list(gha) == list(gl)
+    for name, job in gha.items():
+        assert job.get("needs", []) == [n["job"] for n in gl[name]["needs"]]
+        (run,) = [s["run"] for s in job["steps"] if "run" in s]
+        assert run.split("\n") == gl[name]["script"]
+
+
+def test_the_ci_systems_own_schemas_accept_both_pipelines(tmp_path: Path) -> None:
+    fam = load_family(EXAMPLE)
+    for kind, text in (("github-workflows", github_actions(fam)), ("gitlab-ci", gitlab_ci(fam))):
+        path = tmp_path / f"{kind}.yml"
+        path.write_text(text)
+        out = subprocess.run(
+            [CHECK_JSONSCHEMA, "--builtin-schema", f"vendor.{kind}", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_a_family_outside_the_repository_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError, match="is not inside"):
+        gitlab_ci(load_family(EXAMPLE))

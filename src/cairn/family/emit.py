@@ -8,25 +8,23 @@ mmdebstrap in a build stage (it needs the `security.insecure` entitlement for
 its chroot). Bake builds follow the spec but are not byte-identical to
 cairn's: cairn's own slimming pass and layer writer run only in `cairn build`.
 
-`github-actions` and `gitlab-ci`: one job per image and platform, on a runner
-of that platform where the host offers one (arm64 builds natively instead of
-under qemu). A job needs its parent's job for the same platform, starts from
-the layout that job left (an artifact) and leaves its own; the `publish` job
-joins them with `cairn merge` into one multi-platform index per image and
-pushes them when a registry is configured.
+`github-actions` and `gitlab-ci`: both written from cairn.family.pipeline's
+jobs (one per image and platform, and `publish`), so they cannot drift apart;
+here only the CI system's own words: runners, artifacts, variables.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from cairn import __version__
+from cairn.family.pipeline import PARTS, VARIABLES, ci_jobs
 from cairn.family.spec import Family, Image
-from cairn.platforms import Platform
+from cairn.platforms import Platform, parse_platform
 
 Emit = Literal["bake", "github-actions", "gitlab-ci"]
 EMITS: tuple[Emit, ...] = ("bake", "github-actions", "gitlab-ci")
@@ -140,9 +138,6 @@ def _relative(path: Path, start: Path) -> str:
         return str(path)
 
 
-PARTS = "cairn-parts"  # one layout per job, named NAME-ARCH
-# Hosted runners that are the platform itself; any other platform builds on
-# an amd64 runner under qemu (scripts/setup registers the handler).
 GITHUB_RUNNERS = {"linux/amd64": "ubuntu-24.04", "linux/arm64": "ubuntu-24.04-arm"}
 GITLAB_RUNNER_TAGS = {
     "linux/amd64": "saas-linux-small-amd64",
@@ -150,98 +145,57 @@ GITLAB_RUNNER_TAGS = {
 }
 
 
-@dataclass(frozen=True)
-class PipelineJob:
-    """One image on one platform: built on its parent's layout for that platform."""
-
-    family: Family
-    image: Image
-    platform: Platform
-
-    @property
-    def part(self) -> str:
-        return f"{self.image.name}-{self.platform.debian_arch}"
-
-    @property
-    def id(self) -> str:
-        return "build-" + self.part.replace(".", "-")
-
-    def parent(self) -> PipelineJob | None:
-        if self.image.parent is None:
-            return None
-        return PipelineJob(self.family, self.family.image(self.image.parent), self.platform)
+def _github_runner(platform: Platform) -> str:
+    """A runner of the platform itself; any other builds on amd64 under qemu."""
+    return GITHUB_RUNNERS.get(platform.name, GITHUB_RUNNERS["linux/amd64"])
 
 
-def _jobs(family: Family) -> list[PipelineJob]:
-    return [PipelineJob(family, image, plat) for image in family.images for plat in image.platforms]
+def _gitlab_tag_variable(platform: Platform) -> str:
+    arch = platform.name if platform.name in GITLAB_RUNNER_TAGS else "linux/amd64"
+    return "CAIRN_RUNNER_TAG_" + arch.split("/")[1].upper()
 
 
-def _spec(family: Family) -> str:
-    return _relative(family.directory.resolve(), Path.cwd())
-
-
-def _build_command(job: PipelineJob) -> str:
+def _header(kind: str) -> str:
     return (
-        f".venv/bin/cairn build {_spec(job.family)} --image {job.image.name} "
-        f"--platform {job.platform.name} --output oci:{PARTS}/{job.part}"
+        f"# Written by `cairn plan --emit {kind}` (cairn {__version__}): one job per image and\n"
+        "# platform on a runner of that platform, parents first; `publish` merges the layouts\n"
+        "# and pushes them when CAIRN_REGISTRY is set. Every job installs cairn\n"
+        "# (CAIRN_PACKAGE: a requirement or a wheel's path) and the engines it needs.\n"
     )
-
-
-def _publish_commands(family: Family) -> list[str]:
-    spec = _spec(family)
-    store = "oci:" + _relative(Path(family.output.removeprefix("oci:")), Path.cwd())
-    return [
-        "./scripts/setup",
-        f".venv/bin/cairn merge {spec} {PARTS}/* --output {store}",
-        f'if [ -n "$CAIRN_REGISTRY" ]; then .venv/bin/cairn push {spec} "$CAIRN_REGISTRY" '
-        f"--output {store}; fi",
-    ]
 
 
 def github_actions(family: Family) -> str:
     jobs: dict[str, Any] = {}
-    for job in _jobs(family):
+    for job in ci_jobs(family):
         steps: list[dict[str, Any]] = [{"uses": "actions/checkout@v4"}]
-        parent = job.parent()
-        if parent is not None:
-            # the parent's layout for this platform is where this job builds
+        if job.id == "publish":
+            # every artifact into a directory of its name: cairn-parts/NAME-ARCH
+            steps.append({"uses": "actions/download-artifact@v4", "with": {"path": PARTS}})
+        elif job.takes is not None:
             steps.append(
                 {
                     "uses": "actions/download-artifact@v4",
-                    "with": {"name": f"oci-{parent.part}", "path": f"{PARTS}/{job.part}"},
+                    "with": {"name": Path(job.takes).name, "path": job.takes},
                 }
             )
-        steps.append({"run": "./scripts/setup\n" + _build_command(job)})
+        steps.append({"run": "\n".join(job.script)})
         steps.append(
             {
                 "uses": "actions/upload-artifact@v4",
                 "with": {
-                    "name": f"oci-{job.part}",
-                    "path": f"{PARTS}/{job.part}",
+                    "name": Path(job.leaves).name,
+                    "path": job.leaves,
                     "retention-days": 1,
                 },
             }
         )
-        spec: dict[str, Any] = {
-            "runs-on": GITHUB_RUNNERS.get(job.platform.name, GITHUB_RUNNERS["linux/amd64"]),
-            "steps": steps,
-        }
-        if parent is not None:
-            spec["needs"] = [parent.id]
+        spec: dict[str, Any] = {"runs-on": _github_runner(job.platform)}
+        if job.needs:
+            spec["needs"] = list(job.needs)
+        spec["steps"] = steps
         jobs[job.id] = spec
-    jobs["publish"] = {
-        "runs-on": GITHUB_RUNNERS["linux/amd64"],
-        "needs": [job.id for job in _jobs(family)],
-        "steps": [
-            {"uses": "actions/checkout@v4"},
-            {
-                # each artifact into its own directory: cairn-parts/oci-NAME-ARCH
-                "uses": "actions/download-artifact@v4",
-                "with": {"pattern": "oci-*", "path": PARTS},
-            },
-            {"run": "\n".join(_publish_commands(family))},
-        ],
-    }
+    env = {"CAIRN_PACKAGE": f"${{{{ vars.CAIRN_PACKAGE || '{VARIABLES['CAIRN_PACKAGE']}' }}}}"}
+    env |= {name: f"${{{{ vars.{name} }}}}" for name in VARIABLES if name not in env}
     doc = {
         "name": "cairn image family",
         "on": {
@@ -249,42 +203,30 @@ def github_actions(family: Family) -> str:
             "schedule": [{"cron": "17 5 * * *"}],
             "workflow_dispatch": {},
         },
-        "env": {"CAIRN_REGISTRY": "${{ vars.CAIRN_REGISTRY }}"},
+        "env": env,
         "jobs": jobs,
     }
-    header = (
-        "# Written by `cairn plan --emit github-actions`: one job per image and platform\n"
-        "# (arm64 on arm64 runners), parents first; `publish` merges and pushes.\n"
-    )
-    return header + yaml.safe_dump(doc, sort_keys=False, width=100)
+    return _header("github-actions") + yaml.safe_dump(doc, sort_keys=False, width=100)
 
 
 def gitlab_ci(family: Family) -> str:
-    doc: dict[str, Any] = {"stages": ["build", "publish"]}
-    for job in _jobs(family):
-        parent = job.parent()
-        script = ["./scripts/setup"]
-        if parent is not None:
-            # GitLab puts the parent's artifact back at its own path
-            script.append(f"cp -a {PARTS}/{parent.part} {PARTS}/{job.part}")
-        script.append(_build_command(job))
-        doc[job.id] = {
-            "stage": "build",
-            "image": "debian:trixie",
-            "tags": [GITLAB_RUNNER_TAGS.get(job.platform.name, GITLAB_RUNNER_TAGS["linux/amd64"])],
-            "needs": [{"job": parent.id, "artifacts": True}] if parent else [],
-            "script": script,
-            "artifacts": {"paths": [f"{PARTS}/{job.part}"], "expire_in": "1 day"},
-        }
-    doc["publish"] = {
-        "stage": "publish",
-        "image": "debian:trixie",
-        "tags": [GITLAB_RUNNER_TAGS["linux/amd64"]],
-        "needs": [{"job": job.id, "artifacts": True} for job in _jobs(family)],
-        "script": _publish_commands(family),
+    variables = {
+        **VARIABLES,
+        **{
+            _gitlab_tag_variable(parse_platform(name)): tag
+            for name, tag in GITLAB_RUNNER_TAGS.items()
+        },
     }
-    header = (
-        "# Written by `cairn plan --emit gitlab-ci`: one job per image and platform\n"
-        "# (arm64 on arm64 runners), parents first; `publish` merges and pushes.\n"
-    )
-    return header + yaml.safe_dump(doc, sort_keys=False, width=100)
+    # No image: a job runs in the runner's default one (GitLab.com's is Debian 12 based), and
+    # a shell executor runs it on the host. Either way a Debian 12 or 13 or Ubuntu 24.04
+    # userland, and a privileged docker executor: mmdebstrap mounts /proc in its chroot.
+    doc: dict[str, Any] = {"stages": ["build", "publish"], "variables": variables}
+    for job in ci_jobs(family):
+        doc[job.id] = {
+            "stage": "publish" if job.id == "publish" else "build",
+            "tags": [f"${_gitlab_tag_variable(job.platform)}"],
+            "needs": [{"job": n, "artifacts": True} for n in job.needs],
+            "script": list(job.script),
+            "artifacts": {"paths": [job.leaves], "expire_in": "1 day"},
+        }
+    return _header("gitlab-ci") + yaml.safe_dump(doc, sort_keys=False, width=100)

@@ -1,0 +1,125 @@
+"""The family as CI jobs: one model that GitHub Actions and GitLab CI are both written from.
+
+One job per image and platform, on a runner of that platform (arm64 builds
+natively there, no emulation), and a `publish` job. Every job runs in the
+user's repository, which holds the family and nothing of cairn: it installs
+cairn as a package ($CAIRN_PACKAGE, by default the version that wrote the
+file; a path to a wheel works too) into a virtualenv of the job's own, then
+the engines its platform needs (`cairn setup --install`). A build job starts
+from its parent's layout for the same platform (the parent job's artifact,
+cairn-parts/PARENT-ARCH), builds its image into cairn-parts/NAME-ARCH and
+leaves that as its artifact. `publish` joins every part with `cairn merge`
+and pushes when $CAIRN_REGISTRY is set; otherwise it says so and keeps the
+merged layout as its artifact.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from cairn import __version__
+from cairn.errors import UsageError
+from cairn.family.spec import Family, Image
+from cairn.platforms import Platform, parse_platform
+
+PARTS = "cairn-parts"  # one layout per build job: cairn-parts/NAME-ARCH
+VENV = ".cairn-venv"  # each job's own virtualenv, in its checkout
+CAIRN = f"$SUDO {VENV}/bin/cairn"
+PUBLISHED = "cairn-published"  # the merged layout the publish job keeps
+
+# what a pipeline's user may set (GitHub: repository variables; GitLab: CI/CD variables)
+VARIABLES = {
+    "CAIRN_PACKAGE": f"cairn=={__version__}",
+    "CAIRN_REGISTRY": "",
+    "CAIRN_PUSH_OPTIONS": "",
+}
+
+
+@dataclass(frozen=True)
+class CiJob:
+    """One job, as both CI systems run it."""
+
+    id: str
+    platform: Platform  # the runner's
+    needs: tuple[str, ...]
+    script: tuple[str, ...]  # shell lines, run in one shell, stopping at the first failure
+    takes: str | None  # the part (an artifact of the job it needs) it starts from
+    leaves: str  # the path it leaves as its artifact
+
+
+def _part(image: Image, platform: Platform) -> str:
+    return f"{image.name}-{platform.debian_arch}"
+
+
+def job_id(image: Image, platform: Platform) -> str:
+    return "build-" + _part(image, platform).replace(".", "-")
+
+
+def _install(platform: Platform) -> tuple[str, ...]:
+    """cairn into the job's virtualenv, then the engines this platform needs."""
+    return (
+        # as root (a container job) or through sudo (a hosted runner's user)
+        'SUDO=$([ "$(id -u)" = 0 ] || echo sudo)',
+        f"python3 -m venv {VENV} 2>/dev/null || {{ $SUDO apt-get update -qq && "
+        "$SUDO apt-get install -y -qq --no-install-recommends python3-venv && "
+        f"python3 -m venv {VENV}; }}",
+        f'{VENV}/bin/pip install -q --disable-pip-version-check "$CAIRN_PACKAGE"',
+        f"{CAIRN} setup --install --platform {platform.name} >/dev/null",
+    )
+
+
+def _in_repository(family: Family, root: Path) -> str:
+    """The family's directory as the pipeline's checkout names it."""
+    try:
+        return family.directory.resolve().relative_to(root.resolve()).as_posix() or "."
+    except ValueError:
+        raise UsageError(
+            f"A pipeline runs in the repository that holds the family, and {family.directory} "
+            f"is not inside {root}, where this runs.",
+            "Try: cd to the root of the family's repository and run cairn plan --emit there.",
+        ) from None
+
+
+def ci_jobs(family: Family, cwd: Path | None = None) -> tuple[CiJob, ...]:
+    """Every build job, parents first, then `publish`; paths relative to `cwd` (the
+    repository root the pipeline runs in)."""
+    root = cwd or Path.cwd()
+    spec = shlex.quote(_in_repository(family, root))
+    jobs: list[CiJob] = []
+    for image in family.images:
+        for platform in image.platforms:
+            part = f"{PARTS}/{_part(image, platform)}"
+            script: list[str] = []
+            takes = None
+            needs: tuple[str, ...] = ()
+            if image.parent is not None:
+                parent = family.image(image.parent)
+                takes = f"{PARTS}/{_part(parent, platform)}"
+                needs = (job_id(parent, platform),)
+                # before anything is installed: a missing artifact fails at once
+                script.append(
+                    f'[ -d {takes} ] || {{ echo "cairn: job {needs[0]} left no {takes}: '
+                    f'this job builds on it; run {needs[0]} first and keep its artifact." >&2; '
+                    "exit 1; }"
+                )
+            script += _install(platform)
+            if takes is not None:
+                script.append(f"cp -a {takes} {part}")
+            script.append(
+                f"{CAIRN} build {spec} --image {image.name} --platform {platform.name} "
+                f"--output oci:{part}"
+            )
+            jobs.append(CiJob(job_id(image, platform), platform, needs, tuple(script), takes, part))
+    host = parse_platform("linux/amd64")  # merging and pushing run anywhere
+    publish = (
+        *_install(host),
+        f"{CAIRN} merge {spec} {PARTS}/* --output oci:{PUBLISHED}",
+        'if [ -n "$CAIRN_REGISTRY" ]; then '
+        f'{CAIRN} push {spec} "$CAIRN_REGISTRY" --output oci:{PUBLISHED} $CAIRN_PUSH_OPTIONS; '
+        'else echo "cairn: CAIRN_REGISTRY is not set, so nothing is pushed; '
+        f"the merged layout {PUBLISHED} is kept as this job's artifact.\"; fi",
+    )
+    jobs.append(CiJob("publish", host, tuple(j.id for j in jobs), publish, None, PUBLISHED))
+    return tuple(jobs)
