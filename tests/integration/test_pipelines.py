@@ -11,65 +11,27 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
-from tests.integration.conftest import ROOT, Registry, cairn, cairn_json
-
-GITLAB_CI_LOCAL = (
-    Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    / "cairn-dev/gitlab-ci-local-4.56.2/node_modules/.bin/gitlab-ci-local"
+from tests.integration.conftest import Registry, cairn_json
+from tests.pipelines import (
+    GITLAB_CI_LOCAL,
+    SMALL_FAMILY,
+    build_wheel,
+    family_repository,
+    run_pipeline,
 )
-SMALL_FAMILY = """\
-[defaults]
-suite = "trixie"
-platforms = ["linux/amd64", "linux/arm64"]
-source_date_epoch = 1735689600
-output = "oci:out/oci"
-
-[images.core]
-tags = ["1"]
-
-[images.app]
-from = "core"
-packages = ["netbase"]
-tags = ["1"]
-"""
-
-
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
-        check=True,
-        capture_output=True,
-    )
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """cairn's wheel, built from the commit under test (a copy: the tree gets no build/)."""
-    work = tmp_path_factory.mktemp("wheel")
-    # the working tree as it is (uncommitted edits included), without what git ignores
-    files = subprocess.run(
-        ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    subprocess.run(
-        ["rsync", "-a", "--from0", "--files-from=-", f"{ROOT}/", f"{work / 'src'}/"],
-        input=files,
-        check=True,
-    )
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(work / "dist"),
-         str(work / "src")],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    (built,) = (work / "dist").glob("cairn-*.whl")
-    return built
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+def expected_jobs() -> list[str]:
+    return [f"build-{i}-{a}" for i in ("core", "app") for a in ("amd64", "arm64")]
 
 
 def registry_digest(registry: Registry, name: str) -> str:
@@ -88,18 +50,9 @@ def test_the_gitlab_pipeline_runs_in_a_family_only_repository_and_pushes_what_bu
     if not GITLAB_CI_LOCAL.exists():
         pytest.fail(f"{GITLAB_CI_LOCAL} is missing: scripts/setup --dev installs it")
     repo = tmp_path / "family"
-    repo.mkdir()
-    (repo / "cairn.toml").write_text(SMALL_FAMILY)
-    cairn("lock", str(repo))
-    # the pipeline file, written from the repository's root as a user would
-    subprocess.run(
-        [sys.executable, "-m", "cairn", "plan", ".", "--emit", "gitlab-ci"], cwd=repo, check=True
-    )
+    family_repository(repo)
     pipeline = yaml.safe_load((repo / ".gitlab-ci.yml").read_text())
-    assert not (repo / "scripts").exists() and "scripts/setup" not in json.dumps(pipeline)
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", ".")
-    git(repo, "commit", "-q", "-m", "the family")
+    assert "scripts/setup" not in json.dumps(pipeline)
     assert sorted(p.name for p in repo.iterdir()) == [
         ".git",
         ".gitlab-ci.yml",
@@ -111,28 +64,17 @@ def test_the_gitlab_pipeline_runs_in_a_family_only_repository_and_pushes_what_bu
     direct = cairn_json("build", str(repo), "--output", f"oci:{tmp_path / 'direct'}")
     expected = {i["name"]: i["index_digest"] for i in direct["images"]}
 
-    start = time.monotonic()
-    run = subprocess.run(
-        [
-            str(GITLAB_CI_LOCAL),
-            "--shell-isolation",
-            "--variable", f"CAIRN_PACKAGE={wheel}",
-            "--variable", f"CAIRN_REGISTRY={registry.address}/pipeline",
-            "--variable", "CAIRN_PUSH_OPTIONS=--insecure",
-        ],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=1800,
-    )  # fmt: skip
-    seconds = time.monotonic() - start
-    log = run.stdout + run.stderr
-    assert run.returncode == 0, log[-6000:]
-    print(f"gitlab pipeline: {seconds:.0f} s")
-    for job in ("build-core-amd64", "build-core-arm64", "build-app-amd64", "build-app-arm64"):
-        assert f"PASS  {job}" in log, log[-6000:]
-    assert "PASS  publish" in log
+    run = run_pipeline(
+        repo,
+        CAIRN_PACKAGE=str(wheel),
+        CAIRN_REGISTRY=f"{registry.address}/pipeline",
+        CAIRN_PUSH_OPTIONS="--insecure",
+    )
+    assert run.returncode == 0, run.log[-6000:]
+    print(f"gitlab pipeline: {run.seconds:.0f} s, {run.job_seconds()}")
+    assert set(run.job_seconds()) == {*expected_jobs(), "publish"}, run.log[-6000:]
+    for job in (*expected_jobs(), "publish"):
+        assert f"PASS  {job}" in run.log, run.log[-6000:]
     pushed = {name: registry_digest(registry, f"pipeline/{name}:1") for name in expected}
     assert pushed == expected
 
@@ -165,7 +107,7 @@ def run_script(
 def test_a_job_whose_parent_artifact_is_missing_names_the_parent_job(
     tmp_path: Path, wheel: Path
 ) -> None:
-    (tmp_path / "cairn.toml").write_text(SMALL_FAMILY)
+    (tmp_path / "cairn.toml").write_text(SMALL_FAMILY.read_text())
     text = subprocess.run(
         [sys.executable, "-m", "cairn", "plan", ".", "--emit", "gitlab-ci", "--emit-file", "-"],
         cwd=tmp_path,

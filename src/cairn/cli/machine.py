@@ -52,9 +52,9 @@ def setup(
     if install and not report.ok:
         needed = " ".join(report.missing_packages) or "nothing"
         _console(stderr=True, highlight=False).print(
-            f"cairn setup: installing {needed}; registering the handlers of "
-            f"{', '.join(report.platforms)} where missing",
+            f"cairn setup: installing {needed}; registering qemu's binfmt handlers where missing",
             markup=False,
+            soft_wrap=True,
         )
         report = install_engines(chosen)
     if as_json:
