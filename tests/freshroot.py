@@ -318,9 +318,9 @@ def check_readme(root: FreshRoot, *, whole_family: bool = False) -> dict[str, An
     # run away from the source tree, its data files read from the installed package
     version, setup = root.run(
         "wheel, installed as a user",
-        ".venv/bin/pip wheel -q --no-deps -w /root/dist .\n"
         "python3 -m venv /root/user\n"
-        "/root/user/bin/pip install -q /root/dist/cairn-*.whl\n"
+        "/root/user/bin/pip wheel -q --no-deps -w dist .\n"
+        "/root/user/bin/pip install -q dist/cairn-*.whl\n"
         "cd /\n"
         "/root/user/bin/cairn --version\n"
         "/root/user/bin/cairn setup --check --json",

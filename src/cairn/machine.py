@@ -94,7 +94,7 @@ class SetupReport:
     platforms: tuple[str, ...]  # the platforms checked (foreign ones need a binfmt handler)
     engines: tuple[EngineStatus, ...]
     missing_packages: tuple[str, ...]
-    install_command: str | None  # what `cairn setup --install` runs, if anything is missing
+    install_command: str | None  # what `--install` runs (None: nothing missing, or no names)
 
     @property
     def ok(self) -> bool:
@@ -141,7 +141,7 @@ def check(
         )
     missing = tuple(dict.fromkeys(p for e in engines if e.needs_package for p in e.packages))
     command = None
-    if missing:
+    if missing and system in known_systems():
         command = "apt-get install -y --no-install-recommends " + " ".join(missing)
     return SetupReport(
         system=system,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ import yaml
 import cairn
 from cairn.errors import UsageError
 from cairn.family.emit import bake, github_actions, gitlab_ci
+from cairn.family.pipeline import ci_jobs, repository_root
 from cairn.family.spec import load_family
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "qapm"
@@ -108,7 +110,18 @@ def test_pipelines_have_a_job_per_image_and_platform_on_native_runners() -> None
             assert gl["variables"][f"CAIRN_RUNNER_TAG_{arch.upper()}"] == f"saas-linux-small-{arch}"
             assert job["artifacts"]["paths"] == [f"cairn-parts/{image.name}-{arch}"]
     assert gl["publish"]["stage"] == "publish"
-    assert gl["variables"]["CAIRN_PACKAGE"] == f"cairn=={cairn.__version__}"
+    # cairn is not on PyPI: the package is the user's to name, and a job without it stops
+    assert gl["variables"]["CAIRN_PACKAGE"] == ""
+    first = gl["build-base-amd64"]["script"][0]
+    run = subprocess.run(
+        ["bash", "-c", first],
+        env={"CAIRN_PACKAGE": ""},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode != 0
+    assert f"CAIRN_PACKAGE: is not set: set it to a cairn {cairn.__version__} wheel" in run.stderr
 
 
 def test_github_and_gitlab_run_the_same_jobs_needs_and_commands() -> None:
@@ -143,3 +156,19 @@ def test_a_family_outside_the_repository_is_refused(
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UsageError, match="is not inside"):
         gitlab_ci(load_family(EXAMPLE))
+
+
+def test_a_pipeline_names_the_family_from_its_repository_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from inside the family's directory, the jobs still name it from the root, where
+    the CI system checks the repository out."""
+    (tmp_path / ".git").mkdir()
+    family = tmp_path / "images" / "qapm"
+    shutil.copytree(EXAMPLE, family, ignore=shutil.ignore_patterns("out"))
+    monkeypatch.chdir(family)
+    jobs = {job.id: job for job in ci_jobs(load_family(family))}
+    assert "cairn build images/qapm --image base --platform linux/amd64" in " ".join(
+        jobs["build-base-amd64"].script
+    )
+    assert repository_root(family) == tmp_path.resolve()

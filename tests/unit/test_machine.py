@@ -61,6 +61,9 @@ def test_installing_on_an_unknown_system_installs_nothing(
 ) -> None:
     (tmp_path / "os-release").write_text(ALPINE)
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    report = check([parse_platform("linux/amd64")], os_release=tmp_path / "os-release")
+    assert not report.supported and report.missing_packages  # Debian's names, for reference
+    assert report.install_command is None  # nothing cairn would run there
     with pytest.raises(UsageError) as e:
         install([parse_platform("linux/amd64")], os_release=tmp_path / "os-release")
     assert "Alpine Linux v3.20" in e.value.message and "nothing was installed" in e.value.message

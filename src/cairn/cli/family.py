@@ -174,6 +174,7 @@ def plan(
 def _emit(family: Family, kind: str, target: str | None, registry: str) -> None:
     from cairn.errors import UsageError
     from cairn.family.emit import DEFAULT_FILES, EMITS, emit
+    from cairn.family.pipeline import repository_root
     from cairn.oci.layout import write_atomically
 
     if kind not in EMITS:
@@ -184,7 +185,9 @@ def _emit(family: Family, kind: str, target: str | None, registry: str) -> None:
     if target == "-":
         sys.stdout.write(text)
         return
-    path = Path(target or DEFAULT_FILES[kind])
+    # a pipeline file belongs at its repository's root, wherever in it this runs
+    home = repository_root(Path.cwd()) if kind != "bake" else Path()
+    path = Path(target) if target else home / DEFAULT_FILES[kind]
     write_atomically(path, text.encode())
     print(f"wrote {path}")
 

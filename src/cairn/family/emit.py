@@ -194,8 +194,7 @@ def github_actions(family: Family) -> str:
             spec["needs"] = list(job.needs)
         spec["steps"] = steps
         jobs[job.id] = spec
-    env = {"CAIRN_PACKAGE": f"${{{{ vars.CAIRN_PACKAGE || '{VARIABLES['CAIRN_PACKAGE']}' }}}}"}
-    env |= {name: f"${{{{ vars.{name} }}}}" for name in VARIABLES if name not in env}
+    env = {name: f"${{{{ vars.{name} }}}}" for name in VARIABLES}
     doc = {
         "name": "cairn image family",
         "on": {

@@ -26,13 +26,13 @@ _LIMITS = (
 
 
 def _ulimits() -> list[str]:
-    """The steps' limits, never above cairn's own: raising a limit needs CAP_SYS_RESOURCE,
-    which a container (a CI runner) often lacks, and Debian 13's buildah raises nproc and
-    nofile by default."""
+    """The steps' limits, never above what cairn itself runs with (its soft limits): raising a
+    limit needs CAP_SYS_RESOURCE, which a container (a CI runner) often lacks, and Debian 13's
+    buildah raises nproc and nofile by default."""
     out = []
     for limit, name, most in _LIMITS:
-        _, hard = resource.getrlimit(limit)
-        n = most if hard == resource.RLIM_INFINITY else min(hard, most)
+        soft, _ = resource.getrlimit(limit)
+        n = most if soft == resource.RLIM_INFINITY else min(soft, most)
         out.append(f"--ulimit={name}={n}:{n}")
     return out
 

@@ -26,12 +26,14 @@ from cairn.platforms import Platform, parse_platform
 
 PARTS = "cairn-parts"  # one layout per build job: cairn-parts/NAME-ARCH
 VENV = ".cairn-venv"  # each job's own virtualenv, in its checkout
-CAIRN = f"$SUDO {VENV}/bin/cairn"
+CAIRN = f"{VENV}/bin/cairn"
+AS_ROOT = f"$SUDO {CAIRN}"  # installing engines and building need root; merging and pushing not
 PUBLISHED = "cairn-published"  # the merged layout the publish job keeps
 
-# what a pipeline's user may set (GitHub: repository variables; GitLab: CI/CD variables)
+# what a pipeline's user sets (GitHub: repository variables; GitLab: CI/CD variables). cairn
+# is not on PyPI (a project of that name there is another one), so no package is assumed.
 VARIABLES = {
-    "CAIRN_PACKAGE": f"cairn=={__version__}",
+    "CAIRN_PACKAGE": "",
     "CAIRN_REGISTRY": "",
     "CAIRN_PUSH_OPTIONS": "",
 }
@@ -60,14 +62,22 @@ def job_id(image: Image, platform: Platform) -> str:
 def _install(platform: Platform) -> tuple[str, ...]:
     """cairn into the job's virtualenv, then the engines this platform needs."""
     return (
+        f': "${{CAIRN_PACKAGE:?is not set: set it to a cairn {__version__} wheel (a path or '
+        f'URL) or to a requirement your package index serves, such as cairn=={__version__}}}"',
         # as root (a container job) or through sudo (a hosted runner's user)
         'SUDO=$([ "$(id -u)" = 0 ] || echo sudo)',
         f"python3 -m venv {VENV} 2>/dev/null || {{ $SUDO apt-get update -qq && "
         "$SUDO apt-get install -y -qq --no-install-recommends python3-venv && "
         f"python3 -m venv {VENV}; }}",
         f'{VENV}/bin/pip install -q --disable-pip-version-check "$CAIRN_PACKAGE"',
-        f"{CAIRN} setup --install --platform {platform.name} >/dev/null",
+        f"{AS_ROOT} setup --install --platform {platform.name}",
     )
+
+
+def repository_root(start: Path) -> Path:
+    """The git repository `start` is in (its top directory), else `start` itself."""
+    here = start.resolve()
+    return next((d for d in (here, *here.parents) if (d / ".git").exists()), here)
 
 
 def _in_repository(family: Family, root: Path) -> str:
@@ -78,14 +88,14 @@ def _in_repository(family: Family, root: Path) -> str:
         raise UsageError(
             f"A pipeline runs in the repository that holds the family, and {family.directory} "
             f"is not inside {root}, where this runs.",
-            "Try: cd to the root of the family's repository and run cairn plan --emit there.",
+            "Try: run cairn plan --emit inside the family's repository.",
         ) from None
 
 
 def ci_jobs(family: Family, cwd: Path | None = None) -> tuple[CiJob, ...]:
-    """Every build job, parents first, then `publish`; paths relative to `cwd` (the
-    repository root the pipeline runs in)."""
-    root = cwd or Path.cwd()
+    """Every build job, parents first, then `publish`; paths relative to the root of the
+    repository `cwd` is in (where the pipeline runs), else to `cwd`."""
+    root = repository_root(cwd or Path.cwd())
     spec = shlex.quote(_in_repository(family, root))
     jobs: list[CiJob] = []
     for image in family.images:
@@ -106,9 +116,9 @@ def ci_jobs(family: Family, cwd: Path | None = None) -> tuple[CiJob, ...]:
                 )
             script += _install(platform)
             if takes is not None:
-                script.append(f"cp -a {takes} {part}")
+                script.append(f"rm -rf {part} && cp -a {takes} {part}")
             script.append(
-                f"{CAIRN} build {spec} --image {image.name} --platform {platform.name} "
+                f"{AS_ROOT} build {spec} --image {image.name} --platform {platform.name} "
                 f"--output oci:{part}"
             )
             jobs.append(CiJob(job_id(image, platform), platform, needs, tuple(script), takes, part))

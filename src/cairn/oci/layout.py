@@ -221,7 +221,7 @@ class Staging:
         root = self.layout.root
         try:
             with _locked(root.parent), stop_deferred():
-                if root.exists() and any(root.iterdir()):
+                if os.path.lexists(root):  # a layout, or a directory (or link) made for one
                     self._commit_into(root)
                 else:
                     self._commit_new(root)
@@ -250,7 +250,7 @@ class Staging:
         collect_garbage(OciLayout(self.dir))
         _fsync_dir(self.blobs)
         _fsync_dir(self.dir)
-        self.dir.replace(root)  # an empty directory there is replaced too
+        self.dir.replace(root)
         _fsync_dir(root.parent)
 
     def _commit_into(self, root: Path) -> None:
