@@ -265,13 +265,18 @@ def test_setup_finds_a_disabled_handler_and_install_enables_it() -> None:
     handler.write_text("0")
     try:
         before = cairn("setup", "--check", check=False)
+        found = cairn("setup", "--check", "--json", check=False)
         installed = cairn("setup", "--install", "--json", check=False)
         enabled = handler.read_text().startswith("enabled")
     finally:
         handler.write_text("1")
     assert before.returncode == 3, before.stdout
-    assert "missing linux/arm64 handler" in before.stdout
-    assert "Try: cairn setup --install" in before.stdout
+    assert "Try: cairn setup --install (as root), which registers qemu's binfmt handlers." in (
+        before.stdout
+    )
+    missing = {e["name"]: e["missing"] for e in validated("setup", found.stdout)["engines"]}
+    assert missing["qemu-user"] == ["linux/arm64 handler"]
+    assert not any(v for k, v in missing.items() if k != "qemu-user")
     assert installed.returncode == 0, installed.stderr
     assert "cairn setup: installing nothing" in installed.stderr  # apt-get was not needed
     assert validated("setup", installed.stdout)["missing_packages"] == []

@@ -134,6 +134,7 @@ def test_source_date_epoch_from_environment(
 FAMILY = """
 [defaults]
 env = {LANG = "C.UTF-8"}
+source_date_epoch = 1735689600
 [images.base]
 packages = ["ca-certificates"]
 cmd = ["bash"]
