@@ -22,6 +22,7 @@ GITLAB_CI_LOCAL = (
 def build_wheel(work: Path) -> Path:
     """cairn's wheel from the working tree as it is (uncommitted edits included, what git
     ignores left out), built in a copy so that the tree gets no build/ directory."""
+    (work / "src").mkdir(parents=True)
     files = subprocess.run(
         ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         capture_output=True,
