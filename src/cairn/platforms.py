@@ -9,7 +9,7 @@ from functools import cache
 from pathlib import Path
 
 from cairn.data import load_toml
-from cairn.errors import EngineMissingError
+from cairn.errors import EngineMissingError, UsageError
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 
@@ -68,6 +68,17 @@ def parse_platform(name: str) -> Platform:
         if name == f"{p.os}/{p.architecture}/{p.variant}":
             return p
     raise KeyError(name)
+
+
+def platform_option(name: str) -> Platform:
+    """A --platform the user gave; UsageError names the known ones."""
+    try:
+        return parse_platform(name)
+    except KeyError:
+        raise UsageError(
+            f"--platform {name} is not a platform cairn knows.",
+            f"Try: one of {', '.join(known_platforms())}.",
+        ) from None
 
 
 def host_machine() -> str:

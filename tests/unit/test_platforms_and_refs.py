@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cairn.errors import EngineMissingError, ImageRefError
+from cairn.errors import EngineMissingError, ImageRefError, UsageError
 from cairn.oci.reference import parse_ref
 from cairn.platforms import (
     check_emulation,
@@ -14,6 +14,7 @@ from cairn.platforms import (
     host_machine,
     known_platforms,
     parse_platform,
+    platform_option,
 )
 
 
@@ -97,3 +98,11 @@ def test_parse_ref(text: str, transport: str, target: str, name: str | None) -> 
 def test_bad_refs(text: str) -> None:
     with pytest.raises(ImageRefError):
         parse_ref(text)
+
+
+def test_an_unknown_platform_option_names_the_known_ones() -> None:
+    assert platform_option("linux/arm64/v8").name == "linux/arm64"
+    with pytest.raises(UsageError) as e:
+        platform_option("linux/mips")
+    assert e.value.message == "--platform linux/mips is not a platform cairn knows."
+    assert "linux/amd64, linux/arm64" in e.value.hint

@@ -97,9 +97,9 @@ CategoriesOpt = Annotated[
 
 
 def _platform(value: str | None) -> Platform | None:
-    from cairn.platforms import parse_platform
+    from cairn.platforms import platform_option
 
-    return parse_platform(value) if value else None
+    return platform_option(value) if value else None
 
 
 def _console(stderr: bool = False, highlight: bool = True) -> Console:

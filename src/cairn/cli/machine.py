@@ -35,19 +35,12 @@ def setup(
     from cairn.errors import UsageError
     from cairn.machine import check as check_machine
     from cairn.machine import install as install_engines
-    from cairn.platforms import parse_platform
+    from cairn.platforms import platform_option
     from cairn.report.machine import render_setup
 
     if install and check:
         raise UsageError("--check and --install exclude each other.", "Try: one of them.")
-    chosen = []
-    for name in platforms or DEFAULT_PLATFORMS:
-        try:
-            chosen.append(parse_platform(name))
-        except KeyError:
-            raise UsageError(
-                f"{name} is not a platform cairn knows.", "Try: linux/amd64 or linux/arm64."
-            ) from None
+    chosen = [platform_option(name) for name in platforms or DEFAULT_PLATFORMS]
     report = check_machine(chosen)
     if install and not report.ok:
         needed = " ".join(report.missing_packages) or "nothing"

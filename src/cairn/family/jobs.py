@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from cairn.errors import UsageError
 from cairn.family.fragment import Builder
 from cairn.family.lock import load_lock
 from cairn.family.plan import Step, make_plan
 from cairn.family.spec import Family, Image
 from cairn.oci.layout import layout_named
 from cairn.oci.reference import parse_ref
-from cairn.platforms import Platform, parse_platform
+from cairn.platforms import Platform, platform_option
 
 
 class Progress(Protocol):
@@ -55,13 +54,7 @@ def plan_jobs(family: Family, opts: BuildOptions) -> tuple[tuple[Image, Platform
     images = tuple(i for i in family.images if not opts.images or i.name in chosen_names)
     chosen: tuple[Platform, ...] | None = None
     if opts.platforms:
-        try:
-            chosen = tuple(parse_platform(p) for p in opts.platforms)
-        except KeyError as e:
-            raise UsageError(
-                f"--platform {e.args[0]} is not a platform cairn knows.",
-                "Try: linux/amd64 or linux/arm64.",
-            ) from None
+        chosen = tuple(platform_option(p) for p in opts.platforms)
     return tuple((img, p) for img in images for p in (chosen or img.platforms))
 
 
