@@ -36,26 +36,50 @@ def unquote(value: Any) -> Any:
 
 def test_bake_targets_follow_the_tree() -> None:
     fam = load_family(EXAMPLE)
-    doc: dict[str, Any] = unquote(hcl2.loads(bake(fam, "127.0.0.1:5000/qapm")))
+    doc: dict[str, Any] = unquote(hcl2.loads(bake(fam, "127.0.0.1:5000/qapm", EXAMPLE)))
     targets = {name: body for t in doc["target"] for name, body in t.items()}
     assert set(targets) == {i.name for i in fam.images}
     group = next(iter(doc["group"][0].values()))
     assert set(group["targets"]) == set(targets)
+    (variable,) = doc["variable"]
+    assert variable["CAIRN_LAYOUT"]["default"] == "out/oci"  # the family's output, from here
     for image in fam.images:
         t = targets[image.name]
         assert t["platforms"] == ["linux/amd64", "linux/arm64"]
         assert t["tags"] == [f"127.0.0.1:5000/qapm/{image.name}:{tag}" for tag in image.tags]
+        assert t["args"] == {"SOURCE_DATE_EPOCH": str(fam.source_date_epoch)}
         inline = t["dockerfile-inline"]
         if image.parent is None:
-            assert "contexts" not in t
-            assert "mmdebstrap" in inline and "--architectures=$TARGETARCH" in inline
-            assert "path-exclude=/usr/share/doc/*" in inline
+            # cairn's own build of the root, from its layout: no registry, no mmdebstrap
+            assert t["contexts"] == {image.name: f"oci-layout://${{CAIRN_LAYOUT}}:{image.name}"}
+            assert inline == f"FROM {image.name}\n"
         else:
             assert t["contexts"] == {image.parent: f"target:{image.parent}"}
-            assert inline.startswith(f"FROM {image.parent}\n")
-    assert "install_packages python3" in targets["python"]["dockerfile-inline"]
+            assert inline.startswith(f"FROM {image.parent}\nARG SOURCE_DATE_EPOCH\n")
+            assert f'"org.opencontainers.image.title"="{image.name}"' in inline
+    python = targets["python"]["dockerfile-inline"]
+    # arm64 emulated as cairn emulates it; a native builder sets no QEMU_CPU
+    assert (
+        'RUN [ "$BUILDARCH" = "$TARGETARCH" ] || case "$TARGETARCH" in '
+        "arm64) export QEMU_CPU=cortex-a53;; esac; install_packages python3\n"
+    ) in python
+    assert 'ENV GOTOOLCHAIN="local"' in targets["golang"]["dockerfile-inline"]
     assert "useradd" in targets["tools"]["dockerfile-inline"]
     assert targets["tools"]["context"] == "tools"
+
+
+def test_bake_paths_are_relative_to_the_file_and_need_an_oci_output(tmp_path: Path) -> None:
+    fam = load_family(EXAMPLE)
+    doc = unquote(hcl2.loads(bake(fam, "", EXAMPLE / "ci")))
+    assert doc["variable"][0]["CAIRN_LAYOUT"]["default"] == "../out/oci"
+    targets = {name: body for t in doc["target"] for name, body in t.items()}
+    assert targets["tools"]["context"] == "../tools"
+    assert targets["base"]["tags"] == ["base:trixie", "base:13"]
+    spec = tmp_path / "cairn.toml"
+    spec.write_text('[defaults]\noutput = "docker-archive:out.tar"\n[images.base]\n')
+    with pytest.raises(UsageError, match="reads the roots from cairn's OCI layout") as e:
+        bake(load_family(spec), "", tmp_path)
+    assert 'output = "oci:out/oci"' in e.value.hint
 
 
 def test_pipelines_have_a_job_per_image_and_platform_on_native_runners() -> None:
@@ -172,3 +196,31 @@ def test_a_pipeline_names_the_family_from_its_repository_root(
         jobs["build-base-amd64"].script
     )
     assert repository_root(family) == tmp_path.resolve()
+
+
+def test_the_bake_file_goes_beside_cairn_toml_and_reads_its_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    family = tmp_path / "images"
+    shutil.copytree(EXAMPLE, family, ignore=shutil.ignore_patterns("out"))
+    monkeypatch.chdir(tmp_path)
+    res = subprocess.run(
+        [sys.executable, "-m", "cairn", "plan", "images", "--emit", "bake"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "wrote images/docker-bake.hcl"
+    written = unquote(hcl2.loads((family / "docker-bake.hcl").read_text()))
+    assert written["variable"][0]["CAIRN_LAYOUT"]["default"] == "out/oci"
+    # to stdout, the paths are the working directory's
+    res = subprocess.run(
+        [sys.executable, "-m", "cairn", "plan", "images", "--emit", "bake", "--emit-file", "-"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert unquote(hcl2.loads(res.stdout))["variable"][0]["CAIRN_LAYOUT"]["default"] == (
+        "images/out/oci"
+    )

@@ -181,14 +181,14 @@ def _emit(family: Family, kind: str, target: str | None, registry: str) -> None:
         raise UsageError(
             f"--emit {kind} is not something cairn writes.", f"Try: {', '.join(EMITS)}."
         )
-    text = emit(family, kind, registry)
     if target == "-":
-        sys.stdout.write(text)
+        sys.stdout.write(emit(family, kind, registry, Path.cwd()))
         return
-    # a pipeline file belongs at its repository's root, wherever in it this runs
-    home = repository_root(Path.cwd()) if kind != "bake" else Path()
+    # a pipeline file belongs at its repository's root, wherever in it this runs; a bake
+    # file beside cairn.toml, whose output it reads the roots from
+    home = repository_root(Path.cwd()) if kind != "bake" else family.directory
     path = Path(target) if target else home / DEFAULT_FILES[kind]
-    write_atomically(path, text.encode())
+    write_atomically(path, emit(family, kind, registry, path.parent).encode())
     print(f"wrote {path}")
 
 

@@ -29,3 +29,8 @@ def image_annotations(family: Family, img: Image) -> tuple[tuple[str, str], ...]
     if family.revision:
         ann[ANN_REVISION] = family.revision
     return tuple(sorted(ann.items()))
+
+
+def image_labels(family: Family, img: Image) -> tuple[tuple[str, str], ...]:
+    """The config's labels: the image's annotations, then the labels its spec sets."""
+    return tuple({**dict(image_annotations(family, img)), **dict(img.labels)}.items())

@@ -16,14 +16,18 @@ here only the CI system's own words: runners, artifacts, variables.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
 from cairn import __version__
+from cairn.errors import UsageError
+from cairn.family.annotations import image_labels
 from cairn.family.pipeline import PARTS, VARIABLES, ci_jobs
 from cairn.family.spec import Family, Image
+from cairn.oci.reference import parse_ref
 from cairn.platforms import Platform, parse_platform
 
 Emit = Literal["bake", "github-actions", "gitlab-ci"]
@@ -35,9 +39,10 @@ DEFAULT_FILES: dict[Emit, str] = {
 }
 
 
-def emit(family: Family, kind: Emit, registry: str) -> str:
+def emit(family: Family, kind: Emit, registry: str, directory: Path) -> str:
+    """The file `kind`, to be written in `directory` (paths in it are relative to that)."""
     if kind == "bake":
-        return bake(family, registry)
+        return bake(family, registry, directory)
     if kind == "github-actions":
         return github_actions(family)
     return gitlab_ci(family)
@@ -52,45 +57,75 @@ def _hcl_list(items: list[str]) -> str:
     return "[" + ", ".join(_hcl_string(i) for i in items) + "]"
 
 
-def root_dockerfile(family: Family, image: Image) -> str:
-    """mmdebstrap in a build stage, the root file system copied into an empty image."""
-    includes = f" --include={','.join(image.packages)}" if image.packages else ""
-    dpkg = " ".join(f"--dpkgopt={o}" for o in image.profile.dpkg_options())
-    sources = " ".join(json.dumps(s) for s in image.sources)
-    env = "".join(f"ENV {k}={json.dumps(v)}\n" for k, v in image.env)
-    cmd = json.dumps(list(image.cmd))
+def child_dockerfile(family: Family, image: Image, parent: Image) -> str:
+    """The child on its parent: its fragment, or its packages through the parent's
+    install_packages; then what of its config differs from the parent's (cairn's own build
+    gives a child these labels, and what its spec sets)."""
+    head = f"FROM {parent.name}\nARG SOURCE_DATE_EPOCH\n"
+    if image.dockerfile is not None:
+        body = image.dockerfile.read_text(encoding="utf-8").rstrip("\n") + "\n"
+    elif image.added:
+        body = _install(image)
+    else:
+        body = ""
+    return head + body + _config_changes(family, image, parent)
+
+
+def _install(image: Image) -> str:
+    """install_packages; for a foreign platform, with the CPU cairn's own builds have
+    qemu-user emulate (cairn.platforms): qemu's default makes apt several times slower."""
+    cpus = " ".join(
+        f"{p.debian_arch}) export QEMU_CPU={p.qemu_cpu};;" for p in image.platforms if p.qemu_cpu
+    )
+    packages = " ".join(image.added)
+    if not cpus:
+        return f"RUN install_packages {packages}\n"
     return (
-        "# syntax=docker/dockerfile:1\n"
-        f"FROM --platform=$BUILDPLATFORM debian:{image.suite.name}-slim AS rootfs\n"
-        "RUN apt-get update && apt-get install -y --no-install-recommends mmdebstrap "
-        "ca-certificates qemu-user-static && rm -rf /var/lib/apt/lists/*\n"
-        "ARG TARGETARCH\n"
-        f"ENV SOURCE_DATE_EPOCH={family.source_date_epoch}\n"
-        "RUN --security=insecure mmdebstrap --mode=root "
-        f"--variant={image.variant} --architectures=$TARGETARCH "
-        f"--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr {dpkg}{includes} "
-        f"--format=directory {image.suite.name} /rootfs {sources}\n"
-        "FROM scratch\n"
-        "COPY --from=rootfs /rootfs/ /\n"
-        f"{env}CMD {cmd}\n"
+        "ARG BUILDARCH\nARG TARGETARCH\n"
+        f'RUN [ "$BUILDARCH" = "$TARGETARCH" ] || case "$TARGETARCH" in {cpus} esac; '
+        f"install_packages {packages}\n"
     )
 
 
-def child_dockerfile(image: Image, parent: Image) -> str:
-    head = f"FROM {parent.name}\n"
-    if image.dockerfile is not None:
-        return head + image.dockerfile.read_text(encoding="utf-8")
+def _config_changes(family: Family, image: Image, parent: Image) -> str:
+    """ENV, LABEL, USER, WORKDIR, ENTRYPOINT and CMD where the child's differ from its
+    parent's (a Dockerfile can change a label, not remove one)."""
+    lines = []
     inherited = dict(parent.env)
-    env = "".join(f"ENV {k}={json.dumps(v)}\n" for k, v in image.env if inherited.get(k) != v)
-    run = f"RUN install_packages {' '.join(image.added)}\n" if image.added else ""
-    return head + run + env
+    lines += [f"ENV {k}={json.dumps(v)}" for k, v in image.env if inherited.get(k) != v]
+    theirs = dict(image_labels(family, parent))
+    labels = [(k, v) for k, v in image_labels(family, image) if theirs.get(k) != v]
+    if labels:
+        lines.append("LABEL " + " ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in labels))
+    if image.user != parent.user and image.user:
+        lines.append(f"USER {image.user}")
+    if image.workdir != parent.workdir and image.workdir:
+        lines.append(f"WORKDIR {image.workdir}")
+    if image.entrypoint != parent.entrypoint and image.entrypoint is not None:
+        lines.append(f"ENTRYPOINT {json.dumps(list(image.entrypoint))}")
+    if image.cmd != parent.cmd:
+        lines.append(f"CMD {json.dumps(list(image.cmd))}")
+    return "".join(line + "\n" for line in lines)
 
 
-def bake(family: Family, registry: str) -> str:
+def bake(family: Family, registry: str, directory: Path) -> str:
+    """The bake file, to be written in `directory`: its paths are relative to that."""
+    layout = _relative(roots_layout(family), directory)
     prefix = registry.rstrip("/") + "/" if registry else ""
+    roots = [i.name for i in family.images if i.parent is None]
     lines = [
-        "# Written by `cairn plan --emit bake`: the family as BuildKit targets.",
-        "# Build it with: docker buildx bake --allow security.insecure",
+        f"# Written by `cairn plan --emit bake` (cairn {__version__}): the family as BuildKit",
+        "# targets. The roots are cairn's own build, read from its OCI layout: nothing is pulled",
+        "# from a registry. Build them first, then the rest, from this file's directory:",
+        f"#   cairn build FAMILY --image {' --image '.join(roots)}",
+        "#   docker buildx bake [--push]",
+        "# Each child installs its packages with its parent's install_packages, from the",
+        "# Debian archive. Several platforms at once need a builder that keeps image indexes:",
+        "# the docker driver with the containerd image store, or docker-container.",
+        "",
+        'variable "CAIRN_LAYOUT" {',
+        f"  default = {_hcl_string(layout)}",
+        "}",
         "",
         'group "default" {',
         f"  targets = {_hcl_list([i.name for i in family.images])}",
@@ -99,27 +134,25 @@ def bake(family: Family, registry: str) -> str:
     for image in family.images:
         context = "."
         if image.dockerfile is not None and image.context is not None:
-            context = _relative(image.context, family.directory)
-        dockerfile = (
-            root_dockerfile(family, image)
-            if image.parent is None
-            else child_dockerfile(image, family.image(image.parent))
-        )
+            context = _relative(image.context, directory)
+        if image.parent is None:
+            dockerfile = f"FROM {image.name}\n"
+            # ${CAIRN_LAYOUT} is HCL's own interpolation; image names need no escaping
+            source = f'"oci-layout://${{CAIRN_LAYOUT}}:{image.name}"'
+        else:
+            dockerfile = child_dockerfile(family, image, family.image(image.parent))
+            source = _hcl_string(f"target:{image.parent}")
+        name = image.name if image.parent is None else image.parent
         lines += [
             "",
             f"target {_hcl_string(image.name)} {{",
             f"  context = {_hcl_string(context)}",
             f"  dockerfile-inline = {_hcl_string(dockerfile)}",
+            f"  contexts = {{ {_hcl_string(name)} = {source} }}",
+            f"  args = {{ SOURCE_DATE_EPOCH = {_hcl_string(str(family.source_date_epoch))} }}",
             f"  platforms = {_hcl_list([p.name for p in image.platforms])}",
             f"  tags = {_hcl_list([f'{prefix}{image.name}:{t}' for t in image.tags])}",
         ]
-        if image.parent is not None:
-            lines.append(
-                f"  contexts = {{ {_hcl_string(image.parent)} = "
-                f"{_hcl_string('target:' + image.parent)} }}"
-            )
-        else:
-            lines.append(f"  entitlements = {_hcl_list(['security.insecure'])}")
         if image.description:
             lines.append(
                 "  annotations = "
@@ -131,11 +164,21 @@ def bake(family: Family, registry: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def roots_layout(family: Family) -> Path:
+    """The OCI layout the bake file reads the roots from: the family's output."""
+    ref = parse_ref(family.output)
+    if ref.transport != "oci":
+        raise UsageError(
+            f"--emit bake reads the roots from cairn's OCI layout, and {family.path} builds "
+            f"into {family.output}.",
+            'Try: output = "oci:out/oci" in its [defaults].',
+        )
+    return ref.path
+
+
 def _relative(path: Path, start: Path) -> str:
-    try:
-        return path.relative_to(start.resolve()).as_posix() or "."
-    except ValueError:
-        return str(path)
+    """`path` as seen from the directory `start`: relative where one leads to the other."""
+    return Path(os.path.relpath(path.resolve(), start.resolve())).as_posix()
 
 
 GITHUB_RUNNERS = {"linux/amd64": "ubuntu-24.04", "linux/arm64": "ubuntu-24.04-arm"}

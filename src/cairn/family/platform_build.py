@@ -15,7 +15,7 @@ from cairn import engines
 from cairn.debian.cache import DebCache
 from cairn.debian.mmdebstrap import RootfsTar, build_rootfs, describe, read_rootfs_tar
 from cairn.errors import BuildError, CairnError
-from cairn.family.annotations import image_annotations
+from cairn.family.annotations import image_annotations, image_labels
 from cairn.family.fragment import (
     Builder,
     FragmentJob,
@@ -220,7 +220,7 @@ def _write_manifest(
     )
     layers = (base.layers if base else ()) + (info,)
     annotations = image_annotations(family, img)
-    labels = tuple({**dict(annotations), **dict(img.labels)}.items())
+    labels = image_labels(family, img)
     run = (
         RunConfig(
             env=img.env,
