@@ -1,12 +1,13 @@
 """The family past one machine: a bake file for remote BuildKit builders, and CI pipelines.
 
-`bake`: each image a target with its platforms and tags; a child names its
-parent through `contexts = { parent = "target:parent" }` and installs its
-packages with the parent's install_packages (or runs its fragment), so
-BuildKit builds the tree in order and shares the parent's layers. A root runs
-mmdebstrap in a build stage (it needs the `security.insecure` entitlement for
-its chroot). Bake builds follow the spec but are not byte-identical to
-cairn's: cairn's own slimming pass and layer writer run only in `cairn build`.
+`bake`: each image a target with its platforms and tags. A root is cairn's own
+build, read from the family's OCI layout through an `oci-layout://` named
+context, so nothing is pulled from a registry. A child names its parent
+through `contexts = { parent = "target:parent" }`, installs its packages with
+the parent's install_packages (or runs its fragment) and sets the config
+cairn's build gives it, so BuildKit builds the tree in order on the parent's
+layers; its files are those of cairn's build of it (the README says where
+they differ), its layer is BuildKit's own.
 
 `github-actions` and `gitlab-ci`: both written from cairn.family.pipeline's
 jobs (one per image and platform, and `publish`), so they cannot drift apart;
@@ -63,11 +64,10 @@ def child_dockerfile(family: Family, image: Image, parent: Image) -> str:
     gives a child these labels, and what its spec sets)."""
     head = f"FROM {parent.name}\nARG SOURCE_DATE_EPOCH\n"
     if image.dockerfile is not None:
-        body = image.dockerfile.read_text(encoding="utf-8").rstrip("\n") + "\n"
-    elif image.added:
-        body = _install(image)
-    else:
-        body = ""
+        # cairn's build takes the rest of a fragment's config from the fragment itself
+        fragment = image.dockerfile.read_text(encoding="utf-8").rstrip("\n") + "\n"
+        return head + fragment + _labels(family, image, parent)
+    body = _install(image) if image.added else ""
     return head + body + _config_changes(family, image, parent)
 
 
@@ -88,15 +88,11 @@ def _install(image: Image) -> str:
 
 
 def _config_changes(family: Family, image: Image, parent: Image) -> str:
-    """ENV, LABEL, USER, WORKDIR, ENTRYPOINT and CMD where the child's differ from its
+    """ENV, USER, WORKDIR, ENTRYPOINT, CMD and LABEL where the child's differ from its
     parent's (a Dockerfile can change a label, not remove one)."""
     lines = []
     inherited = dict(parent.env)
     lines += [f"ENV {k}={json.dumps(v)}" for k, v in image.env if inherited.get(k) != v]
-    theirs = dict(image_labels(family, parent))
-    labels = [(k, v) for k, v in image_labels(family, image) if theirs.get(k) != v]
-    if labels:
-        lines.append("LABEL " + " ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in labels))
     if image.user != parent.user and image.user:
         lines.append(f"USER {image.user}")
     if image.workdir != parent.workdir and image.workdir:
@@ -105,7 +101,17 @@ def _config_changes(family: Family, image: Image, parent: Image) -> str:
         lines.append(f"ENTRYPOINT {json.dumps(list(image.entrypoint))}")
     if image.cmd != parent.cmd:
         lines.append(f"CMD {json.dumps(list(image.cmd))}")
-    return "".join(line + "\n" for line in lines)
+    return "".join(line + "\n" for line in lines) + _labels(family, image, parent)
+
+
+def _labels(family: Family, image: Image, parent: Image) -> str:
+    """LABEL for the labels cairn's build gives the child that its parent lacks or has
+    with another value."""
+    theirs = dict(image_labels(family, parent))
+    labels = [(k, v) for k, v in image_labels(family, image) if theirs.get(k) != v]
+    if not labels:
+        return ""
+    return "LABEL " + " ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in labels) + "\n"
 
 
 def bake(family: Family, registry: str, directory: Path) -> str:
@@ -177,7 +183,7 @@ def roots_layout(family: Family) -> Path:
 
 
 def _relative(path: Path, start: Path) -> str:
-    """`path` as seen from the directory `start`: relative where one leads to the other."""
+    """`path` as seen from the directory `start` (with `..` where needed)."""
     return Path(os.path.relpath(path.resolve(), start.resolve())).as_posix()
 
 
