@@ -32,8 +32,13 @@ echo '{{"features": {{"containerd-snapshotter": true}}}}' > /etc/docker/daemon.j
 unshare --net --fork -- dockerd --storage-driver=native -H unix://{SOCKET} \\
     > /root/dockerd.log 2>&1 &
 netns=$!
-# tap0 gets 10.0.2.100 and a route out through slirp4netns's own sockets
-until [ -e /proc/$netns/ns/net ]; do sleep 0.1; done
+# only once unshare has its namespace (before, it is the machine's): there tap0 gets
+# 10.0.2.100 and a route out through slirp4netns's own sockets
+for _ in $(seq 100); do
+    [ "$(readlink /proc/$netns/ns/net)" != "$(readlink /proc/self/ns/net)" ] && break
+    sleep 0.1
+done
+[ "$(readlink /proc/$netns/ns/net)" != "$(readlink /proc/self/ns/net)" ]
 slirp4netns --configure --mtu=65520 --disable-host-loopback $netns tap0 \\
     > /root/slirp4netns.log 2>&1 &
 for _ in $(seq 120); do {DOCKER} info >/dev/null 2>&1 && break; sleep 0.5; done
