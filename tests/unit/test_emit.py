@@ -64,7 +64,9 @@ def test_bake_targets_follow_the_tree() -> None:
         "arm64) export QEMU_CPU=cortex-a53;; esac; install_packages python3\n"
     ) in python
     assert 'ENV GOTOOLCHAIN="local"' in targets["golang"]["dockerfile-inline"]
-    assert "useradd" in targets["tools"]["dockerfile-inline"]
+    tools = targets["tools"]["dockerfile-inline"]
+    assert tools.startswith("FROM base\nARG SOURCE_DATE_EPOCH\nARG QEMU_CPU\n# A fragment")
+    assert "useradd" in tools and "QEMU_CPU=" not in tools
     assert targets["tools"]["context"] == "tools"
 
 

@@ -64,9 +64,10 @@ def child_dockerfile(family: Family, image: Image, parent: Image) -> str:
     gives a child these labels, and what its spec sets)."""
     head = f"FROM {parent.name}\nARG SOURCE_DATE_EPOCH\n"
     if image.dockerfile is not None:
-        # cairn's build takes the rest of a fragment's config from the fragment itself
+        # cairn's build takes the rest of a fragment's config from the fragment itself;
+        # QEMU_CPU stays unset unless the bake sets it (--set NAME.args.QEMU_CPU=...)
         fragment = image.dockerfile.read_text(encoding="utf-8").rstrip("\n") + "\n"
-        return head + fragment + _labels(family, image, parent)
+        return head + "ARG QEMU_CPU\n" + fragment + _labels(family, image, parent)
     body = _install(image) if image.added else ""
     return head + body + _config_changes(family, image, parent)
 
