@@ -61,7 +61,7 @@ def start_engine(root: FreshRoot) -> str:
 class Entry:
     """One path of an image's file system as a tar exporter writes it."""
 
-    kind: str  # tarfile's type: b"0" file, b"2" symlink, b"5" directory, ...
+    kind: str  # tarfile's type, decoded: "0" file, "2" symlink, "5" directory, ...
     mode: int
     owner: str  # uname:gname (uid:gid where no name is given)
     link: str
@@ -103,13 +103,18 @@ def summary(entry: Entry | None) -> str:
 
 
 def differences(a: dict[str, Entry], b: dict[str, Entry]) -> dict[str, tuple[str, str]]:
-    """path -> (a's summary, b's) for every path not the same in both (contents and link
-    targets included: two entries that differ only there have equal summaries)."""
-    return {
-        path: (summary(a.get(path)), summary(b.get(path)))
-        for path in sorted(a.keys() | b.keys())
-        if a.get(path) != b.get(path)
-    }
+    """path -> (a's summary, b's) for every path not the same in both; where only the
+    contents or the link target differ, the summaries end with them."""
+    out = {}
+    for path in sorted(a.keys() | b.keys()):
+        x, y = a.get(path), b.get(path)
+        if x == y:
+            continue
+        sx, sy = summary(x), summary(y)
+        if sx == sy and x is not None and y is not None:
+            sx, sy = f"{sx} {x.link or x.digest}", f"{sy} {y.link or y.digest}"
+        out[path] = (sx, sy)
+    return out
 
 
 @dataclass(frozen=True)

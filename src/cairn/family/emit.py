@@ -75,8 +75,9 @@ def child_dockerfile(family: Family, image: Image, parent: Image) -> str:
 def _install(image: Image) -> str:
     """install_packages; for a foreign platform, with the CPU cairn's own builds have
     qemu-user emulate (cairn.platforms): qemu's default makes apt several times slower."""
+    # BuildKit's TARGETARCH is the OCI architecture (arm64, arm, ppc64le), not Debian's
     cpus = " ".join(
-        f"{p.debian_arch}) export QEMU_CPU={p.qemu_cpu};;" for p in image.platforms if p.qemu_cpu
+        f"{p.architecture}) export QEMU_CPU={p.qemu_cpu};;" for p in image.platforms if p.qemu_cpu
     )
     packages = " ".join(image.added)
     if not cpus:
