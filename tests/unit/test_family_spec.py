@@ -38,7 +38,26 @@ def test_example_family_is_a_tree_with_variants() -> None:
         "golang": "base",
         "golang-cgo": "golang",
         "tools": "base",
+        "static": None,
+        "static-debug": "static",
+        "runtime": "static",
+        "runtime-debug": "runtime",
+        "runtime-cc": "runtime",
+        "runtime-cc-debug": "runtime-cc",
+        "python-runtime": "runtime",
+        "python-runtime-debug": "python-runtime",
+        "java-runtime": "runtime",
+        "java-runtime-debug": "java-runtime",
+        "node-runtime": "runtime-cc",
+        "node-runtime-debug": "node-runtime",
     }
+    # runtime images: their own variant tables, nonroot, no command
+    runtimes = [i for i in fam.images if i.runtime]
+    assert {i.name for i in runtimes} == {
+        n for n in parents if n.startswith(("static", "runtime")) or "-runtime" in n
+    }
+    assert fam.image("node-runtime-debug").added == ("busybox-static",)
+    assert all(i.user == "65532" and i.cmd == () for i in runtimes)
     debug = fam.image("python-debug")
     assert "strace" in debug.added and "python3" in debug.packages
     assert debug.tags == ("3.13", "3")  # a variant keeps its image's tags

@@ -281,8 +281,15 @@ def test_an_alpine_like_root_reads_as_musl_and_apk(tmp_path: Path) -> None:
             M("bin/", "dir"),
             M("bin/busybox", data=b"b" * 5000),
             M("bin/sh", "symlink", link="/bin/busybox"),
+            M("sbin/", "dir"),
+            M("sbin/apk", data=b"a" * 10),
         ],
-        [M("var/lib/rpm/Packages", data=b"r" * 10)],
+        [
+            M("var/lib/rpm/Packages", data=b"r" * 10),
+            M("usr/", "dir"),
+            M("usr/bin/", "dir"),
+            M("usr/bin/rpm", data=b"r" * 10),
+        ],
     ]
     layout, _ = oci_image(tmp_path / "oci", layers)
     a = analyzed(f"oci:{layout}")

@@ -16,6 +16,16 @@ STATUS_DIR = "var/lib/dpkg/status.d/"
 Stanza = dict[str, str]
 
 
+def dummy_stanza(name: str, version: str, description: str, source: str | None = None) -> str:
+    """The status stanza of a package apt is to take as installed, though it is not."""
+    return (
+        f"Package: {name}\nStatus: install ok installed\nPriority: optional\n"
+        "Section: oldlibs\nMaintainer: cairn\nArchitecture: all\nMulti-Arch: foreign\n"
+        + (f"Source: {source}\n" if source else "")
+        + f"Version: {version}\nDescription: {description}\n"
+    )
+
+
 def stanzas(data: bytes) -> Iterator[Stanza]:
     fields: Stanza = {}
     for line in data.decode("utf-8", "replace").splitlines():

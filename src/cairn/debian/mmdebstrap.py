@@ -7,6 +7,7 @@ mmdebstrap's failures into errors that name the cause.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -17,8 +18,10 @@ from pathlib import Path
 
 from cairn.data import data_path
 from cairn.debian.cache import DebCache
-from cairn.debian.dpkg import STATUS, installed_packages
+from cairn.debian.dpkg import STATUS, STATUS_DIR, installed_packages
 from cairn.debian.profiles import Profile
+from cairn.debian.resolver import RUNTIME_VARIANT
+from cairn.debian.runtime_root import FinishConfig
 from cairn.debian.slimming import write_profile
 from cairn.debian.suites import Suite
 from cairn.engines import require, run_logged, tail
@@ -42,6 +45,12 @@ class RootfsRequest:
     # A child starts from its parent's file system (its gzip'd layers, in order):
     # apt then installs only what the child adds.
     parent_layers: tuple[Path, ...] = ()
+    locales: tuple[str, ...] = ()  # a runtime image keeps the gconv modules these need
+
+    @property
+    def runtime(self) -> bool:
+        """Packages unpacked, never configured (cairn.debian.runtime_root finishes it)."""
+        return self.variant == RUNTIME_VARIANT
 
 
 @dataclass(frozen=True)
@@ -51,17 +60,27 @@ class HookFiles:
     dpkg_cfg: Path
     profile_json: Path
     pins: Path | None = None
+    runtime: Path | None = None  # a runtime image's FinishConfig
+    warnings: Path | None = None  # what finishing it found
     python: str = sys.executable
 
     @classmethod
     def write(cls, workdir: Path, req: RootfsRequest) -> HookFiles:
         files = cls(
-            workdir / "dpkg.cfg", workdir / "profile.json", workdir / "pins" if req.pins else None
+            workdir / "dpkg.cfg",
+            workdir / "profile.json",
+            workdir / "pins" if req.pins else None,
+            workdir / "runtime.json" if req.runtime else None,
+            workdir / "warnings.json" if req.runtime else None,
         )
         files.dpkg_cfg.write_text(req.profile.dpkg_cfg())
         write_profile(req.profile, files.profile_json)
         if files.pins is not None:
             files.pins.write_text(apt_pins(req.pins))
+        if files.runtime is not None and files.warnings is not None:
+            FinishConfig(
+                req.packages, req.locales, req.source_date_epoch, str(files.warnings)
+            ).write(files.runtime)
         return files
 
 
@@ -83,6 +102,7 @@ class RootfsTar:
     tar: Path
     packages: tuple[tuple[str, str], ...]
     files: int
+    warnings: tuple[str, ...] = ()
 
 
 def _sh(path: str) -> str:
@@ -94,6 +114,8 @@ def mmdebstrap_command(
     req: RootfsRequest, output: Path, files: HookFiles, cache: DebCache | None, root_mode: bool
 ) -> list[str]:
     """The mmdebstrap command line that builds `req` into the tar `output`."""
+    if req.runtime:
+        return runtime_command(req, output, files, cache, root_mode)
     slimming = f"{shlex.quote(files.python)} -m cairn.debian.slimming"
     slim_hook = f'{slimming} {files.profile_json} "$1"'
     cmd = [
@@ -118,7 +140,7 @@ def mmdebstrap_command(
         # parent's root is merged already).
         cmd.append(f"--hook-dir={MERGED_USR_HOOKS}")
     cmd += [
-        '--aptopt=Acquire::Languages "none"',
+        _NO_TRANSLATIONS,
         "--dpkgopt=force-unsafe-io",
         # dpkg honours the profile's filters from the start; what mmdebstrap
         # extracted before dpkg was in charge is slimmed before any maintainer
@@ -133,24 +155,9 @@ def mmdebstrap_command(
     ]
     if req.packages:
         cmd.append(f"--include={','.join(req.packages)}")
-    if files.pins is not None:
-        cmd += [
-            '--setup-hook=mkdir -p "$1"/etc/apt/preferences.d',
-            f"--setup-hook=upload {files.pins} {PINS_FILE}",
-        ]
+    cmd += _pin_hooks(files)
     if cache is not None:
-        # Plain cp, and only new files on the way out: mmdebstrap's sync-in and
-        # sync-out copy everything both ways (measured: 1.5 s of a 10.8 s build).
-        debs = shlex.quote(str(cache.directory))
-        archives = '"$1"/var/cache/apt/archives'
-        cmd += [
-            "--skip=essential/unlink",
-            f"--setup-hook=mkdir -p {archives} && "
-            f"find {debs} -maxdepth 1 -name '*.deb' -exec cp -p -t {archives} {{}} +",
-            # first of the customize hooks: before anything cleans the archives
-            f"--customize-hook=find {archives} -maxdepth 1 -name '*.deb' "
-            f"-exec cp -p -n -t {debs} {{}} +",
-        ]
+        cmd += ["--skip=essential/unlink", *_cache_hooks(cache, "customize")]
     customize = [
         # The lock decides this build only; later installs take the archive's versions.
         f"rm -f {_sh(PINS_FILE)}",
@@ -169,6 +176,96 @@ def mmdebstrap_command(
     cmd += [f"--customize-hook={h}" for h in customize]
     cmd += [req.suite.name, str(output), *req.sources]
     return cmd
+
+
+_NO_TRANSLATIONS = '--aptopt=Acquire::Languages "none"'
+
+
+def _pin_hooks(files: HookFiles) -> list[str]:
+    if files.pins is None:
+        return []
+    return [
+        '--setup-hook=mkdir -p "$1"/etc/apt/preferences.d',
+        f"--setup-hook=upload {files.pins} {PINS_FILE}",
+    ]
+
+
+def _cache_hooks(cache: DebCache, last: str) -> list[str]:
+    """Plain cp, and only new files on the way out: mmdebstrap's sync-in and sync-out copy
+    everything both ways (measured: 1.5 s of a 10.8 s build). The copy out is the first
+    of the `last` hooks, before anything cleans the archives."""
+    debs = shlex.quote(str(cache.directory))
+    archives = '"$1"/var/cache/apt/archives'
+    return [
+        f"--setup-hook=mkdir -p {archives} && "
+        f"find {debs} -maxdepth 1 -name '*.deb' -exec cp -p -t {archives} {{}} +",
+        f"--{last}-hook=find {archives} -maxdepth 1 -name '*.deb' -exec cp -p -n -t {debs} {{}} +",
+    ]
+
+
+def runtime_command(
+    req: RootfsRequest, output: Path, files: HookFiles, cache: DebCache | None, root_mode: bool
+) -> list[str]:
+    """mmdebstrap's `extract` variant: the packages unpacked, no maintainer script run (so
+    no emulation for any platform), then finished by cairn.debian.runtime_root."""
+    assert files.runtime is not None
+    python = shlex.quote(files.python)
+    finishing = f"{python} -m cairn.debian.runtime_root"
+    slimming = f"{python} -m cairn.debian.slimming --filters-only {files.profile_json}"
+    cmd = [
+        "mmdebstrap",
+        f"--mode={'root' if root_mode else 'unshare'}",
+        f"--variant={RUNTIME_VARIANT}",
+        f"--architectures={req.platform.debian_arch}",
+        "--format=tar",
+    ]
+    if req.parent_layers:
+        layers = " ".join(shlex.quote(str(p)) for p in req.parent_layers)
+        cmd.append(f'--setup-hook={python} -m cairn.oci.unpack "$1" {layers}')
+    else:
+        cmd.append(f"--hook-dir={MERGED_USR_HOOKS}")
+    cmd += [
+        _NO_TRANSLATIONS,
+        f'--setup-hook={finishing} prepare "$1" {files.runtime}',
+        *_pin_hooks(files),
+    ]
+    if cache is not None:
+        cmd += _cache_hooks(cache, "extract")
+    cmd += [
+        f"--include={','.join(req.packages)}",
+        f'--extract-hook={slimming} "$1"',
+        f'--extract-hook={finishing} finish "$1" {files.runtime}',
+        req.suite.name,
+        str(output),
+        *req.sources,
+    ]
+    return cmd
+
+
+# What apt and dpkg leave in an unpacked root: a runtime image has neither.
+RUNTIME_LEFTOVERS = (
+    "/etc/apt",
+    "/etc/apt/*",
+    "/etc/dpkg",
+    "/etc/dpkg/*",
+    "/var/cache/apt",
+    "/var/cache/apt/*",
+    "/var/lib/apt",
+    "/var/lib/apt/*",
+    "/var/log/apt",
+    "/var/log/apt/*",
+    "/var/lib/dpkg/*",
+)
+
+
+def tar_filter(req: RootfsRequest) -> list[str]:
+    """mmtarfilter's options: no device nodes (a container runtime provides /dev); for a
+    runtime image, nothing of apt and dpkg but the status.d package database."""
+    opts = ["--path-exclude=/dev/*"]
+    if req.runtime:
+        opts += [f"--path-exclude={p}" for p in RUNTIME_LEFTOVERS]
+        opts += ["--path-include=/var/lib/dpkg/status.d", "--path-include=/var/lib/dpkg/status.d/*"]
+    return opts
 
 
 _MISSING_PACKAGE = re.compile(
@@ -233,7 +330,7 @@ def build_rootfs(req: RootfsRequest, workdir: Path, cache: DebCache | None) -> R
         cache.record_new()
 
     tar = workdir / "rootfs.tar"
-    filt = [mmtarfilter, "--path-exclude=/dev/*"]
+    filt = [mmtarfilter, *tar_filter(req)]
     code = run_logged(filt, workdir / "mmtarfilter.log", stdin=raw, stdout=tar)
     raw.unlink()
     if code != 0:
@@ -241,22 +338,29 @@ def build_rootfs(req: RootfsRequest, workdir: Path, cache: DebCache | None) -> R
             f"Filtering the root file system failed: {tail(workdir / 'mmtarfilter.log')}"
         )
     packages, files = read_rootfs_tar(tar)
-    return RootfsTar(tar=tar, packages=packages, files=files)
+    warnings: tuple[str, ...] = ()
+    if hook_files.warnings is not None and hook_files.warnings.exists():
+        warnings = tuple(json.loads(hook_files.warnings.read_text()))
+    return RootfsTar(tar=tar, packages=packages, files=files, warnings=warnings)
 
 
 def read_rootfs_tar(tar: Path) -> tuple[tuple[tuple[str, str], ...], int]:
-    """Installed packages (from the dpkg status file) and the regular-file count."""
+    """Installed packages (from the dpkg status file, or a runtime image's status.d) and
+    the regular-file count."""
     packages: list[tuple[str, str]] = []
     files = 0
     with tarfile.open(tar) as tf:
         for member in tf:
-            if member.isfile():
-                files += 1
-            if member.isfile() and member.name.removeprefix("./") == STATUS:
+            if not member.isfile():
+                continue
+            files += 1
+            name = member.name.removeprefix("./")
+            is_entry = name.startswith(STATUS_DIR) and not name.endswith(".md5sums")
+            if name == STATUS or is_entry:
                 fileobj = tf.extractfile(member)
                 if fileobj is not None:
-                    packages = installed_packages(fileobj.read())
-    return tuple(packages), files
+                    packages += installed_packages(fileobj.read())
+    return tuple(sorted(packages)), files
 
 
 def describe(req: RootfsRequest) -> str:

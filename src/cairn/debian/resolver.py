@@ -19,23 +19,21 @@ from pathlib import Path
 
 from debian.deb822 import Deb822
 
+from cairn.debian.dpkg import dummy_stanza
+from cairn.debian.runtime_rules import runtime_rules
 from cairn.engines import require, run_logged, tail
 from cairn.errors import BuildError
 
+RUNTIME_VARIANT = "extract"  # mmdebstrap's: packages unpacked, never configured
 _INST = re.compile(r"^Inst (\S+) (?:\[\S+\] )?\((\S+) (.*?) \[[^\]]+\]\)")
 
 # What mmdebstrap's merged-usr setup hook installs before apt runs.
-DUMMY_USR_IS_MERGED = """Package: usr-is-merged
-Status: install ok installed
-Priority: optional
-Section: oldlibs
-Maintainer: cairn
-Architecture: all
-Multi-Arch: foreign
-Source: mmdebstrap-dummy-usr-is-merged
-Version: 1
-Description: dummy package of the merged-usr setup hook
-"""
+DUMMY_USR_IS_MERGED = dummy_stanza(
+    "usr-is-merged",
+    "1",
+    "dummy package of the merged-usr setup hook",
+    source="mmdebstrap-dummy-usr-is-merged",
+)
 
 # Fields of an archive stanza that describe the package rather than the download.
 _KEEP = (
@@ -168,6 +166,10 @@ def resolve_with_apt(
     """Every package (name -> version, archive) a build would install now."""
     apt = AptSandbox(workdir / "apt", arch, sources)
     apt.run(apt.apt_get, "update", "--quiet")
+    if variant == RUNTIME_VARIANT:
+        # no Essential set; the packages only maintainer scripts need are taken as installed
+        apt.status.write_text(DUMMY_USR_IS_MERGED + "\n" + runtime_rules().dummies(packages))
+        return parse_simulation(apt.run(apt.apt_get, "--simulate", "install", *packages))
     if variant == "apt":
         first = apt.run(apt.apt_get, "--simulate", "dist-upgrade")
     else:

@@ -65,7 +65,7 @@ def build(family: Family, opts: BuildOptions, progress: Progress | None = None) 
         if any(s.action == "build" for s in steps):
             _preflight([s for s in steps if s.action == "build"], out, opts)
         results = _build_into(layout, family, steps, opts, progress, lock=lock)
-        return BuildResult(str(out), family.source_date_epoch, results, warnings)
+        return BuildResult(str(out), family.source_date_epoch, results, warnings + _found(results))
 
     with tempfile.TemporaryDirectory(prefix="cairn-build-", dir=_tmp_beside(out.path)) as tmp:
         layout = OciLayout(Path(tmp) / "oci")
@@ -74,7 +74,14 @@ def build(family: Family, opts: BuildOptions, progress: Progress | None = None) 
         results = _build_into(layout, family, steps, opts, progress, lock=lock)
         name = results[0].name
         _export_archive(layout, name, out, jobs[0][1], progress)
-    return BuildResult(str(out), family.source_date_epoch, results, warnings)
+    return BuildResult(str(out), family.source_date_epoch, results, warnings + _found(results))
+
+
+def _found(results: list[ImageBuild]) -> list[str]:
+    """What the builds found, once per image (every platform says the same)."""
+    return list(
+        dict.fromkeys(f"{i.name}: {w}" for i in results for p in i.platforms for w in p.warnings)
+    )
 
 
 def _tmp_beside(path: Path) -> Path:
@@ -97,7 +104,8 @@ def _preflight(steps: list[Step], out: ImageRef, opts: BuildOptions) -> None:
     require("pigz", "Compressing a layer")
     if out.transport == "docker-archive":
         require("skopeo", f"Writing {out}")
-    for p in sorted({s.platform for s in steps}):
+    # a runtime image runs nothing of its platform's while it is built
+    for p in sorted({s.platform for s in steps if not s.image.runtime}):
         check_emulation(p)
 
 

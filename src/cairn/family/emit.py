@@ -1,8 +1,9 @@
 """The family past one machine: a bake file for remote BuildKit builders, and CI pipelines.
 
-`bake`: each image a target with its platforms and tags. A root is cairn's own
-build, read from the family's OCI layout through an `oci-layout://` named
-context, so nothing is pulled from a registry. A child names its parent
+`bake`: each image a target with its platforms and tags. A root, and every
+runtime image (which has no shell to run a step in), is cairn's own build, read
+from the family's OCI layout through an `oci-layout://` named context, so
+nothing is pulled from a registry. A child names its parent
 through `contexts = { parent = "target:parent" }`, installs its packages with
 the parent's install_packages (or runs its fragment) and sets the config
 cairn's build gives it, so BuildKit builds the tree in order on the parent's
@@ -120,11 +121,12 @@ def bake(family: Family, registry: str, directory: Path) -> str:
     """The bake file, to be written in `directory`: its paths are relative to that."""
     layout = _relative(roots_layout(family), directory)
     prefix = registry.rstrip("/") + "/" if registry else ""
-    roots = [i.name for i in family.images if i.parent is None]
+    roots = [i.name for i in family.images if i.parent is None or i.runtime]
     lines = [
         f"# Written by `cairn plan --emit bake` (cairn {__version__}): the family as BuildKit",
-        "# targets. The roots are cairn's own build, read from its OCI layout: nothing is pulled",
-        "# from a registry. Build them first, then the rest, from this file's directory:",
+        "# targets. The roots (and runtime images) are cairn's own build, read from its OCI",
+        "# layout: nothing is pulled from a registry. Build them first, then the rest, from",
+        "# this file's directory:",
         f"#   cairn build FAMILY --image {' --image '.join(roots)}",
         "#   docker buildx bake [--push]",
         "# Each child installs its packages with its parent's install_packages, from the",
@@ -143,14 +145,15 @@ def bake(family: Family, registry: str, directory: Path) -> str:
         context = "."
         if image.dockerfile is not None and image.context is not None:
             context = _relative(image.context, directory)
-        if image.parent is None:
+        if image.parent is None or image.runtime:
+            name = image.name
             dockerfile = f"FROM {image.name}\n"
             # ${CAIRN_LAYOUT} is HCL's own interpolation; image names need no escaping
             source = f'"oci-layout://${{CAIRN_LAYOUT}}:{image.name}"'
         else:
+            name = image.parent
             dockerfile = child_dockerfile(family, image, family.image(image.parent))
             source = _hcl_string(f"target:{image.parent}")
-        name = image.name if image.parent is None else image.parent
         lines += [
             "",
             f"target {_hcl_string(image.name)} {{",

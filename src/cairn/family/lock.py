@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -101,8 +101,10 @@ def rootfs_request(family: Family, image: Image, platform: Platform) -> RootfsRe
         variant=image.variant,
         packages=image.packages,
         sources=image.sources,
-        profile=image.profile,
+        # no maintainer script writes into a runtime image's man directories
+        profile=replace(image.profile, keep_dirs=()) if image.runtime else image.profile,
         source_date_epoch=family.source_date_epoch,
+        locales=image.locales,
     )
 
 

@@ -224,7 +224,7 @@ def _write_manifest(
     run = (
         RunConfig(
             env=img.env,
-            cmd=img.cmd,
+            cmd=img.cmd or None,
             entrypoint=img.entrypoint,
             user=img.user,
             workdir=img.workdir,
@@ -260,6 +260,7 @@ def _write_manifest(
         seconds=0.0,  # the caller times the whole job
         action="build",
         reason=job.reason,
+        warnings=list(rootfs.warnings),
     )
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cairn.debian.profiles import Profile, load_profile
+from cairn.debian.resolver import RUNTIME_VARIANT
 from cairn.debian.suites import Suite, apt_sources, known_suites
 from cairn.errors import SpecError, did_you_mean
 from cairn.family.toml_model import Defaults, FamilySpec, ImageSpec
@@ -62,6 +63,11 @@ class Image:
     locales: tuple[str, ...] = ()  # the translations the profile keeps
 
     @property
+    def runtime(self) -> bool:
+        """Packages unpacked, never configured: no shell, no package manager, no emulation."""
+        return self.variant == RUNTIME_VARIANT
+
+    @property
     def sources(self) -> tuple[str, ...]:
         """apt's one-line sources: the suite, its updates and security, then the extras."""
         lines = list(apt_sources(self.suite, self.mirror, self.security_mirror))
@@ -70,6 +76,7 @@ class Image:
 
 
 _DEFAULT_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+NONROOT_USER = "65532"  # cairn.debian.runtime_root's nonroot
 
 
 # A child image inherits these from its root: they decide how the root is built.
@@ -77,24 +84,32 @@ _ROOT_ONLY = ("suite", "variant", "profile", "locales")
 
 
 def expand_variants(path: Path, spec: FamilySpec) -> dict[str, ImageSpec]:
-    """Every image's table, with NAME-VARIANT children made from [variants.VARIANT]."""
-    for vname, vtable in spec.variants.items():
-        for key in ("from_", "variants"):
-            if key in vtable.model_fields_set:
-                alias = "from" if key == "from_" else key
-                raise SpecError(
-                    f"{path}: variants.{vname}.{alias}: a variant is built on each image that "
-                    "names it.",
-                    f"Try: remove `{alias}` from variants.{vname}.",
-                )
+    """Every image's table, with NAME-VARIANT children made from [variants.VARIANT] (or,
+    for a runtime image, [runtime_variants.VARIANT])."""
+    kinds = (("variants", spec.variants), ("runtime_variants", spec.runtime_variants))
+    for kind, variants in kinds:
+        for vname, vtable in variants.items():
+            for key in ("from_", "variants", "runtime"):
+                if key in vtable.model_fields_set:
+                    alias = "from" if key == "from_" else key
+                    raise SpecError(
+                        f"{path}: {kind}.{vname}.{alias}: a variant is built on each image that "
+                        "names it, and is of its kind.",
+                        f"Try: remove `{alias}` from {kind}.{vname}.",
+                    )
     tables: dict[str, ImageSpec] = {}
     for name, img in spec.images.items():
         tables[name] = img
+        kind, variants = (
+            ("runtime_variants", spec.runtime_variants)
+            if _is_runtime(spec, name)
+            else ("variants", spec.variants)
+        )
         for vname in img.variants:
-            if vname not in spec.variants:
+            if vname not in variants:
                 raise SpecError(
-                    f"{path}: images.{name}.variants: there is no [variants.{vname}] table.",
-                    did_you_mean(vname, list(spec.variants), what="variants"),
+                    f"{path}: images.{name}.variants: there is no [{kind}.{vname}] table.",
+                    did_you_mean(vname, list(variants), what=kind.replace("_", " ")),
                 )
             child = f"{name}-{vname}"
             if child in spec.images or child in tables:
@@ -103,9 +118,23 @@ def expand_variants(path: Path, spec: FamilySpec) -> dict[str, ImageSpec]:
                     f"'{child}', and the family already has one.",
                     f"Try: rename images.{child}, or drop '{vname}' from images.{name}.variants.",
                 )
-            table = spec.variants[vname].model_dump(by_alias=True, exclude_unset=True)
+            table = variants[vname].model_dump(by_alias=True, exclude_unset=True)
             tables[child] = ImageSpec.model_validate({**table, "from": name})
     return tables
+
+
+def _is_runtime(spec: FamilySpec, name: str) -> bool:
+    """Whether an image of the spec is a runtime image: its own `runtime`, else its
+    nearest ancestor's (a cycle or a missing parent is reported by resolve_all)."""
+    seen: set[str] = set()
+    current: str | None = name
+    while current is not None and current in spec.images and current not in seen:
+        seen.add(current)
+        table = spec.images[current]
+        if table.runtime is not None:
+            return table.runtime
+        current = table.from_
+    return False
 
 
 def table_origin(spec: FamilySpec, name: str, table: ImageSpec) -> str:
@@ -145,8 +174,34 @@ def resolve_all(path: Path, spec: FamilySpec, specs: dict[str, ImageSpec]) -> tu
 
 
 def _check_kind(path: Path, name: str, img: ImageSpec, parent: Image | None) -> None:
-    """Package images are built by mmdebstrap from packages alone: no Dockerfile above them."""
+    """Package images are built by mmdebstrap from packages alone: no Dockerfile above them.
+    Runtime images and apt images do not mix in a line, and a runtime image runs no steps."""
     where = f"{path}: images.{name}"
+    if parent is not None and img.runtime is not None and img.runtime != parent.runtime:
+        if img.runtime:
+            raise SpecError(
+                f"{where}.runtime: its parent '{parent.name}' has apt, dpkg and a shell, which a "
+                "runtime image leaves out; a runtime image is built only on a runtime image.",
+                f"Try: make images.{name} a runtime root (remove `from`), or remove `runtime`.",
+            )
+        raise SpecError(
+            f"{where}.runtime: its parent '{parent.name}' is a runtime image, which has no "
+            "package manager or shell to install or configure packages with.",
+            f"Try: build images.{name} on an apt image, or remove `runtime = false`.",
+        )
+    runtime = parent.runtime if parent is not None else bool(img.runtime)
+    if runtime and img.dockerfile is not None:
+        raise SpecError(
+            f"{where}.dockerfile: a runtime image has no shell to run a Dockerfile's steps in.",
+            "Try: build the files in a build stage of your own Dockerfile and COPY them onto "
+            "the runtime image there, or list Debian packages here.",
+        )
+    if runtime and parent is None and "variant" in img.model_fields_set:
+        raise SpecError(
+            f"{where}.variant: a runtime image unpacks only its packages and what they depend "
+            "on; it starts from no mmdebstrap variant.",
+            f"Try: remove `variant` from images.{name}, or `runtime`.",
+        )
     if img.dockerfile is None:
         if img.context is not None:
             raise SpecError(
@@ -248,7 +303,7 @@ def _resolve(path: Path, name: str, img: ImageSpec, d: Defaults, parent: Image |
         platforms=tuple(parse_platform(p) for p in (img.platforms or d.platforms)),
         mirror=d.mirror,
         security_mirror=d.security_mirror,
-        variant=img.variant,
+        variant=RUNTIME_VARIANT if img.runtime else img.variant,
         packages=tuple(img.packages),
         added=tuple(img.packages),
         profile=load_profile(img.profile or d.profile)
@@ -256,9 +311,9 @@ def _resolve(path: Path, name: str, img: ImageSpec, d: Defaults, parent: Image |
         .excluding(tuple(img.exclude)),
         env=tuple(env.items()),
         labels=tuple({**d.labels, **img.labels}.items()),
-        cmd=tuple(img.cmd) if img.cmd is not None else ("bash",),
+        cmd=tuple(img.cmd) if img.cmd is not None else () if img.runtime else ("bash",),
         entrypoint=tuple(img.entrypoint) if img.entrypoint is not None else None,
-        user=img.user,
+        user=img.user if img.user is not None else NONROOT_USER if img.runtime else None,
         workdir=img.workdir,
         tags=tuple(img.tags or [img.suite or d.suite]),
         repositories=repositories_of(img, d.mirror),
@@ -289,7 +344,7 @@ def _origins(
             in_defaults = key in d.model_fields_set
             out[key] = where if key in own else "defaults" if in_defaults else "cairn"
         for key in ("variant", "cmd", "entrypoint", "user", "workdir", "description"):
-            out[key] = where if key in own else "cairn"
+            out[key] = where if key in own or (key == "variant" and img.runtime) else "cairn"
         out["tags"] = where if "tags" in own else out["suite"]
         out.update({f"env.{k}": "cairn" for k in _DEFAULT_ENV})
         out.update({f"env.{k}": "defaults" for k in d.env})

@@ -39,6 +39,10 @@ class PlatformBuild:
         Literal["build", "skip"], Field(description="Built now, or unchanged and kept.")
     ]
     reason: Annotated[Reason, Field(description="Why it was built or kept. " + REASONS_HELP)]
+    warnings: Annotated[
+        list[str],
+        Field(description="What this build found, e.g. a runtime package's script not run."),
+    ] = dataclasses.field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -201,6 +201,14 @@ class ImageSpec(_Strict):
         description="mmdebstrap variant: the package set to start from. The default, apt, is "
         "Debian's Essential set plus apt: no e2fsprogs, mount or tzdata (list it in packages).",
     )
+    runtime: bool | None = Field(
+        None,
+        description="A runtime image: its packages are unpacked, never configured (no maintainer "
+        "script runs, so no platform needs emulation), with no shell and no package manager "
+        "unless it lists them; cairn makes the users, CA bundle and package database itself. "
+        "It runs as nonroot (65532) unless `user` says otherwise. A child takes it from its "
+        "parent.",
+    )
     profile: ProfileName | None = None
     locales: list[LocaleName] | None = None
     platforms: list[PlatformName] | None = Field(None, min_length=1)
@@ -243,4 +251,9 @@ class FamilySpec(_Strict):
     variants: dict[str, ImageSpec] = Field(
         default_factory=dict,
         description="Tables an image's `variants` apply: each adds a child NAME-VARIANT.",
+    )
+    runtime_variants: dict[str, ImageSpec] = Field(
+        default_factory=dict,
+        description="The same for runtime images: a runtime image's `variants` name these "
+        "tables (debug: a busybox shell, where [variants.debug] adds apt's tools).",
     )

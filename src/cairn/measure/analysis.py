@@ -24,10 +24,13 @@ from cairn.measure.packages import (
 from cairn.measure.source import Source
 
 TOP = 20
-PACKAGE_DATABASES = {
-    "dpkg": ("var/lib/dpkg/status", "var/lib/dpkg/status.d"),
-    "rpm": ("var/lib/rpm", "usr/lib/sysimage/rpm"),
-    "apk": ("lib/apk/db/installed",),
+# A package manager is present when both its database and its program are: a database
+# alone (distroless's status.d, a runtime image's) lets scanners list packages, but
+# nothing in the image can install one.
+PACKAGE_MANAGERS = {
+    "dpkg": (("var/lib/dpkg/status", "var/lib/dpkg/status.d"), ("/usr/bin/dpkg", "/bin/dpkg")),
+    "rpm": (("var/lib/rpm", "usr/lib/sysimage/rpm"), ("/usr/bin/rpm", "/bin/rpm")),
+    "apk": (("lib/apk/db/installed",), ("/sbin/apk", "/usr/sbin/apk")),
 }
 
 
@@ -179,11 +182,16 @@ def analyze_walk(source: Source, walk: Walk, categories: Path | None = None) -> 
             total += node.size
     packages = dpkg_packages(walk) + apk_packages(walk)
     assign_files(packages, resolver)
+    databases = [
+        name for name, (paths, _) in PACKAGE_MANAGERS.items() if any(p in walk.index for p in paths)
+    ]
     managers = [
-        name for name, paths in PACKAGE_DATABASES.items() if any(p in walk.index for p in paths)
+        name
+        for name in databases
+        if any(resolver.follow(tool) is not None for tool in PACKAGE_MANAGERS[name][1])
     ]
     findings = list(walk.findings)
-    if "rpm" in managers:
+    if "rpm" in databases:
         findings.append(
             Finding(
                 "info",

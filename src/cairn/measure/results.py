@@ -136,7 +136,10 @@ class Analysis:
     unowned_bytes: int
     os: OsRelease
     libc: LibcFigures
-    package_managers: list[str]
+    package_managers: Annotated[
+        list[str],
+        Field(description="dpkg, rpm or apk where both its database and its program are present."),
+    ]
     shell: bool
     user: str
     entrypoint: list[str] | None

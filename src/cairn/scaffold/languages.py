@@ -26,8 +26,9 @@ LANGUAGES: dict[str, Language] = {
     "go": Language(
         name="go",
         build_image="golang",
-        runtime_image="base",
-        default_tags={"golang": "1.26", "base": "trixie"},
+        # CGO_ENABLED=0: a static binary, which needs no libc
+        runtime_image="static",
+        default_tags={"golang": "1.26", "static": "trixie"},
         recipes={
             "setup": "go mod download",
             "fmt": "gofmt -w .",
@@ -51,8 +52,8 @@ LANGUAGES: dict[str, Language] = {
     "python": Language(
         name="python",
         build_image="python-build",
-        runtime_image="python",
-        default_tags={"python-build": "3.13", "python": "3.13"},
+        runtime_image="python-runtime",
+        default_tags={"python-build": "3.13", "python-runtime": "3.13"},
         recipes={
             "setup": "python3 -m venv .venv && .venv/bin/pip install -r requirements-dev.txt",
             "fmt": ".venv/bin/ruff format .",
@@ -78,8 +79,8 @@ LANGUAGES: dict[str, Language] = {
     "node": Language(
         name="node",
         build_image="node-build",
-        runtime_image="node",
-        default_tags={"node-build": "20", "node": "20"},
+        runtime_image="node-runtime",
+        default_tags={"node-build": "20", "node-runtime": "20"},
         recipes={
             "setup": "npm ci",
             "fmt": "npx --yes prettier@3 --write src test *.mjs",
@@ -95,8 +96,8 @@ LANGUAGES: dict[str, Language] = {
     "java": Language(
         name="java",
         build_image="java-build",
-        runtime_image="java",
-        default_tags={"java-build": "21", "java": "21"},
+        runtime_image="java-runtime",
+        default_tags={"java-build": "21", "java-runtime": "21"},
         recipes={
             "setup": "mvn -B -q dependency:go-offline",
             "fmt": "mvn -B -q spotless:apply",
