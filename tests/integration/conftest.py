@@ -6,6 +6,7 @@ package cache is cairn's default one, so a second run downloads nothing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -97,6 +98,45 @@ def base(tmp_path_factory: pytest.TempPathFactory, binfmt_registered: None) -> B
     return Built(
         store, cairn_json("build", str(EXAMPLE), *only(*SESSION_IMAGES), "--output", f"oci:{store}")
     )
+
+
+RUNTIMES = ("static", "runtime", "runtime-cc", "python-runtime", "java-runtime", "node-runtime")
+RUNTIME_IMAGES = RUNTIMES + tuple(f"{name}-debug" for name in RUNTIMES)
+QEMU_HANDLER = BINFMT / "qemu-aarch64"
+
+
+@contextlib.contextmanager
+def emulation_off() -> Iterator[None]:
+    """qemu-aarch64's binfmt handler disabled, and enabled again however the block ends."""
+    was = QEMU_HANDLER.read_text().splitlines()[0]
+    QEMU_HANDLER.write_text("0")
+    try:
+        yield
+    finally:
+        if was == "enabled":
+            QEMU_HANDLER.write_text("1")
+
+
+@pytest.fixture(scope="session")
+def runtime_family(base: Built, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """The example family's runtime images, built beside the session's images with qemu's
+    handler off (nothing of arm64 may run), and once more into an empty layout: both
+    builds must give the same digests."""
+    work = tmp_path_factory.mktemp("runtimes")
+    store = work / "oci"
+    shutil.copytree(base.store, store)
+    results = []
+    with emulation_off():
+        for out in (store, work / "again"):
+            assert QEMU_HANDLER.read_text().startswith("disabled")
+            results.append(
+                cairn_json("build", str(EXAMPLE), *only(*RUNTIME_IMAGES), "--output", f"oci:{out}")
+            )
+    assert QEMU_HANDLER.read_text().startswith("enabled")
+    first, second = ({i["name"]: i["index_digest"] for i in r["images"]} for r in results)
+    assert set(first) == set(RUNTIME_IMAGES)
+    assert first == second, "the same spec built twice gave other digests"
+    return Built(store, results[0])
 
 
 def skip_if_archive_moved(built: Built, store: Path, images: tuple[str, ...]) -> None:
@@ -340,17 +380,17 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 
 @pytest.fixture(scope="session")
 def family_on_registry(
-    base: Built, registry: Registry, tmp_path_factory: pytest.TempPathFactory
+    runtime_family: Built, registry: Registry, tmp_path_factory: pytest.TempPathFactory
 ) -> str:
     """The images Go and Python projects build and run on, pushed to the session's registry."""
     store = tmp_path_factory.mktemp("project-family") / "oci"
-    shutil.copytree(base.store, store)
+    shutil.copytree(runtime_family.store, store)
     out = f"oci:{store}"
     # Go cross-compiles: its toolchain is needed for the build machine's platform only
     cairn("build", str(EXAMPLE), "--image", "golang", "--platform", "linux/amd64", "--output", out)
     cairn("build", str(EXAMPLE), "--image", "python", "--image", "python-build", "--output", out)
     prefix = f"{registry.address}/projects"
-    images = ("base", "golang", "python", "python-build")
+    images = ("base", "golang", "python", "python-build", "static", "runtime", "python-runtime")
     cairn(
         "push",
         str(EXAMPLE),

@@ -240,7 +240,7 @@ def break_project(project: Path, rule: str) -> None:
         edit(dockerfile, "COPY . .\n", "COPY . .\nRUN ./build.sh\n")
     elif rule == "CD002":
         text = dockerfile.read_text()
-        dockerfile.write_text(text[: text.index("\nFROM ${FAMILY}/base")] + "\n")
+        dockerfile.write_text(text[: text.index("\nFROM ${FAMILY}/static")] + "\n")
     elif rule == "CD003":
         edit(
             dockerfile,
@@ -248,7 +248,7 @@ def break_project(project: Path, rule: str) -> None:
             "FROM --platform=$BUILDPLATFORM docker.io/library/golang",
         )
     elif rule == "CD005":
-        edit(dockerfile, "FROM ${FAMILY}/base:trixie", "FROM ${FAMILY}/base:latest")
+        edit(dockerfile, "FROM ${FAMILY}/static:trixie", "FROM ${FAMILY}/static:latest")
     elif rule in ("CD006", "CD007"):
         fixed = {
             "CD006": "apt-get install -y git && rm -rf /var/lib/apt/lists/*",
