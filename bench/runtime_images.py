@@ -15,6 +15,7 @@ import contextlib
 import json
 import subprocess
 import sys
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 from bench.report import bench_workdir, write_section
 from cairn.family.lock import resolve
 from cairn.family.spec import load_family
+from cairn.oci.layout import OciLayout
 from cairn.platforms import parse_platform
 
 ROOT = Path(__file__).parent.parent
@@ -66,6 +68,22 @@ def build(store: Path, cache: Path) -> dict[str, Any]:
     return result
 
 
+def file_bytes(store: Path, name: str, platform: str) -> int:
+    """The image's regular files' bytes, as a container engine reports an image's size (no
+    tar headers or padding): each path counted once, the upper layer's version."""
+    layout = OciLayout(store)
+    desc = next(
+        m for m in layout.platform_manifests(name) if m.platform == parse_platform(platform)
+    )
+    sizes: dict[str, int] = {}
+    for layer in layout.read_json(desc.digest)["layers"]:
+        with tarfile.open(layout.blob_path(layer["digest"])) as tar:
+            for member in tar:
+                path = member.name.removeprefix("./")
+                sizes[path] = member.size if member.isfile() else 0
+    return sum(sizes.values())
+
+
 def mb(n: float) -> str:
     return f"{n / 1e6:.1f} MB"
 
@@ -81,11 +99,16 @@ def main() -> None:
             name: len(resolve(family, family.image(name), amd64))
             for name in sorted(set(APT_TWIN.values()))
         }
+        files = {
+            (name, p): file_bytes(work / "oci", name, p)
+            for name in RUNTIMES
+            for p in ("linux/amd64", "linux/arm64")
+        }
     steps = {(i["name"], p["platform"]): p for i in result["images"] for p in i["platforms"]}
     rows = [
-        "| image | platform | build s | arm64 / amd64 | uncompressed | gzip | packages "
-        "| apt image (packages) | packages x apt |",
-        "|---|---|---:|---:|---:|---:|---:|---|---:|",
+        "| image | platform | build s | arm64 / amd64 | files | uncompressed tar | gzip "
+        "| packages | apt image (packages) | packages x apt |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     worst = 0.0
     for name in RUNTIMES:
@@ -99,30 +122,34 @@ def main() -> None:
             twin = APT_TWIN[name]
             rows.append(
                 f"| {name} | {platform} | {s['seconds']:.1f} | {ratio} | "
+                f"{mb(files[(name, platform)])} | "
                 f"{mb(s['uncompressed_bytes'])} | {mb(s['compressed_bytes'])} | {s['packages']} "
                 f"| {twin} ({apt_packages[twin]}) | {s['packages'] / apt_packages[twin]:.2f} |"
             )
     targets = [
-        "| target (uncompressed, per platform) | measured (largest platform) | x distroless "
-        "| met |",
-        "|---|---:|---:|:---:|",
+        "| target (per platform) | files (largest platform) | x distroless | tar | met |",
+        "|---|---:|---:|---:|:---:|",
     ]
     for name, limit in TARGETS.items():
-        size = max(steps[(name, p)]["uncompressed_bytes"] for p in ("linux/amd64", "linux/arm64"))
+        size = max(files[(name, p)] for p in ("linux/amd64", "linux/arm64"))
+        tar = max(steps[(name, p)]["uncompressed_bytes"] for p in ("linux/amd64", "linux/arm64"))
         ref = DISTROLESS.get(name)
         against = f"{size / ref:.2f}" if ref else ""
         met = "yes" if size <= limit else "no"
-        targets.append(f"| {name} ≤ {mb(limit)} | {mb(size)} | {against} | {met} |")
+        targets.append(f"| {name} ≤ {mb(limit)} | {mb(size)} | {against} | {mb(tar)} | {met} |")
     targets.append(
-        f"| each arm64 build ≤ 1.5 x its amd64 build | {worst:.2f} (worst) | | "
+        f"| each arm64 build ≤ 1.5 x its amd64 build | {worst:.2f} (worst) | | | "
         f"{'yes' if worst <= 1.5 else 'no'} |"
     )
     body = "\n".join(
         [
             "Command: `.venv/bin/python -m bench.runtime_images` (as root, from the repository "
             "root). qemu-aarch64's binfmt handler is off for the builds: no arm64 program runs. "
-            "Package cache warm, store empty, one image and platform at a time. Sizes are the "
-            "layers' uncompressed tar and gzip, every layer of the image counted.",
+            "Package cache warm, store empty, one image and platform at a time. `files` is the "
+            "bytes of the image's files, as a container engine reports an image's size (and as "
+            "distroless's figures are given); `uncompressed tar` and `gzip` are its layers, "
+            "every layer counted, tar headers and padding included (a small file costs 1 KiB "
+            "of tar at least).",
             "",
             *rows,
             "",
@@ -132,7 +159,10 @@ def main() -> None:
             "(about 20 MB) by public comparison tables, for `static` and `runtime`; the apt "
             "image of the same language resolved by apt for amd64 (cairn lock's resolution), "
             "for the package counts. The *-debug twins add busybox-static (one package, about "
-            "2 MB) to each.",
+            "2 MB) to each. Of runtime's bytes, trixie's OpenSSL 3.5 (libcrypto.so.3 and "
+            "libssl.so.3) is about 7.5 MB on amd64, glibc about 5 MB (its gconv modules already "
+            "cut to the Unicode and Chinese ones): the 14 MB target would need a part of "
+            "either left out.",
         ]
     )
     write_section(ROOT / "BENCHMARKS.md", "runtime-images", "Runtime images", body)
