@@ -12,6 +12,7 @@ from __future__ import annotations
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from debian.debian_support import Version
 
@@ -37,19 +38,36 @@ from cairn.platforms import Platform
 
 
 def installed_versions(layout: OciLayout, image: str, platform: Platform) -> dict[str, str]:
-    """name -> version from the dpkg status file of the image's topmost layer that has one."""
+    """name -> version of the packages the image's package database lists."""
     desc = recorded(layout, image, platform)
     if desc is None:
         return {}
     manifest = layout.read_json(desc.digest)
-    for layer in reversed(manifest["layers"]):
-        with tarfile.open(layout.blob_path(layer["digest"]), "r|gz") as tf:
+    return layers_versions([layout.blob_path(layer["digest"]) for layer in manifest["layers"]])
+
+
+def layers_versions(layers: list[Path]) -> dict[str, str]:
+    """name -> version from the dpkg status file of the topmost layer that has one; for a
+    runtime image, which has none, from the status.d files of every layer (an upper
+    layer's entry over a lower one's)."""
+    found: dict[str, str] = {}
+    for path in reversed(layers):
+        with tarfile.open(path, "r|*") as tf:
             for member in tf:
-                if member.name.removeprefix("./") == dpkg.STATUS and member.isfile():
-                    f = tf.extractfile(member)
-                    assert f is not None
-                    return dpkg.installed_versions(f.read())
-    return {}
+                name = member.name.removeprefix("./")
+                if not member.isfile():
+                    continue
+                is_entry = name.startswith(dpkg.STATUS_DIR) and not name.endswith(".md5sums")
+                if name != dpkg.STATUS and not is_entry:
+                    continue
+                f = tf.extractfile(member)
+                assert f is not None
+                versions = dpkg.installed_versions(f.read())
+                if name == dpkg.STATUS:
+                    return versions
+                for package, version in versions.items():
+                    found.setdefault(package, version)
+    return found
 
 
 def newer(installed: dict[str, str], now: dict[str, Resolved]) -> list[PackageUpdate]:
