@@ -19,10 +19,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.conftest import RUNTIME_IMAGES, Built, cairn, cairn_json
+from tests.integration.conftest import (
+    EXAMPLE,
+    RUNTIME_IMAGES,
+    Built,
+    cairn,
+    cairn_json,
+    only,
+)
 
+from cairn.family.refresh import installed_versions
 from cairn.oci.layout import OciLayout
 from cairn.oci.unpack import unpack_layers
+from cairn.platforms import parse_platform
 
 pytestmark = pytest.mark.usefixtures("binfmt_registered")
 
@@ -351,6 +360,14 @@ def test_the_build_warns_of_scripts_it_does_not_do(runtime_family: Built) -> Non
     )
     # packages whose scripts cairn does itself are not named
     assert not [w for w in warnings if w.split(": ")[1] in ("ca-certificates", "tzdata", "libc6")]
+    # a build that keeps every image says the same
+    again = cairn_json(
+        "build", str(EXAMPLE), *only(*RUNTIME_IMAGES), "--output", f"oci:{runtime_family.store}"
+    )
+    assert {p["action"] for i in again["images"] for p in i["platforms"]} == {"skip"}
+    assert [w for w in again["warnings"] if "openjdk" in w] == [
+        w for w in warnings if "openjdk" in w
+    ]
 
 
 def test_every_library_is_found_without_ld_so_cache(roots: dict[tuple[str, str], Path]) -> None:
@@ -366,3 +383,19 @@ def test_every_library_is_found_without_ld_so_cache(roots: dict[tuple[str, str],
         )
         assert report["summary"]["will_not_load"] == 0, (name, platform, report["objects"])
         assert report["summary"]["ok"] >= 5, (name, platform)
+
+
+def test_the_lock_resolves_what_the_build_unpacked(runtime_family: Built, tmp_path: Path) -> None:
+    """cairn lock resolves a runtime image as mmdebstrap's extract variant unpacks it: the
+    same packages and versions as the build's status.d, script-only packages left out."""
+    family = tmp_path / "qapm"
+    shutil.copytree(EXAMPLE, family)
+    images = ("static", "runtime", "python-runtime", "java-runtime")
+    cairn("lock", str(family), *only(*images))
+    locked = json.loads((family / "cairn.lock").read_text())["images"]
+    layout = OciLayout(runtime_family.store)
+    for name in images:
+        for platform in PLATFORMS:
+            built = installed_versions(layout, name, parse_platform(platform))
+            assert locked[name][platform]["packages"] == built, (name, platform)
+            assert not {"debconf", "perl-base", "dpkg"} & set(built)

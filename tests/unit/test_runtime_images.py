@@ -12,7 +12,7 @@ import pytest
 
 from cairn.debian import keystores
 from cairn.debian.runtime_root import FinishConfig, finish, prepare
-from cairn.debian.runtime_rules import runtime_rules
+from cairn.debian.runtime_rules import runtime_rules, script_only_error
 from cairn.errors import SpecError
 from cairn.family.spec import load_family
 
@@ -40,19 +40,25 @@ def spec(tmp_path: Path, text: str) -> Path:
             '[images.rt]\nruntime = true\n[images.app]\nfrom = "rt"\ndockerfile = "D"\n',
             "no shell to run a Dockerfile",
         ),
-        ('[images.rt]\nruntime = true\nvariant = "minbase"\n', "starts from no mmdebstrap"),
+        (
+            '[images.rt]\nruntime = true\nvariant = "minbase"\npackages = ["libc6"]\n',
+            "starts from no mmdebstrap",
+        ),
+        ('[images.rt]\nruntime = true\npackages = ["libc6", "dpkg"]\n', "no package manager"),
+        ("[images.rt]\nruntime = true\n", "lists none"),
         (
             '[variants.debug]\npackages = ["curl"]\n[images.rt]\nruntime = true\n'
             'variants = ["debug"]\n',
-            "there is no [runtime_variants.debug] table",
+            "applies to the other kind of image",
         ),
     ],
 )
 def test_spec_errors_name_the_reason(tmp_path: Path, text: str, needle: str) -> None:
     (tmp_path / "D").write_text("RUN true\n")
+    text = text.replace("runtime = true\n[", 'runtime = true\npackages = ["libc6"]\n[')
     with pytest.raises(SpecError) as err:
         load_family(spec(tmp_path, text))
-    assert needle in err.value.message
+    assert needle in f"{err.value.message} {err.value.hint}"
 
 
 def test_runtime_variants_and_inheritance(tmp_path: Path) -> None:
@@ -91,8 +97,25 @@ def test_script_effects_become_warnings_except_for_reproduced_packages() -> None
         "make update-alternatives links (call such programs by their real path)"
     ]
     assert rules.script_effects("x", {"postinst": "# update-alternatives only here\n"}) == []
+    # `$#` is no comment: the command after it counts
+    hidden = 'if [ "$#" -gt 0 ]; then update-alternatives --remove a b; fi\n'
+    assert rules.script_effects("x", {"preinst": hidden}) != []
     assert rules.script_effects("ca-certificates", {"postinst": "adduser foo\n"}) == []
     assert rules.gconv_modules(("zh_CN.UTF-8",))[-4:] == ("GBK", "GB18030", "EUC-CN", "libGB")
+    assert rules.gconv_modules(("ja",))[-4:] == ("EUC-JP", "SJIS", "IBM943", "libJIS")
+    assert rules.gconv_modules(("de_DE.ISO-8859-15",))[-1] == "ISO8859-15"
+
+
+def test_a_package_pinned_to_a_script_only_one_gets_an_error_with_the_fix() -> None:
+    log = (
+        "The following packages have unmet dependencies:\n"
+        " perl : Depends: perl-base (= 5.40.1-6+deb13u1) but 99999 is to be installed\n"
+    )
+    err = script_only_error(log, "Resolving packages")
+    assert err is not None
+    assert "perl needs perl-base itself" in err.message
+    assert err.hint and "add perl-base to the image's packages" in err.hint
+    assert script_only_error("E: Unable to locate package nope", "Building") is None
 
 
 def _deb(tmp_path: Path, name: str, files: dict[str, bytes], postinst: str = "") -> Path:
@@ -121,8 +144,11 @@ def _deb(tmp_path: Path, name: str, files: dict[str, bytes], postinst: str = "")
     return out
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="chowns /home/nonroot")
-def test_finish_makes_what_the_scripts_would_have(tmp_path: Path) -> None:
+def test_finish_makes_what_the_scripts_would_have(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owners: dict[str, int] = {}
+    monkeypatch.setattr(os, "chown", lambda path, uid, gid: owners.__setitem__(str(path), uid))
     root = tmp_path / "root"
     certs = root / "usr/share/ca-certificates/mozilla"
     certs.mkdir(parents=True)
@@ -167,11 +193,15 @@ def test_finish_makes_what_the_scripts_would_have(tmp_path: Path) -> None:
     )
     sums = (root / "var/lib/dpkg/status.d/tool.md5sums").read_text()
     assert "usr/bin/tool" in sums and "README" not in sums
-    assert (root / "home/nonroot").stat().st_uid == 65532
+    assert owners == {str(root / "root"): 0, str(root / "home/nonroot"): 65532}
     assert (root / "tmp").stat().st_mode & 0o7777 == 0o1777
 
     # a child's build: apt sees the parent's packages and the dummies as installed
     prepare(root, config, runtime_rules())
     status = (root / "var/lib/dpkg/status").read_text()
-    assert "Package: tool\nStatus: install ok installed" in status
-    assert "Package: debconf\n" in status and "Package: tool\n" in status
+    assert "Package: tool\nStatus: install ok installed\nVersion: 1.0-1\n" in status
+    packages = [line for line in status.splitlines() if line.startswith("Package: ")]
+    rules = runtime_rules()
+    expected = ["usr-is-merged", *rules.script_only, "tool"]
+    assert packages == [f"Package: {p}" for p in expected]
+    assert "usr/bin/tool" not in status  # no md5sums line

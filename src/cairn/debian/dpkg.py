@@ -13,6 +13,12 @@ from collections.abc import Iterable, Iterator
 STATUS = "var/lib/dpkg/status"  # as a normalised path inside a root or layer
 STATUS_DIR = "var/lib/dpkg/status.d/"
 
+
+def is_status_entry(path: str) -> bool:
+    """Whether a normalised path is one package's status.d file (not its md5sums)."""
+    return path.startswith(STATUS_DIR) and not path.endswith(".md5sums") and path != STATUS_DIR
+
+
 Stanza = dict[str, str]
 
 

@@ -18,10 +18,11 @@ from pathlib import Path
 
 from cairn.data import data_path
 from cairn.debian.cache import DebCache
-from cairn.debian.dpkg import STATUS, STATUS_DIR, installed_packages
+from cairn.debian.dpkg import STATUS, installed_packages, is_status_entry
 from cairn.debian.profiles import Profile
 from cairn.debian.resolver import RUNTIME_VARIANT
 from cairn.debian.runtime_root import FinishConfig
+from cairn.debian.runtime_rules import script_only_error
 from cairn.debian.slimming import write_profile
 from cairn.debian.suites import Suite
 from cairn.engines import require, run_logged, tail
@@ -286,6 +287,9 @@ def explain_failure(req: RootfsRequest, log_text: str, workdir: Path) -> BuildEr
             f"{what} failed because the disk holding {workdir.parent} is full.",
             "Try: free some space there, or set TMPDIR to a directory with more room.",
         )
+    pinned = script_only_error(log_text, what)
+    if pinned is not None:
+        return pinned
     missing = _MISSING_PACKAGE.search(log_text)
     if missing:
         name = missing.group(1) or missing.group(2)
@@ -355,8 +359,7 @@ def read_rootfs_tar(tar: Path) -> tuple[tuple[tuple[str, str], ...], int]:
                 continue
             files += 1
             name = member.name.removeprefix("./")
-            is_entry = name.startswith(STATUS_DIR) and not name.endswith(".md5sums")
-            if name == STATUS or is_entry:
+            if name == STATUS or is_status_entry(name):
                 fileobj = tf.extractfile(member)
                 if fileobj is not None:
                     packages += installed_packages(fileobj.read())

@@ -20,7 +20,7 @@ from pathlib import Path
 from debian.deb822 import Deb822
 
 from cairn.debian.dpkg import dummy_stanza
-from cairn.debian.runtime_rules import runtime_rules
+from cairn.debian.runtime_rules import runtime_rules, script_only_error
 from cairn.engines import require, run_logged, tail
 from cairn.errors import BuildError
 
@@ -139,6 +139,9 @@ class AptSandbox:
 
 
 def _failure(log: str) -> BuildError:
+    pinned = script_only_error(log, "Resolving packages")
+    if pinned is not None:
+        return pinned
     m = re.search(r"Unable to locate package (\S+)|Package '?([^' ]+)'? has no installation", log)
     if m:
         return BuildError(

@@ -29,11 +29,13 @@ from pathlib import Path
 
 from debian.debfile import DebFile
 
-from cairn.debian.dpkg import STATUS, STATUS_DIR
-from cairn.debian.keystores import DEFAULT_PASSWORD, KeystoreEntry, render
+from cairn.debian.dpkg import STATUS, STATUS_DIR, is_status_entry
+from cairn.debian.keystores import CACERTS, DEFAULT_PASSWORD, KeystoreEntry, render
+from cairn.debian.resolver import DUMMY_USR_IS_MERGED
 from cairn.debian.runtime_rules import RuntimeRules, runtime_rules
 
-NONROOT = 65532
+NONROOT = 65532  # distroless's nonroot
+NONROOT_USER = str(NONROOT)  # the image config's User
 PASSWD = f"""root:x:0:0:root:/root:/sbin/nologin
 nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin
 nonroot:x:{NONROOT}:{NONROOT}:nonroot:/home/nonroot:/sbin/nologin
@@ -54,7 +56,6 @@ rpc:            files
 """
 CA_DIR = "usr/share/ca-certificates"
 CA_BUNDLE = "etc/ssl/certs/ca-certificates.crt"
-JAVA_DIR = "etc/ssl/certs/java"
 
 
 @dataclass(frozen=True)
@@ -81,22 +82,23 @@ class FinishConfig:
 
 
 def prepare(root: Path, config: FinishConfig, rules: RuntimeRules) -> None:
-    """apt in the root sees the script-only packages and the parent's as installed."""
+    """apt in the root sees the script-only packages and the parent's as installed (and
+    usr-is-merged, which the merged-usr hook gives a root's build, as the lock does)."""
     status = root / STATUS
     status.parent.mkdir(parents=True, exist_ok=True)
     parts = [status.read_text()] if status.exists() else []
+    if not any("Package: usr-is-merged\n" in p for p in parts):
+        parts.append(DUMMY_USR_IS_MERGED)
     parts.append(rules.dummies(config.wanted))
-    for entry in _status_entries(root):
-        text = entry.read_text()
-        if "\nStatus:" not in f"\n{text}":
-            text = text.replace("\n", "\nStatus: install ok installed\n", 1)
-        parts.append(text)
+    entries = root / STATUS_DIR
+    if entries.is_dir():
+        # the parent's entries, which finish wrote with their Status
+        parts += [
+            p.read_text()
+            for p in sorted(entries.iterdir())
+            if is_status_entry(str(p.relative_to(root)))
+        ]
     status.write_text("\n".join(p.strip("\n") + "\n" for p in parts if p.strip()))
-
-
-def _status_entries(root: Path) -> list[Path]:
-    d = root / STATUS_DIR
-    return sorted(p for p in d.iterdir() if p.suffix != ".md5sums") if d.is_dir() else []
 
 
 def finish(root: Path, debs: list[Path], config: FinishConfig, rules: RuntimeRules) -> list[str]:
@@ -117,10 +119,9 @@ def finish(root: Path, debs: list[Path], config: FinishConfig, rules: RuntimeRul
     if certs:
         _write(root / CA_BUNDLE, "".join(text for _, text in certs))
         _openssl_paths(root)
-        if (root / JAVA_DIR).is_dir():
-            (root / JAVA_DIR / "cacerts").write_bytes(
-                _java_trust_store(certs, config.source_date_epoch)
-            )
+        # ca-certificates-java ships the store's directory
+        if (root / CACERTS).parent.is_dir():
+            (root / CACERTS).write_bytes(_java_trust_store(certs, config.source_date_epoch))
     if (root / "usr/bin/busybox").is_file() and not (root / "usr/bin/sh").exists():
         _link(root / "usr/bin/sh", "busybox")
     _trim_gconv(root, rules.gconv_modules(config.locales))
@@ -141,9 +142,11 @@ def _package_database(root: Path, debs: list[Path], rules: RuntimeRules) -> list
         fields += [(k, v) for k, v in control.items() if k != "Package"]
         text = "".join(f"{k}: {v}\n" for k, v in fields)
         _write(out / name, text)
+        # a package of links and directories only has no md5sums
+        sums = deb.md5sums(encoding=None) if deb.control.has_file("md5sums") else {}
         kept = [
             f"{md5}  {member.decode()}\n"
-            for member, md5 in deb.md5sums(encoding=None).items()
+            for member, md5 in sums.items()
             if os.path.lexists(root / member.decode())
         ]
         _write(out / f"{name}.md5sums", "".join(kept))

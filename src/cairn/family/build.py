@@ -8,6 +8,7 @@ has succeeded.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,7 @@ from cairn.family.annotations import image_annotations
 from cairn.family.fragment_engines import engine
 from cairn.family.jobs import BuildOptions, Progress, Silent, plan_jobs
 from cairn.family.lock import Lock, load_lock, lock_warnings
-from cairn.family.plan import Step, make_plan
+from cairn.family.plan import ANN_WARNINGS, Step, make_plan
 from cairn.family.platform_build import base_of, build_platform
 from cairn.family.results import BuildResult, ImageBuild, PlatformBuild
 from cairn.family.spec import Family
@@ -187,6 +188,7 @@ def _skipped(layout: OciLayout, step: Step) -> tuple[Descriptor, PlatformBuild]:
         seconds=0.0,
         action="skip",
         reason=step.reason,
+        warnings=json.loads(ann.get(ANN_WARNINGS, "[]")),
     )
 
 

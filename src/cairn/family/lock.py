@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from cairn.debian.mmdebstrap import RootfsRequest
 from cairn.debian.resolver import Resolved, resolve_with_apt
+from cairn.debian.runtime_rules import runtime_rules
 from cairn.errors import SpecError
 from cairn.family.spec import Family, Image
 from cairn.oci.image import canonical_json, sha256_digest
@@ -117,6 +118,8 @@ def request_digest(image: Image, platform: Platform) -> str:
         "sources": image.sources,
         "packages": sorted(image.packages),
     }
+    if image.runtime:
+        doc["script_only"] = runtime_rules().dummies(image.packages)
     return sha256_digest(canonical_json(doc))
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from cairn.debian.runtime_rules import runtime_rules
 from cairn.family.fragment import context_digest
 from cairn.family.lock import Lock, current_entry
 from cairn.family.results import Reason
@@ -33,6 +34,8 @@ ANN_INPUTS = "vnd.cairn.inputs"  # digest of the image's own inputs
 ANN_INPUT = "vnd.cairn.input"  # digest of its own inputs and its parent's input digest
 # digest of the package versions the image was built with (its lock entry when pinned)
 ANN_VERSIONS = "vnd.cairn.versions"
+# what the build found (a JSON list), so that a later build that keeps the image says it too
+ANN_WARNINGS = "vnd.cairn.warnings"
 
 Action = Literal["build", "skip"]
 
@@ -58,6 +61,9 @@ def own_inputs(family: Family, image: Image, platform: Platform) -> str:
     """A root's inputs are its table with every default applied; a child's, its own table
     only: what it inherits reaches it through its parent's input digest."""
     doc: dict[str, Any] = {"format": BUILD_FORMAT, "platform": platform.name}
+    if image.runtime:
+        # what cairn makes in place of maintainer scripts, and the gconv modules kept
+        doc["runtime"] = {"rules": runtime_rules().digest, "locales": image.locales}
     if image.parent is not None:
         table = family.tables[image.name]
         doc["table"] = table.model_dump(mode="json", by_alias=True)

@@ -5,6 +5,7 @@ error from a step says which one failed."""
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -26,7 +27,14 @@ from cairn.family.fragment import (
 from cairn.family.fragment_engines import build_fragment
 from cairn.family.jobs import BuildOptions, Progress
 from cairn.family.lock import LOCK_FILE, Lock, rootfs_request
-from cairn.family.plan import ANN_INPUT, ANN_INPUTS, ANN_VERSIONS, Step, versions_digest
+from cairn.family.plan import (
+    ANN_INPUT,
+    ANN_INPUTS,
+    ANN_VERSIONS,
+    ANN_WARNINGS,
+    Step,
+    versions_digest,
+)
 from cairn.family.results import PlatformBuild
 from cairn.family.spec import Family
 from cairn.oci.image import (
@@ -246,6 +254,8 @@ def _write_manifest(
     }
     if base is not None:
         recorded[ANN_BASE_DIGEST] = base.manifest.digest
+    if rootfs.warnings:
+        recorded[ANN_WARNINGS] = json.dumps(list(rootfs.warnings))
     manifest_annotations = tuple(sorted({**dict(annotations), **recorded}.items()))
     manifest = stage.add(image_manifest(plat, config, layers, manifest_annotations))
     return manifest, PlatformBuild(

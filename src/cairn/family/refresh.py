@@ -57,8 +57,7 @@ def layers_versions(layers: list[Path]) -> dict[str, str]:
                 name = member.name.removeprefix("./")
                 if not member.isfile():
                     continue
-                is_entry = name.startswith(dpkg.STATUS_DIR) and not name.endswith(".md5sums")
-                if name != dpkg.STATUS and not is_entry:
+                if name != dpkg.STATUS and not dpkg.is_status_entry(name):
                     continue
                 f = tf.extractfile(member)
                 assert f is not None

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from cairn.debian.profiles import Profile, load_profile
 from cairn.debian.resolver import RUNTIME_VARIANT
+from cairn.debian.runtime_root import NONROOT_USER
 from cairn.debian.suites import Suite, apt_sources, known_suites
 from cairn.errors import SpecError, did_you_mean
 from cairn.family.toml_model import Defaults, FamilySpec, ImageSpec
@@ -76,7 +77,6 @@ class Image:
 
 
 _DEFAULT_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-NONROOT_USER = "65532"  # cairn.debian.runtime_root's nonroot
 
 
 # A child image inherits these from its root: they decide how the root is built.
@@ -107,9 +107,16 @@ def expand_variants(path: Path, spec: FamilySpec) -> dict[str, ImageSpec]:
         )
         for vname in img.variants:
             if vname not in variants:
+                other = "variants" if kind == "runtime_variants" else "runtime_variants"
+                hint = did_you_mean(vname, list(variants), what=kind.replace("_", " "))
+                if vname in getattr(spec, other):
+                    image_kind = "a runtime image" if kind == "runtime_variants" else "an apt image"
+                    hint = (
+                        f"Try: [{other}.{vname}] applies to the other kind of image; {name} is "
+                        f"{image_kind}, whose variants come from [{kind}.{vname}]: add that table."
+                    )
                 raise SpecError(
-                    f"{path}: images.{name}.variants: there is no [{kind}.{vname}] table.",
-                    did_you_mean(vname, list(variants), what=kind.replace("_", " ")),
+                    f"{path}: images.{name}.variants: there is no [{kind}.{vname}] table.", hint
                 )
             child = f"{name}-{vname}"
             if child in spec.images or child in tables:
@@ -195,6 +202,21 @@ def _check_kind(path: Path, name: str, img: ImageSpec, parent: Image | None) -> 
             f"{where}.dockerfile: a runtime image has no shell to run a Dockerfile's steps in.",
             "Try: build the files in a build stage of your own Dockerfile and COPY them onto "
             "the runtime image there, or list Debian packages here.",
+        )
+    managers = sorted({"apt", "dpkg"} & set(img.packages)) if runtime else []
+    if managers:
+        raise SpecError(
+            f"{where}.packages: a runtime image has no package manager: cairn keeps only its "
+            f"status.d package database, so {' and '.join(managers)} would have nothing to "
+            "work with.",
+            f"Try: remove {' and '.join(managers)} from images.{name}.packages, or make the "
+            "image an apt image (no `runtime`).",
+        )
+    if runtime and parent is None and not img.packages:
+        raise SpecError(
+            f"{where}.packages: a runtime root unpacks only the packages it lists, and it "
+            "lists none.",
+            f'Try: packages = ["base-files", "ca-certificates", "tzdata"] in images.{name}.',
         )
     if runtime and parent is None and "variant" in img.model_fields_set:
         raise SpecError(

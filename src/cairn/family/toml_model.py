@@ -204,8 +204,8 @@ class ImageSpec(_Strict):
     runtime: bool | None = Field(
         None,
         description="A runtime image: its packages are unpacked, never configured (no maintainer "
-        "script runs, so no platform needs emulation), with no shell and no package manager "
-        "unless it lists them; cairn makes the users, CA bundle and package database itself. "
+        "script runs, so no platform needs emulation), with no package manager and no shell "
+        "unless it lists one; cairn makes the users, CA bundle and package database itself. "
         "It runs as nonroot (65532) unless `user` says otherwise. A child takes it from its "
         "parent.",
     )
