@@ -373,7 +373,10 @@ def test_the_build_warns_of_scripts_it_does_not_do(runtime_family: Built) -> Non
 def test_every_library_is_found_without_ld_so_cache(roots: dict[tuple[str, str], Path]) -> None:
     """No image has /etc/ld.so.cache; cairn compat resolves every ELF object of each image
     against the image itself as the loader searches it then (its built-in multiarch
-    directories, and RPATHs): none will fail to load."""
+    directories, and RPATHs). A library the image has is always found, but for OpenJDK's
+    libjvm.so: the java launcher loads it from lib/server before the libraries that need
+    it, and no ld.so.conf lists that directory either. What is missing is what no package of
+    the image ships (the headless JRE's optional font and sound libraries)."""
     for (name, platform), root in roots.items():
         if name.endswith("-debug") or name == "static":
             continue
@@ -381,7 +384,16 @@ def test_every_library_is_found_without_ld_so_cache(roots: dict[tuple[str, str],
         report = cairn_json(
             "compat", f"dir:{root}", "--target", f"dir:{root}", "--platform", platform
         )
-        assert report["summary"]["will_not_load"] == 0, (name, platform, report["objects"])
+        present = {p.name for p in root.rglob("*.so*")}
+        missing = {
+            r["detail"].split()[0]
+            for o in report["objects"]
+            for r in o["reasons"]
+            if r["kind"] == "missing-library"
+        }
+        assert missing & present <= {"libjvm.so"}, (name, platform, missing & present)
+        if name != "java-runtime":
+            assert report["summary"]["will_not_load"] == 0, (name, platform, missing)
         assert report["summary"]["ok"] >= 5, (name, platform)
 
 
