@@ -8,14 +8,10 @@ after the other in one run. Rewrites its section of BENCHMARKS.md.
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
-from typing import Any
 
+from bench.family_build import cairn_build
 from bench.report import bench_workdir, write_section
 from cairn.family.spec import load_family
 
@@ -41,22 +37,10 @@ def without_runtimes(work: Path) -> Path:
     return family
 
 
-def cold_build(family: Path, work: Path, name: str) -> tuple[float, dict[str, Any]]:
-    cmd = [sys.executable, "-m", "cairn", "build", str(family), "--json"]
-    cmd += ["--output", f"oci:{work / name / 'oci'}", "--cache-dir", str(work / name / "cache")]
-    start = time.monotonic()
-    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    took = time.monotonic() - start
-    if res.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{res.stderr[-4000:]}")
-    result: dict[str, Any] = json.loads(res.stdout)
-    return took, result
-
-
 def main() -> None:
     with bench_workdir(__doc__ or "", "cairn-bench-runtime-family", "mmdebstrap") as work:
-        before_s, before = cold_build(without_runtimes(work), work, "before")
-        after_s, after = cold_build(EXAMPLE, work, "after")
+        before_s, before = cairn_build(without_runtimes(work), work / "b/oci", work / "b/cache")
+        after_s, after = cairn_build(EXAMPLE, work / "a/oci", work / "a/cache")
     runtime_s = sum(
         p["seconds"]
         for i in after["images"]
