@@ -57,6 +57,19 @@ class StoreError(CairnError):
     exit_code = 5
 
 
+class KeyFileError(CairnError):
+    """A signing or public key that is missing, unreadable, of another kind, or locked by
+    another passphrase."""
+
+    exit_code = 2
+
+
+class VerificationError(CairnError):
+    """A signature, attestation or checksum that does not hold: the image is not trusted."""
+
+    exit_code = 7
+
+
 class Interrupted(CairnError):
     """Ctrl-C: the engines were stopped and nothing was written."""
 

@@ -15,6 +15,7 @@ from cairn.family.toml_model import FamilySpec
 from cairn.machine import SetupReport
 from cairn.measure.results import Analysis, Comparison, ScanResult
 from cairn.scaffold.doctor import Report as DoctorReport
+from cairn.trust import results as trust_results
 
 SCHEMAS = {
     "build.schema.json": (results.BuildResult, "cairn build --json"),
@@ -30,6 +31,9 @@ SCHEMAS = {
     "dns.schema.json": (DnsReport, "cairn dns --json"),
     "doctor.schema.json": (DoctorReport, "cairn doctor --json"),
     "setup.schema.json": (SetupReport, "cairn setup --json"),
+    "keygen.schema.json": (trust_results.KeygenResult, "cairn keygen --json"),
+    "sign.schema.json": (trust_results.SignResult, "cairn sign --json"),
+    "verify.schema.json": (trust_results.VerifyResult, "cairn verify --json"),
 }
 
 

@@ -15,12 +15,15 @@ SHARED = {
 }  # fmt: skip
 FORMATS = {"debian", "oci"}
 CAPABILITIES = {"family", "measure", "compat", "scaffold"}
+# what works on the family's images with what the capabilities make of them
+WORKFLOWS = {"trust"}
 TOP = {"cli", "report", "schemas", "__main__"}
 ALLOWED: dict[str, set[str]] = {
     **dict.fromkeys(SHARED, SHARED),
     **dict.fromkeys(FORMATS, SHARED | FORMATS),
     **dict.fromkeys(CAPABILITIES, SHARED | FORMATS),
-    **dict.fromkeys(TOP, SHARED | FORMATS | CAPABILITIES | TOP),
+    **dict.fromkeys(WORKFLOWS, SHARED | FORMATS | CAPABILITIES),
+    **dict.fromkeys(TOP, SHARED | FORMATS | CAPABILITIES | WORKFLOWS | TOP),
 }
 # a capability may use another's public face, never its internals
 PUBLIC = {"cairn.family.spec"}  # load_family, Family, Image, SPEC_FILE (scaffold reads the family)

@@ -9,15 +9,16 @@ from __future__ import annotations
 import signal
 import sys
 
-from cairn.cli import checks, family, machine, measure, projects
+from cairn.cli import checks, family, machine, measure, projects, trust
 from cairn.cli.app import _stop, app
 from cairn.cli.common import _console
 from cairn.errors import CairnError, Interrupted
 
-__all__ = ["app", "checks", "family", "machine", "main", "measure", "projects"]
+__all__ = ["app", "checks", "family", "machine", "main", "measure", "projects", "trust"]
 
 ORDER = (
     *("build", "plan", "config", "lock", "refresh", "push", "merge"),
+    *("keygen", "sign", "verify"),
     *("init", "doctor", "compat", "dns"),
     *("analyze", "compare", "sbom", "scan"),
     "setup",

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from cairn.platforms import Platform
+    from cairn.trust.keys import SigningKey
 
 FamilyDir = Annotated[
     Path,
@@ -96,6 +97,33 @@ CategoriesOpt = Annotated[
 ]
 
 
+PassphraseFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--passphrase-file",
+        help="The key's passphrase, the file's first line (else $CAIRN_KEY_PASSPHRASE, else "
+        "asked on the terminal, not echoed).",
+        show_default=False,
+    ),
+]
+SignKeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--sign-key",
+        help="Sign each image (its index and every platform's manifest) with this "
+        "cosign-format private key before it is pushed.",
+        show_default=False,
+    ),
+]
+
+
+def signing_key(path: Path, passphrase_file: Path | None) -> SigningKey:
+    """The private key at `path`, opened with the passphrase the options give."""
+    from cairn.trust.keys import load_signing_key, read_passphrase
+
+    return load_signing_key(path, read_passphrase(passphrase_file))
+
+
 def _platform(value: str | None) -> Platform | None:
     from cairn.platforms import platform_option
 
@@ -124,4 +152,8 @@ def _write_text(path: Path, text: str) -> None:
 
 def _say(quiet: bool) -> Callable[[str], None]:
     err = _console(stderr=True, highlight=False)
-    return (lambda text: None) if quiet else (lambda text: err.print(text, markup=False))
+    return (
+        (lambda text: None)
+        if quiet
+        else (lambda text: err.print(text, markup=False, soft_wrap=True))
+    )

@@ -16,12 +16,15 @@ from cairn.cli.common import (
     JobsOpt,
     JsonOpt,
     OutputOpt,
+    PassphraseFileOpt,
     PlatformOpt,
     RegistryRetriesOpt,
     RegistryTimeoutOpt,
+    SignKeyOpt,
     _console,
     _say,
     _warn,
+    signing_key,
 )
 from cairn.output import dumps
 
@@ -305,19 +308,36 @@ def push(
     insecure: InsecureOpt = False,
     registry_timeout: RegistryTimeoutOpt = None,
     registry_retries: RegistryRetriesOpt = None,
+    sign_key: SignKeyOpt = None,
+    passphrase_file: PassphraseFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Push what is built (every image as its multi-arch index, digests preserved) under
-    the tags cairn.toml gives; blobs the registry has are not sent again."""
+    the tags cairn.toml gives, with its signatures and attestations; blobs the registry has
+    are not sent again."""
     from cairn.family.jobs import BuildOptions
     from cairn.family.publish import publish
     from cairn.family.spec import load_family
     from cairn.oci.registry import RetryPolicy
 
-    family = load_family(family_dir)
     opts = BuildOptions(images=tuple(image or ()), output=output)
     policy = RetryPolicy.from_env(registry_timeout, registry_retries)
-    pushed = publish(family, opts, destination, insecure=insecure, say=_say(as_json), policy=policy)
+    if sign_key is not None:
+        from cairn.trust.operations import push_signed
+
+        key = signing_key(sign_key, passphrase_file)
+        pushed = push_signed(
+            family_dir, opts, destination, key, insecure=insecure, say=_say(as_json), policy=policy
+        )
+    else:
+        pushed = publish(
+            load_family(family_dir),
+            opts,
+            destination,
+            insecure=insecure,
+            say=_say(as_json),
+            policy=policy,
+        )
     if as_json:
         from cairn.family.results import PushResult
 

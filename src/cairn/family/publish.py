@@ -20,6 +20,7 @@ from cairn.family.jobs import BuildOptions, plan_jobs
 from cairn.family.results import PushedImage
 from cairn.family.spec import Family, Image
 from cairn.oci import registry, skopeo
+from cairn.oci.attachments import Registries, push_attachments
 from cairn.oci.layout import OciLayout, layout_named
 from cairn.oci.reference import parse_ref
 from cairn.oci.registry import RetryPolicy
@@ -49,8 +50,9 @@ def push_images(
     say: Callable[[str], None],
     policy: RetryPolicy | None = None,
 ) -> list[PushedImage]:
-    """Push each image (parents first) under every tag its spec gives; transient registry
-    failures are retried as `policy` (default: from the environment) says."""
+    """Push each image (parents first) under every tag its spec gives, what is attached to
+    it in the layout (signatures, attestations) first; transient registry failures are
+    retried as `policy` (default: from the environment) says."""
     policy = policy or RetryPolicy.from_env()
     skopeo_bin = require("skopeo", f"Pushing to {destination}")
     dest = check_destination(destination)
@@ -63,8 +65,12 @@ def push_images(
             f"Try: cairn build {family.directory} --push {destination} (builds, then pushes).",
         )
     pushed = []
+    registries = Registries(insecure, policy)
     for image in images:
         digest = refs[image.name].digest
+        # what is attached goes first: a tag never names an image whose signatures are
+        # not there yet
+        attached = push_attachments(layout, image.name, f"{dest}/{image.name}", registries)
         for tag in image.tags:
             target = f"docker://{dest}/{image.name}:{tag}"
             say(f"pushing {image.name} to {target.removeprefix('docker://')}")
@@ -73,7 +79,9 @@ def push_images(
                 cmd.append("--dest-tls-verify=false")
             cmd += [f"oci:{layout.root}:{image.name}", target]
             registry.run("pushing", target.removeprefix("docker://"), cmd, policy=policy)
-        pushed.append(PushedImage(image.name, f"{dest}/{image.name}", digest, list(image.tags)))
+        pushed.append(
+            PushedImage(image.name, f"{dest}/{image.name}", digest, list(image.tags), attached)
+        )
     return pushed
 
 
@@ -94,7 +102,7 @@ def load_image(
     return ref
 
 
-def _built_layout(family: Family, opts: BuildOptions) -> OciLayout:
+def built_layout(family: Family, opts: BuildOptions) -> OciLayout:
     return layout_named(
         parse_ref(opts.output or family.output), "Pushing and loading read images from"
     )
@@ -111,15 +119,21 @@ def publish(
 ) -> list[PushedImage]:
     """Push the chosen images (all by default), parents first."""
     images = tuple(dict.fromkeys(image for image, _ in plan_jobs(family, opts)))
-    layout = _built_layout(family, opts)
+    layout = built_layout(family, opts)
     return push_images(
-        family, layout, images, destination, insecure=insecure, say=say, policy=policy
+        family,
+        layout,
+        images,
+        destination,
+        insecure=insecure,
+        say=say,
+        policy=policy,
     )
 
 
 def load_all(family: Family, opts: BuildOptions, *, say: Callable[[str], None]) -> list[str]:
     """Load each chosen image into Docker: one platform, the host's unless --platform names one."""
-    layout = _built_layout(family, opts)
+    layout = built_layout(family, opts)
     jobs = plan_jobs(family, opts)
     if not opts.platforms:
         host = native_platform()

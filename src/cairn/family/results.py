@@ -60,6 +60,10 @@ class PushedImage:
     repository: Annotated[str, Field(description="REGISTRY/PREFIX/NAME.")]
     digest: Annotated[str, Field(description="Digest of the pushed index (preserved).")]
     tags: list[str]
+    attachments: Annotated[
+        list[str],
+        Field(description="Signature and attestation tags pushed with it (sha256-HEX.sig)."),
+    ] = dataclasses.field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,15 @@ def _from_layout(
     return Source(reference, _platform_name(config), config, layers)
 
 
+@contextlib.contextmanager
+def layout_source(
+    label: str, layout: OciLayout, name: str, platform: Platform | None
+) -> Iterator[Source]:
+    """Image `name` of a layout, `platform` of it, known by `label` in what is made of it
+    (an SBOM's name), not by where the layout lies."""
+    yield _from_layout(label, layout, name, platform)
+
+
 MAX_JSON = 16 << 20  # a docker archive's manifest.json and image configs are kilobytes
 
 

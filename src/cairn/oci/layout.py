@@ -16,6 +16,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -35,6 +36,10 @@ from cairn.oci.reference import ImageRef
 from cairn.signals import stop_deferred
 
 OCI_LAYOUT = {"imageLayoutVersion": "1.0.0"}
+# An attachment of image NAME is kept under the ref NAME:TAG, TAG the registry's tag for
+# it: sha256-HEX.sig (signatures), sha256-HEX.att (attestations), sha256-HEX (referrers).
+ATTACHED = ":"
+_ATTACHMENT = re.compile(r"^(?P<name>[^:]+):(?P<tag>sha256-(?P<hex>[0-9a-f]{64})(?:\.[a-z]+)?)$")
 _STAGING = ".cairn-staging"
 
 
@@ -122,13 +127,27 @@ class OciLayout:
             ) from None
         return loaded
 
-    def refs(self) -> dict[str, Descriptor]:
-        """Image name -> descriptor, from org.opencontainers.image.ref.name."""
+    def all_refs(self) -> dict[str, Descriptor]:
+        """Every ref name -> descriptor, from org.opencontainers.image.ref.name."""
         out: dict[str, Descriptor] = {}
         for m in self.index().get("manifests", []):
             name = m.get("annotations", {}).get(ANN_REF_NAME)
             if name:
                 out[name] = Descriptor.from_json(m)
+        return out
+
+    def refs(self) -> dict[str, Descriptor]:
+        """Image name -> descriptor: the images, not what is attached to them."""
+        return {n: d for n, d in self.all_refs().items() if not _ATTACHMENT.match(n)}
+
+    def attachments(self, name: str) -> dict[str, Descriptor]:
+        """What is attached to image `name` (signatures, attestations), by the tag a
+        registry keeps it under: sha256-HEX.sig -> descriptor."""
+        out = {}
+        for ref, desc in self.all_refs().items():
+            m = _ATTACHMENT.match(ref)
+            if m and m["name"] == name:
+                out[m["tag"]] = desc
         return out
 
     def platform_manifests(self, name: str) -> tuple[Descriptor, ...]:
@@ -217,6 +236,10 @@ class Staging:
     def set_ref(self, name: str, descriptor: Descriptor) -> None:
         self._refs[name] = descriptor
 
+    def attach(self, name: str, tag: str, descriptor: Descriptor) -> None:
+        """Keep `descriptor` as image `name`'s attachment under the registry tag `tag`."""
+        self._refs[f"{name}{ATTACHED}{tag}"] = descriptor
+
     def commit(self) -> None:
         root = self.layout.root
         try:
@@ -240,7 +263,27 @@ class Staging:
             entry = desc.to_json()
             entry["annotations"] = {**entry.get("annotations", {}), ANN_REF_NAME: name}
             kept.append(entry)
-        return {**index, "manifests": kept}
+        return {**index, "manifests": self._without_stale_attachments(kept)}
+
+    def _without_stale_attachments(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Attachments of digests their image no longer has (it was rebuilt) are dropped;
+        a layout without the image keeps them (one that carries attachments alone)."""
+        digests: dict[str, set[str]] = {}
+        for m in entries:
+            name = m.get("annotations", {}).get(ANN_REF_NAME, "")
+            if name and not _ATTACHMENT.match(name):
+                digests[name] = {m["digest"]}
+                if m["mediaType"] == MEDIA_INDEX:
+                    children = self.read_json(m["digest"]).get("manifests", [])
+                    digests[name] |= {c["digest"] for c in children}
+
+        def live(m: dict[str, Any]) -> bool:
+            found = _ATTACHMENT.match(m.get("annotations", {}).get(ANN_REF_NAME, ""))
+            if not found or found["name"] not in digests:
+                return True
+            return f"sha256:{found['hex']}" in digests[found["name"]]
+
+        return [m for m in entries if live(m)]
 
     def _commit_new(self, root: Path) -> None:
         """The staging directory becomes the layout, whole, in one rename."""

@@ -124,9 +124,11 @@ def run(
     *,
     policy: RetryPolicy | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    stdout: Path | None = None,
 ) -> None:
     """Run the skopeo command `cmd` that does `operation` ("pushing base") against the
-    registry image `where`, retrying what is transient; RegistryError when it gives up."""
+    registry image `where`, retrying what is transient; RegistryError when it gives up.
+    What skopeo prints goes to `stdout` when given (the last attempt's)."""
     policy = policy or RetryPolicy.from_env()
     attempts = policy.retries + 1
     with scratch_dir("registry") as tmp:
@@ -134,7 +136,8 @@ def run(
         for attempt in range(1, attempts + 1):
             logfile.write_text("")
             try:
-                if run_logged(cmd, logfile, stall_timeout=policy.stall_timeout) == 0:
+                code = run_logged(cmd, logfile, stdout=stdout, stall_timeout=policy.stall_timeout)
+                if code == 0:
                     return
             except Stalled as e:
                 raise RegistryError(
@@ -158,6 +161,16 @@ def run(
                 wait,
             )
             sleep(wait)
+
+
+def read(
+    operation: str, where: str, cmd: Sequence[str], policy: RetryPolicy | None = None
+) -> bytes:
+    """What the skopeo command `cmd` (inspect, list-tags) prints, as `run` runs it."""
+    with scratch_dir("registry-read") as tmp:
+        out = Path(tmp) / "stdout"
+        run(operation, where, cmd, policy=policy, stdout=out)
+        return out.read_bytes()
 
 
 def explain(operation: str, where: str, failure: Failure, attempts: int) -> RegistryError:

@@ -1,0 +1,128 @@
+"""Commands for trust across the air gap: keygen, sign."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cairn.cli.app import app
+from cairn.cli.common import (
+    FamilyDir,
+    ImageOpt,
+    InsecureOpt,
+    JsonOpt,
+    OutputOpt,
+    PassphraseFileOpt,
+    _say,
+    signing_key,
+)
+from cairn.output import dumps
+
+
+@app.command()
+def keygen(
+    output_prefix: Annotated[
+        Path,
+        typer.Option("--output-prefix", help="Writes PREFIX.key (0600) and PREFIX.pub."),
+    ] = Path("cairn"),
+    passphrase_file: PassphraseFileOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing pair.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make a signing key pair in cosign's format (ECDSA P-256; the private key encrypted
+    with the passphrase), which cosign, skopeo and podman read as it is."""
+    from cairn.trust.keys import generate, read_passphrase
+    from cairn.trust.results import KeygenResult
+
+    pair = generate(output_prefix, read_passphrase(passphrase_file, confirm=True), force=force)
+    result = KeygenResult(str(pair.private), str(pair.public), pair.fingerprint)
+    if as_json:
+        print(dumps(result))
+        return
+    print(f"private key {pair.private} (keep it secret)")
+    print(f"public key  {pair.public} (give it to those who verify)")
+    print(f"fingerprint {pair.fingerprint}")
+
+
+@app.command()
+def sign(
+    family_dir: FamilyDir,
+    destination: Annotated[
+        str,
+        typer.Argument(
+            help="REGISTRY/PREFIX the images are (or will be) pushed to: the signatures "
+            "name REGISTRY/PREFIX/NAME.",
+            show_default=False,
+        ),
+    ],
+    key: Annotated[
+        Path, typer.Option("--key", help="The cosign-format private key.", show_default=False)
+    ],
+    image: ImageOpt = None,
+    output: OutputOpt = None,
+    passphrase_file: PassphraseFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sign and attest built images for DESTINATION in the family's store: each image's
+    index and every platform's manifest signed, each platform's SBOMs and provenance
+    attested; `cairn push` and `cairn bundle` carry them with the images."""
+    from cairn.family.jobs import BuildOptions
+    from cairn.trust.operations import sign_family
+    from cairn.trust.predicates import NAMES
+
+    opts = BuildOptions(images=tuple(image or ()), output=output)
+    key_ = signing_key(key, passphrase_file)
+    result = sign_family(family_dir, opts, destination, key_, say=_say(as_json))
+    if as_json:
+        print(dumps(result))
+        return
+    for s in result.signatures:
+        state = "signed" if s.added else "already signed"
+        print(f"{s.image} {s.digest} {state} for {s.repository}")
+    for a in result.attestations:
+        state = "attested" if a.added else "already attested"
+        kinds = ", ".join(NAMES.get(t, t) for t in a.predicate_types)
+        print(f"{a.image} {a.platform} {a.subject} {state} ({kinds})")
+
+
+@app.command()
+def verify(
+    references: Annotated[
+        list[str],
+        typer.Argument(
+            help="docker://REGISTRY/REPO:TAG (or @DIGEST), or oci:DIR:NAME.", show_default=False
+        ),
+    ],
+    key: Annotated[
+        Path, typer.Option("--key", help="The signer's PEM public key.", show_default=False)
+    ],
+    insecure: InsecureOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check images against a public key, reading nothing but where they are: the
+    signatures of the index and every platform's manifest, each platform's attestations
+    (their signatures and subjects), the provenance against the manifest's recorded inputs,
+    and the referrers. Exits 7 naming the first check that fails."""
+    from cairn.errors import VerificationError
+    from cairn.trust.keys import load_public_key
+    from cairn.trust.operations import verify_references
+
+    result = verify_references(references, load_public_key(key), insecure=insecure)
+    if as_json:
+        print(dumps(result))
+    else:
+        for image in result.images:
+            print(f"{image.reference} {image.digest}")
+            for c in image.checks:
+                print(f"  {'ok  ' if c.ok else 'FAIL'} {c.check:<16} {c.subject[:19]}  {c.detail}")
+    failed = [(i, c) for i in result.images for c in i.checks if not c.ok]
+    if failed:
+        image, check = failed[0]
+        raise VerificationError(
+            f"{image.reference} is not verified: {check.check} of {check.subject}: "
+            f"{check.detail} ({len(failed)} checks failed).",
+            "Try: check the key (--key), and that the image was pushed with its signatures "
+            "and attestations (cairn push --sign-key).",
+        )

@@ -1,0 +1,1 @@
+"""Trust across the air gap: keys, signatures, attestations, verification, bundles."""

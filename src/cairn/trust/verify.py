@@ -1,0 +1,168 @@
+"""Verifying an image against a public key, with nothing but where the image is kept.
+
+What is checked, for the image's index and every platform's manifest:
+- a signature by the key (sha256-HEX.sig) that names that very digest;
+- attestations by the key (sha256-HEX.att) for each platform: the SBOMs (SPDX,
+  CycloneDX) and the SLSA provenance at least, each statement's subject the
+  platform's manifest digest;
+- the provenance restates the manifest's recorded annotations (the build's input
+  digests, the package versions' digest, the parent's digest, the source date) and
+  its platform;
+- the referrers tag schema's index lists the same attestations, each referrer's
+  subject the platform's manifest;
+- every manifest read hashes to its digest.
+Each check is reported; the first that fails is named.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from cairn.oci.image import Blob, Descriptor
+from cairn.oci.layout import OciLayout
+from cairn.trust import dsse
+from cairn.trust.keys import PublicKey
+from cairn.trust.predicates import CYCLONEDX, NAMES, RECORDED, SLSA_PROVENANCE, SPDX
+from cairn.trust.results import Check
+from cairn.trust.signing import attached_layers
+from cairn.trust.sigstore import (
+    ANN_REFERRER_PREDICATE,
+    check_signature,
+    referrers_tag,
+    tag_for,
+)
+
+REQUIRED = (SPDX, CYCLONEDX, SLSA_PROVENANCE)
+
+
+def _layers(layout: OciLayout, attached: dict[str, Descriptor], tag: str) -> list[Blob] | None:
+    if tag not in attached:
+        return None
+    try:
+        return attached_layers(layout, attached[tag])
+    except (OSError, ValueError, KeyError):
+        return []
+
+
+def _intact(layout: OciLayout, digest: str) -> bool:
+    try:
+        data = layout.blob_path(digest).read_bytes()
+    except OSError:
+        return False
+    return "sha256:" + hashlib.sha256(data).hexdigest() == digest
+
+
+def _signature(
+    layout: OciLayout, attached: dict[str, Descriptor], digest: str, key: PublicKey
+) -> Check:
+    subject = digest
+    layers = _layers(layout, attached, tag_for(digest, "sig"))
+    if layers is None:
+        return Check(subject, "signature", False, f"no signature ({tag_for(digest, 'sig')})")
+    names = []
+    for layer in layers:
+        found = check_signature(key, layer.data, dict(layer.descriptor.annotations))
+        if found.by_key and found.digest == digest:
+            return Check(subject, "signature", True, f"signed for {found.repository}")
+        if found.by_key:
+            names.append(found.digest)
+    if names:
+        return Check(subject, "signature", False, f"the key's signature names {names[0]}")
+    return Check(subject, "signature", False, f"none of {len(layers)} signatures is the key's")
+
+
+def _provenance(statement: dict[str, Any], manifest: Descriptor) -> Check:
+    predicate = statement.get("predicate", {})
+    build = predicate.get("buildDefinition", {})
+    said = build.get("internalParameters", {}).get("annotations", {})
+    recorded = {k: v for k, v in manifest.annotations if k in RECORDED}
+    platform = manifest.platform.name if manifest.platform else ""
+    if build.get("externalParameters", {}).get("platform") != platform:
+        return Check(
+            manifest.digest, "provenance", False, f"names another platform than {platform}"
+        )
+    for k in sorted(set(recorded) | set(said)):
+        if said.get(k) != recorded.get(k):
+            return Check(
+                manifest.digest,
+                "provenance",
+                False,
+                f"says {k} = {said.get(k)!r}, the manifest records {recorded.get(k)!r}",
+            )
+    return Check(manifest.digest, "provenance", True, f"{len(recorded)} recorded inputs match")
+
+
+def _attestations(
+    layout: OciLayout, attached: dict[str, Descriptor], manifest: Descriptor, key: PublicKey
+) -> list[Check]:
+    subject = manifest.digest
+    tag = tag_for(subject, "att")
+    layers = _layers(layout, attached, tag)
+    if layers is None:
+        return [Check(subject, "attestations", False, f"no attestations ({tag})")]
+    checks: list[Check] = []
+    found: dict[str, dict[str, Any]] = {}
+    for layer in layers:
+        opened = dsse.open_envelope(key, layer.data)
+        if not opened.signed:
+            continue
+        kind = NAMES.get(opened.predicate_type, opened.predicate_type)
+        if opened.subject_digests != [subject]:
+            names = ", ".join(opened.subject_digests) or "nothing"
+            checks.append(Check(subject, kind, False, f"the statement's subject is {names}"))
+            continue
+        found[opened.predicate_type] = opened.statement
+    for kind in REQUIRED:
+        if kind not in found and not any(c.check == NAMES[kind] for c in checks):
+            checks.append(Check(subject, NAMES[kind], False, "no statement signed by the key"))
+    for kind, statement in sorted(found.items()):
+        checks.append(Check(subject, NAMES.get(kind, kind), True, "signed, subject matches"))
+        if kind == SLSA_PROVENANCE:
+            checks.append(_provenance(statement, manifest))
+    checks.append(_referrers(layout, attached, manifest, layers))
+    return checks
+
+
+def _referrers(
+    layout: OciLayout, attached: dict[str, Descriptor], manifest: Descriptor, layers: list[Blob]
+) -> Check:
+    subject = manifest.digest
+    tag = referrers_tag(subject)
+    if tag not in attached:
+        return Check(subject, "referrers", False, f"no referrers index ({tag})")
+    try:
+        index = layout.read_json(attached[tag].digest)
+        listed = set()
+        for entry in index.get("manifests", []):
+            doc = layout.read_json(entry["digest"])
+            if doc.get("subject", {}).get("digest") != subject:
+                return Check(subject, "referrers", False, f"{entry['digest']} refers elsewhere")
+            if entry.get("annotations", {}).get(ANN_REFERRER_PREDICATE) is None:
+                return Check(subject, "referrers", False, f"{entry['digest']} names no type")
+            listed |= {d["digest"] for d in doc.get("layers", [])}
+    except (OSError, ValueError, KeyError):
+        return Check(subject, "referrers", False, "the referrers index is damaged")
+    missing = {b.descriptor.digest for b in layers} - listed
+    if missing:
+        return Check(subject, "referrers", False, f"{len(missing)} attestations not listed")
+    return Check(subject, "referrers", True, f"{len(listed)} attestations listed")
+
+
+def verify_image(layout: OciLayout, name: str, key: PublicKey) -> list[Check]:
+    """Every check of image `name` in the layout, in order: index, then each platform."""
+    index = layout.refs()[name]
+    attached = layout.attachments(name)
+    checks = []
+    manifests = layout.platform_manifests(name)
+    for desc in (index, *manifests):
+        if not _intact(layout, desc.digest):
+            checks.append(Check(desc.digest, "digest", False, "the manifest's bytes differ"))
+        checks.append(_signature(layout, attached, desc.digest, key))
+    for manifest in manifests:
+        checks += _attestations(layout, attached, manifest, key)
+    return checks
+
+
+def first_failure(checks: list[Check]) -> Check | None:
+    return next((c for c in checks if not c.ok), None)
