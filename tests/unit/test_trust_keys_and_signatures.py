@@ -130,24 +130,25 @@ def test_a_signature_names_the_repository_and_digest(pair: keys.KeyPair) -> None
 def test_signatures_are_kept_in_the_layout_once_per_key(pair: keys.KeyPair, tmp_path: Path) -> None:
     layout = layout_with(tmp_path / "store", base=b"one", other=b"two")
     key = keys.load_signing_key(pair.private, PASS)
-    first = sign_images(layout, [("base", "reg.example/p/base")], key)
-    # the index and both platforms' manifests
-    assert len(first) == 3 and all(s.added for s in first)
+    first = sign_images(layout, [("base", "reg.example/p/base", ("13",))], key)
+    # the index and both platforms' manifests, each for the repository and for its tag
+    assert len(first) == 6 and all(s.added for s in first)
+    assert {s.repository for s in first} == {"reg.example/p/base", "reg.example/p/base:13"}
     assert set(layout.refs()) == {"base", "other"}  # attachments are no images
     attached = layout.attachments("base")
     assert set(attached) == {s.tag for s in first}
-    again = sign_images(layout, [("base", "reg.example/p/base")], key)
+    again = sign_images(layout, [("base", "reg.example/p/base", ("13",))], key)
     assert not any(s.added for s in again)
     assert layout.attachments("base") == attached
     # another signer's signature is added beside the first
     other = keys.SigningKey(ec.generate_private_key(ec.SECP256R1()), "other")
-    sign_images(layout, [("base", "reg.example/p/base")], other)
+    sign_images(layout, [("base", "reg.example/p/base", ())], other)
     index_tag = first[0].tag
     layers = attached_layers(layout, layout.attachments("base")[index_tag])
-    assert len(layers) == 2
+    assert len(layers) == 3
     assert [
         check_signature(key.public, b.data, dict(b.descriptor.annotations)).by_key for b in layers
-    ] == [True, False]
+    ] == [True, True, False]
     blobs = {p.name for p in (tmp_path / "store" / "blobs" / "sha256").iterdir()}
     assert blobs == {d.partition(":")[2] for d in reachable(layout)}
 
@@ -157,7 +158,7 @@ def test_a_rebuilt_image_drops_the_signatures_of_its_old_digests(
 ) -> None:
     layout = layout_with(tmp_path / "store", base=b"one", other=b"two")
     key = keys.load_signing_key(pair.private, PASS)
-    sign_images(layout, [("base", "r/base"), ("other", "r/other")], key)
+    sign_images(layout, [("base", "r/base", ()), ("other", "r/other", ())], key)
     kept = layout.attachments("other")
     layout_with(tmp_path / "store", base=b"rebuilt")
     assert layout.attachments("base") == {}

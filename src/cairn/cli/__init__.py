@@ -18,7 +18,7 @@ __all__ = ["app", "checks", "family", "machine", "main", "measure", "projects", 
 
 ORDER = (
     *("build", "plan", "config", "lock", "refresh", "push", "merge"),
-    *("keygen", "sign", "verify"),
+    *("keygen", "sign", "verify", "bundle", "unbundle"),
     *("init", "doctor", "compat", "dns"),
     *("analyze", "compare", "sbom", "scan"),
     "setup",

@@ -117,6 +117,17 @@ SignKeyOpt = Annotated[
 ]
 
 
+VexAdvisoriesOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--advisories",
+        "-a",
+        help="Also attest OpenVEX statements from these advisories: Debian security tracker "
+        "JSON or OSV records, a file, a directory or a URL (repeatable).",
+    ),
+]
+
+
 def signing_key(path: Path, passphrase_file: Path | None) -> SigningKey:
     """The private key at `path`, opened with the passphrase the options give."""
     from cairn.trust.keys import load_signing_key, read_passphrase

@@ -21,6 +21,7 @@ from cairn.cli.common import (
     RegistryRetriesOpt,
     RegistryTimeoutOpt,
     SignKeyOpt,
+    VexAdvisoriesOpt,
     _console,
     _say,
     _warn,
@@ -310,6 +311,7 @@ def push(
     registry_retries: RegistryRetriesOpt = None,
     sign_key: SignKeyOpt = None,
     passphrase_file: PassphraseFileOpt = None,
+    advisories: VexAdvisoriesOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Push what is built (every image as its multi-arch index, digests preserved) under
@@ -322,12 +324,26 @@ def push(
 
     opts = BuildOptions(images=tuple(image or ()), output=output)
     policy = RetryPolicy.from_env(registry_timeout, registry_retries)
+    if advisories and sign_key is None:
+        from cairn.errors import UsageError
+
+        raise UsageError(
+            "--advisories makes signed OpenVEX statements, and no --sign-key was given.",
+            "Try: --sign-key KEY with --advisories, or leave --advisories out.",
+        )
     if sign_key is not None:
         from cairn.trust.operations import push_signed
 
         key = signing_key(sign_key, passphrase_file)
         pushed = push_signed(
-            family_dir, opts, destination, key, insecure=insecure, say=_say(as_json), policy=policy
+            family_dir,
+            opts,
+            destination,
+            key,
+            insecure=insecure,
+            say=_say(as_json),
+            policy=policy,
+            advisories=tuple(advisories or ()),
         )
     else:
         pushed = publish(

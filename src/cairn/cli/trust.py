@@ -15,6 +15,7 @@ from cairn.cli.common import (
     JsonOpt,
     OutputOpt,
     PassphraseFileOpt,
+    VexAdvisoriesOpt,
     _say,
     signing_key,
 )
@@ -63,6 +64,7 @@ def sign(
     image: ImageOpt = None,
     output: OutputOpt = None,
     passphrase_file: PassphraseFileOpt = None,
+    advisories: VexAdvisoriesOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Sign and attest built images for DESTINATION in the family's store: each image's
@@ -74,7 +76,14 @@ def sign(
 
     opts = BuildOptions(images=tuple(image or ()), output=output)
     key_ = signing_key(key, passphrase_file)
-    result = sign_family(family_dir, opts, destination, key_, say=_say(as_json))
+    result = sign_family(
+        family_dir,
+        opts,
+        destination,
+        key_,
+        say=_say(as_json),
+        advisories=tuple(advisories or ()),
+    )
     if as_json:
         print(dumps(result))
         return
@@ -126,3 +135,92 @@ def verify(
             "Try: check the key (--key), and that the image was pushed with its signatures "
             "and attestations (cairn push --sign-key).",
         )
+
+
+def _size(value: str | None) -> int | None:
+    from cairn.errors import UsageError
+
+    if value is None:
+        return None
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    number, unit = value.upper().rstrip("IB"), ""
+    if number and number[-1] in units:
+        number, unit = number[:-1], number[-1]
+    if not number.isdigit() or int(number) == 0:
+        raise UsageError(f"--part-size {value} is not a size.", "Try: --part-size 2G (or 500M).")
+    return int(number) * units[unit]
+
+
+@app.command()
+def bundle(
+    family_dir: FamilyDir,
+    out: Annotated[
+        Path, typer.Option("--to", help="The bundle file to write (.tar.zst).", show_default=False)
+    ],
+    key: Annotated[
+        Path,
+        typer.Option("--key", help="The private key that signs the bundle.", show_default=False),
+    ],
+    image: ImageOpt = None,
+    output: OutputOpt = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Read the images from REGISTRY/PREFIX (as pushed) instead of the store.",
+        ),
+    ] = None,
+    part_size: Annotated[
+        str | None,
+        typer.Option("--part-size", help="Split into parts of this size, e.g. 2G or 500M."),
+    ] = None,
+    passphrase_file: PassphraseFileOpt = None,
+    insecure: InsecureOpt = False,
+) -> None:
+    """Write the chosen images (every platform), their signatures and attestations, a
+    checksum list and a signed manifest into one zstd-compressed tar, for an air gap."""
+    from cairn.family.jobs import BuildOptions
+    from cairn.trust.delivery import make_bundle
+
+    opts = BuildOptions(images=tuple(image or ()), output=output)
+    written = make_bundle(
+        family_dir,
+        opts,
+        out,
+        signing_key(key, passphrase_file),
+        source=source,
+        insecure=insecure,
+        part_size=_size(part_size),
+    )
+    for path in written:
+        print(f"{path} {path.stat().st_size} bytes")
+
+
+@app.command()
+def unbundle(
+    bundle_file: Annotated[
+        Path,
+        typer.Argument(help="The bundle (or FILE.parts of a split one).", show_default=False),
+    ],
+    destination: Annotated[
+        str,
+        typer.Option("--to", help="REGISTRY/PREFIX to push the images to.", show_default=False),
+    ],
+    key: Annotated[
+        Path, typer.Option("--key", help="The signer's PEM public key.", show_default=False)
+    ],
+    insecure: InsecureOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check a bundle whole (its signed manifest, every checksum, every image's signatures
+    and attestations), then push its images with their digests, tags, signatures and
+    attestations; nothing is pushed unless every check passes."""
+    from cairn.family.results import PushResult
+    from cairn.trust.delivery import unbundle as run
+    from cairn.trust.keys import load_public_key
+
+    pushed = run(
+        bundle_file, destination, load_public_key(key), insecure=insecure, say=_say(as_json)
+    )
+    if as_json:
+        print(dumps(PushResult(pushed)))

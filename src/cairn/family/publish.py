@@ -54,7 +54,7 @@ def push_images(
     it in the layout (signatures, attestations) first; transient registry failures are
     retried as `policy` (default: from the environment) says."""
     policy = policy or RetryPolicy.from_env()
-    skopeo_bin = require("skopeo", f"Pushing to {destination}")
+    require("skopeo", f"Pushing to {destination}")
     dest = check_destination(destination)
     refs = layout.refs() if layout.exists() else {}
     missing = [i.name for i in images if i.name not in refs]
@@ -64,25 +64,32 @@ def push_images(
             f"{layout.root}.",
             f"Try: cairn build {family.directory} --push {destination} (builds, then pushes).",
         )
-    pushed = []
     registries = Registries(insecure, policy)
-    for image in images:
-        digest = refs[image.name].digest
-        # what is attached goes first: a tag never names an image whose signatures are
-        # not there yet
-        attached = push_attachments(layout, image.name, f"{dest}/{image.name}", registries)
-        for tag in image.tags:
-            target = f"docker://{dest}/{image.name}:{tag}"
-            say(f"pushing {image.name} to {target.removeprefix('docker://')}")
-            cmd = [skopeo_bin, "copy", "--all", "--preserve-digests", "--quiet"]
-            if insecure:
-                cmd.append("--dest-tls-verify=false")
-            cmd += [f"oci:{layout.root}:{image.name}", target]
-            registry.run("pushing", target.removeprefix("docker://"), cmd, policy=policy)
-        pushed.append(
-            PushedImage(image.name, f"{dest}/{image.name}", digest, list(image.tags), attached)
-        )
-    return pushed
+    return [push_one(layout, image.name, image.tags, dest, registries, say=say) for image in images]
+
+
+def push_one(
+    layout: OciLayout,
+    name: str,
+    tags: tuple[str, ...],
+    destination: str,
+    registries: Registries,
+    *,
+    say: Callable[[str], None],
+) -> PushedImage:
+    """Image `name` of the layout to DESTINATION/NAME under each tag, what is attached to it
+    first: a tag never names an image whose signatures are not there yet."""
+    skopeo_bin = require("skopeo", f"Pushing to {destination}")
+    repository = f"{destination}/{name}"
+    attached = push_attachments(layout, name, repository, registries)
+    for tag in tags:
+        say(f"pushing {name} to {repository}:{tag}")
+        cmd = [skopeo_bin, "copy", "--all", "--preserve-digests", "--quiet"]
+        if registries.insecure:
+            cmd.append("--dest-tls-verify=false")
+        cmd += [f"oci:{layout.root}:{name}", f"docker://{repository}:{tag}"]
+        registry.run("pushing", f"{repository}:{tag}", cmd, policy=registries.policy)
+    return PushedImage(name, repository, layout.refs()[name].digest, list(tags), attached)
 
 
 def load_image(

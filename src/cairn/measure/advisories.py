@@ -52,7 +52,7 @@ class Triage:
         }
 
 
-def _read(location: str) -> Iterator[tuple[str, Any]]:
+def read_advisories(location: str) -> Iterator[tuple[str, Any]]:
     """(where, parsed JSON) for every advisory document at `location`."""
     if location.startswith(("http://", "https://")):
         try:
@@ -89,7 +89,7 @@ def _parse(where: str, data: bytes) -> Any:
         raise UsageError(f"Advisories in {where} are not JSON ({e}).") from None
 
 
-def _version(text: object, where: str) -> Version:
+def debian_version(text: object, where: str) -> Version:
     try:
         return Version(str(text))
     except ValueError:
@@ -99,7 +99,7 @@ def _version(text: object, where: str) -> Version:
         ) from None
 
 
-def _by_source(packages: list[Package]) -> dict[str, list[Package]]:
+def by_source(packages: list[Package]) -> dict[str, list[Package]]:
     out: dict[str, list[Package]] = {}
     for p in packages:
         out.setdefault(p.source, []).append(p)
@@ -122,7 +122,7 @@ def _tracker(
             fixed = rel.get("fixed_version")
             urgency = rel.get("urgency", "")
             if status == "resolved":
-                if fixed and fixed != "0" and Version(installed) < _version(fixed, vuln):
+                if fixed and fixed != "0" and Version(installed) < debian_version(fixed, vuln):
                     yield Triage(
                         vuln, source, names, installed, "fixed", fixed, f"fixed in {fixed}"
                     )
@@ -148,20 +148,20 @@ def _in_range(
     for event in events:
         if "introduced" in event:
             start = event["introduced"]
-            affected = start == "0" or version >= _version(start, where)
+            affected = start == "0" or version >= debian_version(start, where)
             fixed = None
         elif "fixed" in event and affected:
-            if version < _version(event["fixed"], where):
+            if version < debian_version(event["fixed"], where):
                 return True, event["fixed"]
             affected = False
         elif "last_affected" in event and affected:
-            if version <= _version(event["last_affected"], where):
+            if version <= debian_version(event["last_affected"], where):
                 return True, None
             affected = False
     return affected, fixed
 
 
-def _osv(
+def osv_findings(
     record: dict[str, Any], sources: dict[str, list[Package]], ecosystem: str
 ) -> Iterator[Triage]:
     vuln = record.get("id", "?")
@@ -198,13 +198,15 @@ def triage(
     release = os.get("codename") or ""
     major = (os.get("version_id") or "").split(".")[0]
     ecosystem = f"Debian:{major}" if major else "Debian"
-    sources = _by_source([p for p in packages if p.manager == "dpkg"])
+    sources = by_source([p for p in packages if p.manager == "dpkg"])
     found: dict[tuple[str, str], Triage] = {}
-    for where, doc in (d for loc in locations for d in _read(loc)):
+    for where, doc in (d for loc in locations for d in read_advisories(loc)):
         if isinstance(doc, dict) and "affected" in doc:
-            triaged = _osv(doc, sources, ecosystem)
+            triaged = osv_findings(doc, sources, ecosystem)
         elif isinstance(doc, list):
-            triaged = (t for r in doc if isinstance(r, dict) for t in _osv(r, sources, ecosystem))
+            triaged = (
+                t for r in doc if isinstance(r, dict) for t in osv_findings(r, sources, ecosystem)
+            )
         elif isinstance(doc, dict):
             triaged = _tracker(doc, sources, release)
         else:

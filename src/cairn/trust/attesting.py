@@ -11,7 +11,7 @@ key's are replaced when what they state changed, and left alone when it did not.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from cairn.family.spec import Family
@@ -29,9 +29,6 @@ from cairn.trust.sigstore import (
     referrers_tag,
     tag_for,
 )
-
-# (image name, platform manifest) -> the OpenVEX document for it, or None
-VexFor = Callable[[str, Descriptor], dict[str, Any] | None]
 
 
 def _statements(key: SigningKey, layers: list[Blob]) -> tuple[list[Blob], set[bytes]]:
@@ -61,7 +58,7 @@ def attest_images(
     repositories: Iterable[tuple[str, str]],
     key: SigningKey,
     *,
-    vex_for: VexFor | None = None,
+    advisories: list[Any] | None = None,
 ) -> list[Attestation]:
     done: list[Attestation] = []
     with layout.staging() as stage:
@@ -69,9 +66,8 @@ def attest_images(
             image = family.image(name)
             attached = layout.attachments(name)
             for manifest in layout.platform_manifests(name):
-                vex = vex_for(name, manifest) if vex_for else None
                 predicates = image_predicates(
-                    family, image, layout, manifest, repository=repository, vex=vex
+                    family, image, layout, manifest, repository=repository, advisories=advisories
                 )
                 statements = [
                     dsse.statement(repository, manifest.digest, p.predicate_type, p.predicate)
@@ -109,11 +105,12 @@ def sign_and_attest(
     destination: str,
     key: SigningKey,
     *,
-    vex_for: VexFor | None = None,
+    advisories: list[Any] | None = None,
 ) -> SignResult:
     """Sign and attest each image for DESTINATION/NAME: what `cairn sign` and
     `cairn push --sign-key` do before anything is pushed."""
     repositories = [(n, f"{destination}/{n}") for n in names]
-    signatures = sign_images(layout, repositories, key)
-    attestations = attest_images(family, layout, repositories, key, vex_for=vex_for)
+    tagged = [(n, r, family.image(n).tags) for n, r in repositories]
+    signatures = sign_images(layout, tagged, key)
+    attestations = attest_images(family, layout, repositories, key, advisories=advisories)
     return SignResult(key.public.fingerprint, signatures, attestations)

@@ -76,8 +76,10 @@ class SigningKey:
         return PublicKey(self.key.public_key(), self.source)
 
     def sign(self, data: bytes) -> bytes:
-        """ASN.1 DER ECDSA P-256 over sha256(`data`), as cosign and containers/image sign."""
-        return self.key.sign(data, ec.ECDSA(hashes.SHA256()))
+        """ASN.1 DER ECDSA P-256 over sha256(`data`), as cosign and containers/image sign;
+        deterministic (RFC 6979), so that signing the same thing twice gives the same
+        bytes, and a bundle of the same images the same file."""
+        return self.key.sign(data, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
 
 
 def _derive(passphrase: bytes, salt: bytes, params: dict[str, int]) -> bytes:

@@ -11,6 +11,7 @@ from cairn.family.jobs import BuildOptions, plan_jobs
 from cairn.family.publish import built_layout, check_destination, publish
 from cairn.family.results import PushedImage
 from cairn.family.spec import load_family
+from cairn.measure.vex import load_advisories
 from cairn.oci.attachments import Registries, fetch, stage_fetched
 from cairn.oci.layout import OciLayout, existing_layout
 from cairn.oci.reference import parse_ref
@@ -30,15 +31,18 @@ def sign_family(
     key: SigningKey,
     *,
     say: Callable[[str], None],
+    advisories: tuple[str, ...] = (),
 ) -> SignResult:
     """Sign and attest the chosen images (all by default) for DESTINATION in the family's
-    store, where `cairn push` and `cairn bundle` find them."""
+    store, where `cairn push` and `cairn bundle` find them; with `advisories`, an OpenVEX
+    statement of each platform too."""
     family = load_family(family_dir)
     dest = check_destination(destination)
     layout = built_layout(family, opts)
     names = list(dict.fromkeys(image.name for image, _ in plan_jobs(family, opts)))
     say(f"signing and attesting {len(names)} images for {dest} with {key.public.fingerprint}")
-    return sign_and_attest(family, layout, names, dest, key)
+    documents = load_advisories(list(advisories)) if advisories else None
+    return sign_and_attest(family, layout, names, dest, key, advisories=documents)
 
 
 def push_signed(
@@ -50,9 +54,10 @@ def push_signed(
     insecure: bool,
     say: Callable[[str], None],
     policy: RetryPolicy | None = None,
+    advisories: tuple[str, ...] = (),
 ) -> list[PushedImage]:
     """`cairn push --sign-key`: sign and attest in the store, then push it all."""
-    sign_family(family_dir, opts, destination, key, say=say)
+    sign_family(family_dir, opts, destination, key, say=say, advisories=advisories)
     family = load_family(family_dir)
     return publish(family, opts, destination, insecure=insecure, say=say, policy=policy)
 

@@ -19,10 +19,11 @@ from cairn.family.spec import Family, Image
 from cairn.measure import sbom
 from cairn.measure.analysis import os_release
 from cairn.measure.overlay import Walk
-from cairn.measure.packages import IndexPaths, dpkg_packages
+from cairn.measure.packages import IndexPaths, Package, dpkg_packages
 from cairn.measure.source import layout_source
+from cairn.measure.vex import VexFinding, vex_findings
 from cairn.measure.walk import walk_source
-from cairn.oci.image import ANN_BASE_DIGEST, ANN_CREATED, Descriptor
+from cairn.oci.image import ANN_BASE_DIGEST, ANN_CREATED, Descriptor, canonical_json
 from cairn.oci.layout import OciLayout
 
 SPDX = "https://spdx.dev/Document/v2.3"
@@ -105,6 +106,56 @@ def provenance(
     }
 
 
+def openvex(
+    findings: list[VexFinding],
+    repository: str,
+    manifest: Descriptor,
+    packages: list[Package],
+    os_info: dict[str, str | None],
+    *,
+    timestamp: str,
+) -> dict[str, Any]:
+    """OpenVEX v0.2.0: one statement per vulnerability and source package, the product the
+    image's manifest, the subcomponents the binary packages built from that source."""
+    algo, _, hexdigest = manifest.digest.partition(":")
+    name = repository.rsplit("/", 1)[1]
+    arch = manifest.platform.architecture if manifest.platform else ""
+    product = f"pkg:oci/{name}@{algo}%3A{hexdigest}?repository_url={repository}" + (
+        f"&arch={arch}" if arch else ""
+    )
+    purls = {p.name: sbom.purl(p, os_info) for p in packages}
+    statements = []
+    for f in findings:
+        entry: dict[str, Any] = {
+            "vulnerability": {"name": f.vulnerability},
+            "products": [
+                {
+                    "@id": product,
+                    "subcomponents": [{"@id": purls[n]} for n in f.packages if n in purls],
+                }
+            ],
+            "status": f.status,
+        }
+        if f.status == "not_affected":
+            # the schema takes a justification or an impact statement, not both
+            entry["justification"] = f.justification
+            entry["status_notes"] = f.statement
+        elif f.status == "affected":
+            entry["action_statement"] = f.statement
+        else:
+            entry["status_notes"] = f.statement
+        statements.append(entry)
+    body = canonical_json(statements)
+    return {
+        "@context": "https://openvex.dev/ns/v0.2.0",
+        "@id": f"urn:cairn:vex:{hashlib.sha256(product.encode() + body).hexdigest()}",
+        "author": f"cairn {__version__}",
+        "timestamp": timestamp,
+        "version": 1,
+        "statements": statements,
+    }
+
+
 def image_predicates(
     family: Family,
     image: Image,
@@ -112,9 +163,10 @@ def image_predicates(
     manifest: Descriptor,
     *,
     repository: str,
-    vex: dict[str, Any] | None = None,
+    advisories: list[Any] | None = None,
 ) -> list[Predicate]:
-    """The statements' predicates for one platform of an image in the layout."""
+    """The statements' predicates for one platform of an image in the layout; OpenVEX too
+    when `advisories` (as load_advisories reads them) are given."""
     annotations = dict(manifest.annotations)
     label = f"{repository}@{manifest.digest}"
     with layout_source(label, layout, image.name, manifest.platform) as source:
@@ -127,6 +179,12 @@ def image_predicates(
                 provenance(family, image, manifest, annotations, walk, repository=repository),
             ),
         ]
-    if vex is not None:
-        found.append(Predicate(OPENVEX, vex))
+        if advisories is not None:
+            os_info = os_release(walk, IndexPaths(walk.index))
+            packages = dpkg_packages(walk)
+            findings = vex_findings(packages, advisories, os_info)
+            if findings:  # OpenVEX has no empty documents
+                created = annotations.get(ANN_CREATED, "1970-01-01T00:00:00Z")
+                vex = openvex(findings, repository, manifest, packages, os_info, timestamp=created)
+                found.append(Predicate(OPENVEX, vex))
     return found

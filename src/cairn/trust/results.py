@@ -21,7 +21,8 @@ class KeygenResult:
 class Signature:
     image: Annotated[str, Field(description="Image name.")]
     repository: Annotated[
-        str, Field(description="The docker-reference signed: REGISTRY/PREFIX/NAME.")
+        str,
+        Field(description="The docker-reference signed: REGISTRY/PREFIX/NAME, or with :TAG."),
     ]
     digest: Annotated[str, Field(description="The manifest or index digest signed.")]
     tag: Annotated[str, Field(description="Where the signature is kept: sha256-HEX.sig.")]

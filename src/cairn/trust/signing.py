@@ -48,23 +48,34 @@ def store(stage: Staging, name: str, tag: str, layers: list[Blob]) -> Descriptor
     return made.manifest.descriptor
 
 
+def identities(repository: str, tags: Iterable[str]) -> list[str]:
+    """Whom a signature names: the repository (as cosign signs) and REPOSITORY:TAG for each
+    tag (as skopeo and podman sign, and as containers' policies that match a tag or remap
+    a prefix, matchRepoDigestOrExact and remapIdentity, require)."""
+    return [repository, *(f"{repository}:{t}" for t in tags)]
+
+
 def sign_images(
-    layout: OciLayout, repositories: Iterable[tuple[str, str]], key: SigningKey
+    layout: OciLayout, images: Iterable[tuple[str, str, tuple[str, ...]]], key: SigningKey
 ) -> list[Signature]:
-    """Sign each (image, REGISTRY/PREFIX/NAME) in the layout, keeping other signers'
-    signatures; a digest this key signed for that repository already is left as it is."""
+    """Sign each (image, REGISTRY/PREFIX/NAME, tags) in the layout, keeping other signers'
+    signatures; what this key signed already is left as it is."""
     done: list[Signature] = []
     with layout.staging() as stage:
-        for name, repository in repositories:
+        for name, repository, tags in images:
             attached = layout.attachments(name)
             for digest in image_digests(layout, name):
                 tag = tag_for(digest, "sig")
                 existing = attached_layers(layout, attached[tag]) if tag in attached else []
-                payload, desc = signature_layer(key, repository, digest)
-                layers = merged_layers(
-                    [(b.data, b.descriptor) for b in existing], (payload, desc), key.public
-                )
-                if layers is not None:
+                layers = [(b.data, b.descriptor) for b in existing]
+                changed = False
+                for identity in identities(repository, tags):
+                    merged = merged_layers(
+                        layers, signature_layer(key, identity, digest), key.public
+                    )
+                    if merged is not None:
+                        layers, changed = merged, True
+                    done.append(Signature(name, identity, digest, tag, merged is not None))
+                if changed:
                     store(stage, name, tag, [Blob(data, d) for data, d in layers])
-                done.append(Signature(name, repository, digest, tag, layers is not None))
     return done

@@ -60,13 +60,15 @@ def _signature(
     layers = _layers(layout, attached, tag_for(digest, "sig"))
     if layers is None:
         return Check(subject, "signature", False, f"no signature ({tag_for(digest, 'sig')})")
-    names = []
+    names, identities = [], []
     for layer in layers:
         found = check_signature(key, layer.data, dict(layer.descriptor.annotations))
         if found.by_key and found.digest == digest:
-            return Check(subject, "signature", True, f"signed for {found.repository}")
-        if found.by_key:
+            identities.append(found.repository)
+        elif found.by_key:
             names.append(found.digest)
+    if identities:
+        return Check(subject, "signature", True, f"signed for {', '.join(identities)}")
     if names:
         return Check(subject, "signature", False, f"the key's signature names {names[0]}")
     return Check(subject, "signature", False, f"none of {len(layers)} signatures is the key's")

@@ -1,0 +1,293 @@
+"""Delivery bundles: images (every platform), what is attached to them, checksums and a
+signed manifest, in one zstandard-compressed tar that crosses an air gap whole.
+
+The tar holds, in this order:
+    cairn-bundle.json       format version, images (name, digest, tags), the key's
+                            fingerprint, the digest of SHA256SUMS
+    cairn-bundle.json.sig   the key's signature of cairn-bundle.json (base64)
+    SHA256SUMS              every other file's sha256
+    oci-layout, index.json, blobs/sha256/...   an OCI layout: each image under its name,
+                            each attachment under NAME:TAG, every blob once
+Every member is owned by 0:0, mode 0644, dated 0, in a fixed order, and cairn writes
+index.json itself; with deterministic signatures, the same images give the same bytes
+whether they were read from a layout or a registry. `--part-size` splits the file into
+FILE.000, FILE.001, ... and FILE.parts (each part's size and sha256), so that a missing
+or damaged part is named before anything is read.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import io
+import json
+import os
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import zstandard
+
+from cairn.errors import UsageError, VerificationError
+from cairn.oci.image import ANN_REF_NAME, MEDIA_INDEX, canonical_json
+from cairn.oci.layout import ATTACHED, OCI_LAYOUT, OciLayout, reachable
+from cairn.trust.keys import PublicKey, SigningKey
+
+BUNDLE_VERSION = 1
+MANIFEST = "cairn-bundle.json"
+SIGNATURE = "cairn-bundle.json.sig"
+SUMS = "SHA256SUMS"
+ZSTD_LEVEL = 10
+
+
+@dataclass(frozen=True)
+class BundledImage:
+    name: str
+    digest: str
+    tags: tuple[str, ...]
+
+
+def _member(name: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = size, 0o644, 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def layout_files(layout: OciLayout, images: list[BundledImage]) -> list[tuple[str, Path | bytes]]:
+    """The layout part of the bundle: oci-layout, an index.json naming the images and their
+    attachments, and every blob they reach, once, sorted."""
+    entries = []
+    for image in images:
+        refs = {image.name: layout.refs()[image.name]}
+        refs |= {f"{image.name}{ATTACHED}{t}": d for t, d in layout.attachments(image.name).items()}
+        for ref, desc in sorted(refs.items()):
+            entry = desc.to_json()
+            entry["annotations"] = {ANN_REF_NAME: ref}
+            entries.append(entry)
+    index = {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": entries}
+    view = _IndexView(layout, index)
+    blobs = sorted(reachable(view))
+    files: list[tuple[str, Path | bytes]] = [
+        ("oci-layout", canonical_json(OCI_LAYOUT)),
+        ("index.json", canonical_json(index)),
+    ]
+    files += [(f"blobs/sha256/{d.partition(':')[2]}", layout.blob_path(d)) for d in blobs]
+    return files
+
+
+class _IndexView(OciLayout):
+    """A layout with another index.json: what `reachable` walks for a bundle."""
+
+    def __init__(self, layout: OciLayout, index: dict[str, Any]) -> None:
+        super().__init__(layout.root)
+        self._view = index
+
+    def index(self) -> dict[str, Any]:
+        return self._view
+
+
+def _sha256(item: Path | bytes) -> str:
+    if isinstance(item, bytes):
+        return hashlib.sha256(item).hexdigest()
+    h = hashlib.sha256()
+    with item.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_bundle(
+    layout: OciLayout, images: list[BundledImage], key: SigningKey, out: IO[bytes]
+) -> None:
+    """The bundle of `images` (all in `layout`), signed with `key`, as a zstd stream."""
+    files = layout_files(layout, images)
+    sums = "".join(f"{_sha256(item)}  {name}\n" for name, item in files).encode()
+    manifest = canonical_json(
+        {
+            "bundle_version": BUNDLE_VERSION,
+            "images": [{"name": i.name, "digest": i.digest, "tags": list(i.tags)} for i in images],
+            "key": key.public.fingerprint,
+            "checksums": "sha256:" + hashlib.sha256(sums).hexdigest(),
+        }
+    )
+    signature = base64.b64encode(key.sign(manifest))
+    head: list[tuple[str, Path | bytes]] = [
+        (MANIFEST, manifest),
+        (SIGNATURE, signature),
+        (SUMS, sums),
+    ]
+    compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    with (
+        compressor.stream_writer(out, closefd=False) as zout,
+        tarfile.open(fileobj=zout, mode="w|", format=tarfile.USTAR_FORMAT) as tar,
+    ):
+        for name, item in head + files:
+            if isinstance(item, bytes):
+                tar.addfile(_member(name, len(item)), io.BytesIO(item))
+            else:
+                with item.open("rb") as f:
+                    tar.addfile(_member(name, os.fstat(f.fileno()).st_size), f)
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A bundle checked and unpacked into a layout."""
+
+    layout: OciLayout
+    images: tuple[BundledImage, ...]
+    key: str
+
+
+def _refused(what: str, hint: str = "") -> VerificationError:
+    return VerificationError(
+        f"The bundle is refused: {what}. Nothing was pushed.",
+        hint or "Try: copy the bundle again from its source, and check the key (--key).",
+    )
+
+
+def read_bundle(stream: IO[bytes], key: PublicKey, into: Path) -> Opened:
+    """Unpack a bundle into the directory `into` and check it all: the manifest's format and
+    signature, the checksum list's digest, every file's checksum, nothing missing or
+    added, every blob's digest. Any failure raises before the caller writes anything."""
+    members = _unpack(stream, into)
+    try:
+        manifest_bytes = (into / MANIFEST).read_bytes()
+        manifest = json.loads(manifest_bytes)
+        version = int(manifest["bundle_version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise _refused(f"it has no readable {MANIFEST}") from None
+    if version > BUNDLE_VERSION:
+        raise UsageError(
+            f"The bundle is of format {version}, made by a newer cairn; this one reads "
+            f"format {BUNDLE_VERSION} and older. Nothing was pushed.",
+            "Try: unbundle with the cairn version that made the bundle, or a newer one.",
+        )
+    try:
+        signature = base64.b64decode((into / SIGNATURE).read_bytes(), validate=True)
+    except (OSError, ValueError):
+        signature = b""
+    if not key.verifies(signature, manifest_bytes):
+        raise _refused(
+            f"its manifest is not signed by the key {key.fingerprint} (it names "
+            f"{manifest.get('key')})"
+        )
+    sums = (into / SUMS).read_bytes() if (into / SUMS).is_file() else b""
+    if "sha256:" + hashlib.sha256(sums).hexdigest() != manifest.get("checksums"):
+        raise _refused(f"{SUMS} is not the checksum list its manifest signs")
+    listed = {}
+    for line in sums.decode().splitlines():
+        digest, _, name = line.partition("  ")
+        listed[name] = digest
+    extra = sorted(set(members) - set(listed) - {MANIFEST, SIGNATURE, SUMS})
+    if extra:
+        raise _refused(f"{extra[0]} is in the bundle and not in its checksums")
+    for name, digest in sorted(listed.items()):
+        path = into / name
+        if name not in members or not path.is_file():
+            raise _refused(f"{name} is missing")
+        if _sha256(path) != digest:
+            raise _refused(f"{name} does not match its checksum")
+        if name.startswith("blobs/sha256/") and digest != name.rsplit("/", 1)[1]:
+            raise _refused(f"{name} holds another blob")
+    images = tuple(
+        BundledImage(i["name"], i["digest"], tuple(i["tags"])) for i in manifest["images"]
+    )
+    return Opened(OciLayout(into), images, str(manifest.get("key")))
+
+
+def _unpack(stream: IO[bytes], into: Path) -> list[str]:
+    names = []
+    try:
+        reader = zstandard.ZstdDecompressor().stream_reader(stream, closefd=False)
+        with tarfile.open(fileobj=reader, mode="r|") as tar:
+            for member in tar:
+                name = os.path.normpath(member.name)
+                if not member.isfile() or name.startswith(("/", "..")):
+                    raise _refused(f"it holds {member.name!r}, which no bundle has")
+                target = into / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                source = tar.extractfile(member)
+                assert source is not None
+                with target.open("wb") as out:
+                    while chunk := source.read(1 << 20):
+                        out.write(chunk)
+                names.append(name)
+    except (zstandard.ZstdError, tarfile.TarError, EOFError) as e:
+        raise _refused(
+            f"it is truncated or damaged ({e})",
+            "Try: copy the bundle again; with parts, check that every part is there.",
+        ) from None
+    return names
+
+
+# ------------------------------------------------------------------ parts
+def write_parts(whole: Path, part_size: int) -> list[Path]:
+    """Split `whole` into WHOLE.000, .001, ... of `part_size` bytes and WHOLE.parts."""
+    parts: list[Path] = []
+    rows: list[dict[str, Any]] = []
+    with whole.open("rb") as f:
+        while chunk := f.read(part_size):
+            part = whole.with_name(f"{whole.name}.{len(parts):03d}")
+            part.write_bytes(chunk)
+            parts.append(part)
+            rows.append({"name": part.name, "size": len(chunk), "sha256": _sha256(chunk)})
+    index = whole.with_name(f"{whole.name}.parts")
+    index.write_bytes(canonical_json({"parts": rows}))
+    whole.unlink()
+    return [*parts, index]
+
+
+class _Concatenated(io.RawIOBase):
+    """The parts, read one after the other as one stream."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self._paths = iter(paths)
+        self._file: io.BufferedReader | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while True:
+            if self._file is None:
+                path = next(self._paths, None)
+                if path is None:
+                    return 0
+                self._file = path.open("rb")
+            n: int = self._file.readinto(buffer)
+            if n:
+                return n
+            self._file.close()
+            self._file = None
+
+
+@contextlib.contextmanager
+def open_parts(path: Path) -> Iterator[IO[bytes]]:
+    """The bundle at `path` (one file, or the FILE.parts of a split one), checked part by
+    part against FILE.parts before it is read."""
+    index = path if path.name.endswith(".parts") else path.with_name(path.name + ".parts")
+    if path.is_file() and not path.name.endswith(".parts"):
+        with path.open("rb") as f:
+            yield f
+        return
+    if not index.is_file():
+        raise UsageError(f"{path} does not exist (nor {index.name}).", "Try: the bundle's path.")
+    rows = json.loads(index.read_bytes())["parts"]
+    paths = []
+    for row in rows:
+        part = index.with_name(row["name"])
+        if not part.is_file():
+            raise _refused(
+                f"its part {part.name} is missing ({len(rows)} parts)",
+                f"Try: copy {part.name} next to {index.name}.",
+            )
+        if part.stat().st_size != row["size"] or _sha256(part) != row["sha256"]:
+            raise _refused(f"its part {part.name} is damaged (its checksum differs)")
+        paths.append(part)
+    with io.BufferedReader(_Concatenated(paths)) as stream:
+        yield stream

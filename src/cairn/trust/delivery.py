@@ -1,0 +1,130 @@
+"""`cairn bundle` and `cairn unbundle`: the family's signed images across an air gap.
+
+A bundle is made from the family's store, or from the registry the images were pushed
+to (each image copied with its digests, its attachments read byte for byte); both give
+the same file for the same images. Unbundling checks everything (the manifest's
+signature, every checksum, every image's signatures and attestations) before it
+pushes anything, then pushes each image's attachments and then its tags.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from cairn.errors import StoreError, VerificationError
+from cairn.family.jobs import BuildOptions, plan_jobs
+from cairn.family.publish import built_layout, check_destination, push_one
+from cairn.family.results import PushedImage
+from cairn.family.spec import Family, load_family
+from cairn.oci import skopeo
+from cairn.oci.attachments import Registries, fetch, stage_fetched
+from cairn.oci.layout import OciLayout
+from cairn.scratch import scratch_dir
+from cairn.trust.bundle import BundledImage, open_parts, read_bundle, write_bundle, write_parts
+from cairn.trust.keys import PublicKey, SigningKey
+from cairn.trust.sigstore import referrers_tag, tag_for
+from cairn.trust.verify import first_failure, verify_image
+
+
+def _from_registry(
+    family: Family, names: list[str], source: str, into: Path, registries: Registries
+) -> OciLayout:
+    """Each image (every platform, digests kept) and its attachments, from SOURCE/NAME."""
+    layout = OciLayout(into)
+    for name in names:
+        tag = family.image(name).tags[0]
+        skopeo.copy(
+            f"docker://{source}/{name}:{tag}",
+            f"oci:{into}:{name}",
+            options=("--all", "--preserve-digests", *(
+                ("--src-tls-verify=false",) if registries.insecure else ())),
+        )  # fmt: skip
+    with layout.staging() as stage:
+        for name in names:
+            client, path = registries.of(f"{source}/{name}")
+            tags = set(client.tags(path))
+            index = layout.refs()[name].digest
+            digests = [index, *(m.digest for m in layout.platform_manifests(name))]
+            for digest in digests:
+                for tag in (tag_for(digest, "sig"), tag_for(digest, "att"), referrers_tag(digest)):
+                    fetched = fetch(client, path, tag) if tag in tags else None
+                    if fetched is not None:
+                        stage_fetched(stage, name, tag, fetched)
+    return layout
+
+
+@contextlib.contextmanager
+def _written(out: Path) -> Iterator[Path]:
+    """A temporary file beside `out`, renamed to it when the block succeeds."""
+    tmp = out.with_name(f".{out.name}.cairn-{os.getpid()}")
+    try:
+        yield tmp
+        tmp.replace(out)
+    except OSError as e:
+        raise StoreError(f"Writing {out} failed: {e.strerror}.") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def make_bundle(
+    family_dir: Path,
+    opts: BuildOptions,
+    out: Path,
+    key: SigningKey,
+    *,
+    source: str | None,
+    insecure: bool,
+    part_size: int | None,
+) -> list[Path]:
+    """The bundle of the chosen images, from the store or from SOURCE (REGISTRY/PREFIX)."""
+    family = load_family(family_dir)
+    names = list(dict.fromkeys(image.name for image, _ in plan_jobs(family, opts)))
+    with scratch_dir("bundle") as tmp:
+        if source is None:
+            layout = built_layout(family, opts)
+        else:
+            registries = Registries(insecure)
+            layout = _from_registry(
+                family, names, check_destination(source), Path(tmp) / "oci", registries
+            )
+        refs = layout.refs()
+        images = [BundledImage(n, refs[n].digest, family.image(n).tags) for n in names]
+        with _written(out) as tmp_out, tmp_out.open("wb") as f:
+            write_bundle(layout, images, key, f)
+    return write_parts(out, part_size) if part_size else [out]
+
+
+def unbundle(
+    bundle: Path,
+    destination: str,
+    key: PublicKey,
+    *,
+    insecure: bool,
+    say: Callable[[str], None],
+) -> list[PushedImage]:
+    dest = check_destination(destination)
+    with scratch_dir("unbundle") as tmp, open_parts(bundle) as stream:
+        opened = read_bundle(stream, key, Path(tmp))
+        refs = opened.layout.refs()
+        for image in opened.images:
+            if image.name not in refs or refs[image.name].digest != image.digest:
+                raise VerificationError(
+                    f"The bundle is refused: its layout does not hold {image.name} at "
+                    f"{image.digest}, which its manifest names. Nothing was pushed."
+                )
+            failed = first_failure(verify_image(opened.layout, image.name, key))
+            if failed is not None:
+                raise VerificationError(
+                    f"The bundle is refused: {image.name}'s {failed.check} of "
+                    f"{failed.subject}: {failed.detail}. Nothing was pushed.",
+                    "Try: bundle the images again after cairn sign, with the same key.",
+                )
+        say(f"{bundle.name}: {len(opened.images)} images, every check passed")
+        registries = Registries(insecure)
+        return [
+            push_one(opened.layout, i.name, i.tags, dest, registries, say=say)
+            for i in opened.images
+        ]
