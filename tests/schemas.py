@@ -12,7 +12,7 @@ import jsonschema
 
 SCHEMAS = Path(__file__).parents[1] / "docs" / "schemas"
 # commands whose output shares another's schema file
-FILE_OF = {"analyze": "analysis"}
+FILE_OF = {"analyze": "analysis", "unbundle": "push"}
 
 
 @cache

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.freshroot import FreshRoot
 from tests.helpers import snapshot
 from tests.schemas import validated
 
@@ -341,17 +342,17 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """Debian's docker-registry (distribution) on 127.0.0.1, plain HTTP, for the session."""
+@contextlib.contextmanager
+def running_registry(d: Path) -> Iterator[Registry]:
+    """Debian's docker-registry (distribution) on 127.0.0.1, plain HTTP, storing in `d`."""
     if shutil.which("docker-registry") is None:
         pytest.fail("docker-registry is missing: scripts/setup installs it")
-    d = tmp_path_factory.mktemp("registry")
     address = f"127.0.0.1:{free_port()}"
     (d / "config.yml").write_text(
         "version: 0.1\n"
         "log:\n  level: info\n  accesslog:\n    disabled: false\n"
         f"storage:\n  filesystem:\n    rootdirectory: {d / 'data'}\n"
+        "  delete:\n    enabled: true\n"
         f"http:\n  addr: {address}\n"
     )
     log = d / "registry.log"
@@ -362,20 +363,35 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            host, port = address.split(":")
-            with socket.create_connection((host, int(port)), timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"docker-registry did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-    yield Registry(address, log)
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(30)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                host, port = address.split(":")
+                with socket.create_connection((host, int(port)), timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"docker-registry did not start:\n{log.read_text()[-3000:]}")
+                time.sleep(0.2)
+        yield Registry(address, log)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """The session's registry (the team's, where the family is pushed)."""
+    with running_registry(tmp_path_factory.mktemp("registry")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def customer_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A second registry: the customer's, on the other side of the air gap."""
+    with running_registry(tmp_path_factory.mktemp("customer-registry")) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
@@ -401,3 +417,35 @@ def family_on_registry(
         out,
     )
     return prefix
+
+
+class FreshRoots:
+    """One fresh root per suite for the whole session, removed at its end."""
+
+    def __init__(self, logdir: Path) -> None:
+        self.logdir = logdir
+        self.roots: dict[str, FreshRoot] = {}
+        self.results: dict[str, dict[str, object]] = {}
+
+    def get(self, suite: str) -> FreshRoot:
+        if suite not in self.roots:
+            root = FreshRoot(suite, self.logdir / f"{suite}.log")
+            self.roots[suite] = root.__enter__()
+        return self.roots[suite]
+
+    def close(self) -> None:
+        for root in self.roots.values():
+            root.destroy()
+
+
+@pytest.fixture(scope="session")
+def fresh_roots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FreshRoots]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root: mmdebstrap, mount and chroot make and enter the fresh roots")
+    if not shutil.which("mmdebstrap"):
+        pytest.skip("needs mmdebstrap (scripts/setup installs it)")
+    roots = FreshRoots(tmp_path_factory.mktemp("fresh-logs"))
+    try:
+        yield roots
+    finally:
+        roots.close()

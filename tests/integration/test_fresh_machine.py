@@ -9,18 +9,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
 import pytest
 from tests.buildkit import DOCKER, differences, layout_images, listing, oci_images, start_engine
-from tests.freshroot import REPO, FreshRoot, check_readme
+from tests.freshroot import REPO, check_readme
+from tests.integration.conftest import FreshRoots
 from tests.schemas import schema
 
 import cairn
@@ -29,38 +28,6 @@ from cairn.family.spec import load_family
 # what Debian's own python3 is on each release (users have these; cairn must run on them)
 DEBIAN_PYTHON = {"bookworm": "Python 3.11.2", "trixie": "Python 3.13."}
 DEBIAN_VERSION = {"bookworm": 12, "trixie": 13}
-
-
-class FreshRoots:
-    """One fresh root per suite for the whole session, removed at its end."""
-
-    def __init__(self, logdir: Path) -> None:
-        self.logdir = logdir
-        self.roots: dict[str, FreshRoot] = {}
-        self.results: dict[str, dict[str, object]] = {}
-
-    def get(self, suite: str) -> FreshRoot:
-        if suite not in self.roots:
-            root = FreshRoot(suite, self.logdir / f"{suite}.log")
-            self.roots[suite] = root.__enter__()
-        return self.roots[suite]
-
-    def close(self) -> None:
-        for root in self.roots.values():
-            root.destroy()
-
-
-@pytest.fixture(scope="session")
-def fresh_roots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FreshRoots]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root: mmdebstrap, mount and chroot make and enter the fresh roots")
-    if not shutil.which("mmdebstrap"):
-        pytest.skip("needs mmdebstrap (scripts/setup installs it)")
-    roots = FreshRoots(tmp_path_factory.mktemp("fresh-logs"))
-    try:
-        yield roots
-    finally:
-        roots.close()
 
 
 @pytest.mark.arm64

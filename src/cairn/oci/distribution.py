@@ -137,8 +137,7 @@ class Registry:
         headers (names in lower case) and body; None for a 404 when `missing_ok`."""
         scope = f"repository:{repository}:pull,push"
         target = url or f"{self.base}/v2/{repository}/{path}"
-        where = f"{self.host}/{repository}"
-        operation = f"{method} {path.split('/', maxsplit=1)[0] or 'blob upload'} of"
+        where, operation = _described(method, self.host, repository, path)
         attempts = self.policy.retries + 1
         for attempt in range(1, attempts + 1):
             try:
@@ -209,6 +208,18 @@ class Registry:
             return []
         doc: dict[str, Any] = json.loads(got[1])
         return list(doc.get("tags") or [])
+
+
+def _described(method: str, host: str, repository: str, path: str) -> tuple[str, str]:
+    """What a request is about, and what it does, for messages: ("HOST/REPO:TAG", "writing")."""
+    kind, _, reference = path.partition("/")
+    where = f"{host}/{repository}"
+    if kind == "manifests":
+        where += f"@{reference}" if reference.startswith("sha256:") else f":{reference}"
+        return where, "writing" if method == "PUT" else "reading"
+    if kind == "blobs":
+        return where, "sending a blob to" if method in ("POST", "PUT") else "reading a blob of"
+    return where, "listing the tags of"
 
 
 def split_repository(repository: str) -> tuple[str, str]:
