@@ -13,11 +13,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from cairn.errors import KeyFileError
+from cairn.errors import ImageContentError, KeyFileError
 from cairn.oci.layout import OciLayout, reachable
 from cairn.trust import keys
 from cairn.trust.signing import attached_layers, sign_images
 from cairn.trust.sigstore import check_signature, simple_signing_payload, tag_for
+from cairn.trust.verify import verify_image
 from tests.helpers import layout_with
 
 PASS = b"correct horse"
@@ -37,7 +38,7 @@ def test_keygen_writes_a_private_key_only_its_owner_reads(pair: keys.KeyPair) ->
     assert doc["kdf"]["name"] == "scrypt"
     assert doc["kdf"]["params"] == {"N": 32768, "r": 8, "p": 1}
     assert doc["cipher"]["name"] == "nacl/secretbox"
-    assert PASS.decode() not in text
+    assert PASS not in body  # encrypted, not merely encoded
     public = serialization.load_pem_public_key(pair.public.read_bytes())
     assert isinstance(public, ec.EllipticCurvePublicKey)
     assert keys.load_public_key(pair.public).fingerprint == pair.fingerprint
@@ -166,3 +167,26 @@ def test_a_rebuilt_image_drops_the_signatures_of_its_old_digests(
     # the dropped signatures' blobs are collected
     blobs = {p.name for p in (tmp_path / "store" / "blobs" / "sha256").iterdir()}
     assert blobs == {d.partition(":")[2] for d in reachable(layout)}
+
+
+def test_a_digest_that_is_a_path_names_no_file(tmp_path: Path) -> None:
+    """A hostile document (a registry's attachment, a bundle's index) cannot make cairn read
+    or write outside the layout by naming a blob with a path."""
+    layout = layout_with(tmp_path / "store", base=b"one")
+    for digest in ("sha256:../../../etc/passwd", "sha512:" + "a" * 128, "sha256:" + "A" * 64):
+        with pytest.raises(ImageContentError, match="no sha256 digest"):
+            layout.blob_path(digest)
+
+
+def test_an_image_that_is_no_index_is_not_verified(pair: keys.KeyPair, tmp_path: Path) -> None:
+    layout = layout_with(tmp_path / "store", base=b"one")
+    key = keys.load_signing_key(pair.private, PASS)
+    sign_images(layout, [("base", "r/base", ())], key)
+    checks = verify_image(layout, "base", key.public)
+    # signed, but never attested: each platform's attestations are missing
+    assert [c.check for c in checks if not c.ok] == ["attestations", "attestations"]
+    manifest = layout.platform_manifests("base")[0]
+    with layout.staging() as stage:
+        stage.set_ref("single", manifest)
+    failed = [c for c in verify_image(layout, "single", key.public) if not c.ok]
+    assert failed[0].check == "index" and "not an image index" in failed[0].detail

@@ -101,7 +101,9 @@ def verify(
     references: Annotated[
         list[str],
         typer.Argument(
-            help="docker://REGISTRY/REPO:TAG (or @DIGEST), or oci:DIR:NAME.", show_default=False
+            help="docker://REGISTRY/REPO:TAG (or @DIGEST), oci:DIR:NAME, or a bundle "
+            "FILE.tar.zst (or FILE.parts).",
+            show_default=False,
         ),
     ],
     key: Annotated[

@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from cairn.errors import ImageContentError
 from cairn.oci.distribution import Registry, split_repository
 from cairn.oci.image import MEDIA_INDEX, Blob, Descriptor, sha256_digest
-from cairn.oci.layout import OciLayout, Staging
+from cairn.oci.layout import OciLayout, Staging, checked_digest
 from cairn.oci.registry import RetryPolicy
 
 
@@ -76,24 +77,37 @@ def fetch(
     client: Registry, path: str, reference: str, *, with_blobs: bool = True
 ) -> Fetched | None:
     """REPOSITORY:REFERENCE with everything under it (without the blobs manifests name unless
-    `with_blobs`), or None when it is not there."""
+    `with_blobs`), or None when it is not there. The media type is the document's own, not
+    the registry's word for it; a document that is not one is refused."""
     got = client.get_manifest(path, reference)
     if got is None:
         return None
-    media_type, data = got
+    header_type, data = got
+    try:
+        doc = json.loads(data)
+        media_type = str(doc.get("mediaType") or header_type)
+        children = doc.get("manifests")
+        named = None if children is not None else [doc["config"], *doc.get("layers", [])]
+        digests = [checked_digest(d["digest"]) for d in (children or named or [])]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        raise ImageContentError(
+            f"{client.host}/{path}:{reference} is not an OCI manifest or index.",
+            "Try: check what the registry holds there (skopeo inspect --raw).",
+        ) from None
     descriptor = Descriptor(media_type, sha256_digest(data), len(data))
-    doc = json.loads(data)
     blobs: list[Blob] = [Blob(data, descriptor)]
-    if "manifests" in doc:
-        for child in doc["manifests"]:
-            below = fetch(client, path, child["digest"], with_blobs=with_blobs)
+    if children is not None:
+        for digest in digests:
+            below = fetch(client, path, digest, with_blobs=with_blobs)
             if below is not None:
                 blobs += below.blobs
     elif with_blobs:
-        for d in [doc["config"], *doc.get("layers", [])]:
-            content = client.get_blob(path, d["digest"])
+        for d, digest in zip(named or [], digests, strict=True):
+            content = client.get_blob(path, digest)
             if content is not None:
-                blobs.append(Blob(content, Descriptor.from_json(d)))
+                blobs.append(
+                    Blob(content, Descriptor(str(d.get("mediaType", "")), digest, len(content)))
+                )
     return Fetched(descriptor, tuple(blobs))
 
 
@@ -108,3 +122,22 @@ def stage_fetched(stage: Staging, name: str, tag: str, fetched: Fetched) -> None
             )
         )
     stage.attach(name, tag, fetched.descriptor)
+
+
+def attachment_tags(digest: str) -> tuple[str, ...]:
+    """The tags what is attached to `digest` goes under: its signatures (cosign's .sig),
+    attestations (.att) and the referrers tag schema's index."""
+    algo, _, hexdigest = digest.partition(":")
+    return (f"{algo}-{hexdigest}.sig", f"{algo}-{hexdigest}.att", f"{algo}-{hexdigest}")
+
+
+def fetch_attachments(
+    stage: Staging, client: Registry, path: str, name: str, digests: list[str]
+) -> None:
+    """Whatever the registry holds attached to `digests`, staged as image `name`'s
+    attachments (asked for by tag: a registry's tag list may come in pages)."""
+    for digest in digests:
+        for tag in attachment_tags(digest):
+            fetched = fetch(client, path, tag)
+            if fetched is not None:
+                stage_fetched(stage, name, tag, fetched)

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import ssl
 import time
 import urllib.error
 import urllib.parse
@@ -78,28 +79,52 @@ class Registry:
     insecure: bool = False
     policy: RetryPolicy = field(default_factory=RetryPolicy.from_env)
     _token: dict[str, str] = field(default_factory=dict)  # scope -> bearer token
+    _scheme: str | None = None
 
     @property
     def base(self) -> str:
-        return f"{'http' if self.insecure else 'https'}://{self.host}"
+        """https://HOST; with `insecure`, as skopeo's --tls-verify=false: HTTPS without
+        checking the certificate, or plain HTTP where the registry speaks no TLS."""
+        if self._scheme is None:
+            self._scheme = "https"
+            if self.insecure:
+                try:
+                    self._urlopen(urllib.request.Request(f"https://{self.host}/v2/"))
+                except urllib.error.HTTPError:
+                    pass  # TLS works; the registry answered (401 wants credentials)
+                except (urllib.error.URLError, OSError):
+                    self._scheme = "http"
+        return f"{self._scheme}://{self.host}"
+
+    def _urlopen(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        context = None
+        if self.insecure:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        response: http.client.HTTPResponse = urllib.request.urlopen(
+            req, timeout=self.policy.stall_timeout, context=context
+        )
+        return response
 
     # ------------------------------------------------------------------ HTTP
     def _open(
         self, method: str, url: str, scope: str, data: bytes | None, headers: dict[str, str]
     ) -> http.client.HTTPResponse:
-        for _ in range(2):  # once more after an authentication challenge
+        fresh = False  # a token asked for by this request: a 401 with it is final
+        for _ in range(3):
             req = urllib.request.Request(url, data=data, method=method, headers=dict(headers))
             if scope in self._token:
-                req.add_header("Authorization", self._token[scope])
+                # not sent on to where a registry redirects a blob (a bucket, a CDN)
+                req.add_unredirected_header("Authorization", self._token[scope])
             try:
-                response: http.client.HTTPResponse = urllib.request.urlopen(
-                    req, timeout=self.policy.stall_timeout
-                )
-                return response
+                return self._urlopen(req)
             except urllib.error.HTTPError as e:
-                if e.code != 401 or scope in self._token:
+                if e.code != 401 or fresh:
                     raise HttpFailure(e.code, e.read().decode(errors="replace")) from None
+                # no token yet, or it expired during a long push: ask once more
                 self._token[scope] = self._authorize(e.headers.get("WWW-Authenticate", ""), scope)
+                fresh = True
         raise HttpFailure(401, "the registry refused the credentials")
 
     def _authorize(self, challenge: str, scope: str) -> str:
@@ -114,13 +139,16 @@ class Registry:
         query = {"service": params.get("service", ""), "scope": scope}
         req = urllib.request.Request(f"{params['realm']}?{urllib.parse.urlencode(query)}")
         if creds:
-            req.add_header("Authorization", f"Basic {creds}")
+            req.add_unredirected_header("Authorization", f"Basic {creds}")
         try:
-            with urllib.request.urlopen(req, timeout=self.policy.stall_timeout) as response:
+            with self._urlopen(req) as response:
                 answer = json.loads(response.read())
+            token = answer.get("token") or answer.get("access_token")
         except urllib.error.HTTPError as e:
             raise HttpFailure(e.code, "the token service refused: " + e.read().decode()) from None
-        return f"Bearer {answer.get('token') or answer.get('access_token')}"
+        except (ValueError, AttributeError):
+            raise HttpFailure(401, "the token service answered no token") from None
+        return f"Bearer {token}"
 
     def request(
         self,
@@ -150,8 +178,12 @@ class Registry:
                 failure = registry.Failure(e.status, False, f"HTTP {e.status}: {e.body}")
             except (urllib.error.URLError, OSError) as e:
                 reason = str(getattr(e, "reason", e))
-                failure = registry.Failure(None, True, f"{reason} (connection refused)"
-                                           if "refused" in reason.lower() else reason)  # fmt: skip
+                if "WRONG_VERSION_NUMBER" in reason:  # TLS spoken to a plain-HTTP registry
+                    failure = registry.Failure(
+                        None, False, "server gave HTTP response to HTTPS client"
+                    )
+                else:
+                    failure = registry.Failure(None, True, reason)
             if not failure.transient or attempt == attempts:
                 raise registry.explain(operation, where, failure, attempt)
             wait = self.policy.delay(attempt)

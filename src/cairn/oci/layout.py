@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from cairn.errors import CairnError, StoreError, UsageError
+from cairn.errors import CairnError, ImageContentError, StoreError, UsageError
 from cairn.oci.image import (
     ANN_REF_NAME,
     MEDIA_INDEX,
@@ -82,6 +82,20 @@ def store_failure(action: str, path: Path, e: OSError) -> StoreError:
             "Try: --output to a directory you can write to.",
         )
     return StoreError(f"{action} failed at {path}: {e}.")
+
+
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def checked_digest(digest: str) -> str:
+    """`digest` if it is a sha256 digest; a document that names a blob by anything else
+    (a path, say) is refused before it can name a file."""
+    if not isinstance(digest, str) or not _DIGEST.match(digest):
+        raise ImageContentError(
+            f"A document names the blob {str(digest)[:80]!r}, which is no sha256 digest.",
+            "Try: copy the image again from a source you trust.",
+        )
+    return digest
 
 
 def layout_named(ref: ImageRef, purpose: str) -> OciLayout:
@@ -158,7 +172,7 @@ class OciLayout:
         return tuple(Descriptor.from_json(m) for m in self.read_json(ref.digest)["manifests"])
 
     def blob_path(self, digest: str) -> Path:
-        algo, _, hexdigest = digest.partition(":")
+        algo, _, hexdigest = checked_digest(digest).partition(":")
         return self.root / "blobs" / algo / hexdigest
 
     def read_json(self, digest: str) -> dict[str, Any]:
@@ -208,7 +222,7 @@ class Staging:
 
     def blob_path(self, digest: str) -> Path:
         """A blob staged here, else the one already in the layout."""
-        staged = self.blobs / digest.partition(":")[2]
+        staged = self.blobs / checked_digest(digest).partition(":")[2]
         return staged if staged.exists() else self.layout.blob_path(digest)
 
     def read_json(self, digest: str) -> dict[str, Any]:
@@ -216,7 +230,7 @@ class Staging:
         return data
 
     def add(self, blob: Blob) -> Descriptor:
-        target = self.blobs / blob.descriptor.digest.partition(":")[2]
+        target = self.blobs / checked_digest(blob.descriptor.digest).partition(":")[2]
         try:
             _write_file(target, blob.data)
         except OSError as e:

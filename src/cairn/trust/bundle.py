@@ -31,7 +31,7 @@ from typing import IO, Any
 
 import zstandard
 
-from cairn.errors import UsageError, VerificationError
+from cairn.errors import StoreError, UsageError, VerificationError
 from cairn.oci.image import ANN_REF_NAME, MEDIA_INDEX, canonical_json
 from cairn.oci.layout import ATTACHED, OCI_LAYOUT, OciLayout, reachable
 from cairn.trust.keys import PublicKey, SigningKey
@@ -145,7 +145,7 @@ class Opened:
 
 def _refused(what: str, hint: str = "") -> VerificationError:
     return VerificationError(
-        f"The bundle is refused: {what}. Nothing was pushed.",
+        f"The bundle is refused: {what}.",
         hint or "Try: copy the bundle again from its source, and check the key (--key).",
     )
 
@@ -161,12 +161,6 @@ def read_bundle(stream: IO[bytes], key: PublicKey, into: Path) -> Opened:
         version = int(manifest["bundle_version"])
     except (OSError, ValueError, KeyError, TypeError):
         raise _refused(f"it has no readable {MANIFEST}") from None
-    if version > BUNDLE_VERSION:
-        raise UsageError(
-            f"The bundle is of format {version}, made by a newer cairn; this one reads "
-            f"format {BUNDLE_VERSION} and older. Nothing was pushed.",
-            "Try: unbundle with the cairn version that made the bundle, or a newer one.",
-        )
     try:
         signature = base64.b64decode((into / SIGNATURE).read_bytes(), validate=True)
     except (OSError, ValueError):
@@ -175,6 +169,12 @@ def read_bundle(stream: IO[bytes], key: PublicKey, into: Path) -> Opened:
         raise _refused(
             f"its manifest is not signed by the key {key.fingerprint} (it names "
             f"{manifest.get('key')})"
+        )
+    if version > BUNDLE_VERSION:
+        raise UsageError(
+            f"The bundle is of format {version}, made by a newer cairn; this one reads "
+            f"format {BUNDLE_VERSION} and older.",
+            "Try: unbundle with the cairn version that made the bundle, or a newer one.",
         )
     sums = (into / SUMS).read_bytes() if (into / SUMS).is_file() else b""
     if "sha256:" + hashlib.sha256(sums).hexdigest() != manifest.get("checksums"):
@@ -207,7 +207,7 @@ def _unpack(stream: IO[bytes], into: Path) -> list[str]:
         with tarfile.open(fileobj=reader, mode="r|") as tar:
             for member in tar:
                 name = os.path.normpath(member.name)
-                if not member.isfile() or name.startswith(("/", "..")):
+                if not member.isfile() or name.startswith(("/", "..", ".")) or name in names:
                     raise _refused(f"it holds {member.name!r}, which no bundle has")
                 target = into / name
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -217,6 +217,8 @@ def _unpack(stream: IO[bytes], into: Path) -> list[str]:
                     while chunk := source.read(1 << 20):
                         out.write(chunk)
                 names.append(name)
+    except OSError as e:
+        raise _refused(f"it cannot be unpacked ({e.strerror or e})") from None
     except (zstandard.ZstdError, tarfile.TarError, EOFError) as e:
         raise _refused(
             f"it is truncated or damaged ({e})",
@@ -227,19 +229,42 @@ def _unpack(stream: IO[bytes], into: Path) -> list[str]:
 
 # ------------------------------------------------------------------ parts
 def write_parts(whole: Path, part_size: int) -> list[Path]:
-    """Split `whole` into WHOLE.000, .001, ... of `part_size` bytes and WHOLE.parts."""
-    parts: list[Path] = []
+    """Split `whole` into WHOLE.000, .001, ... of `part_size` bytes and WHOLE.parts, copied
+    a MiB at a time; the parts appear under their names only once all are written."""
     rows: list[dict[str, Any]] = []
-    with whole.open("rb") as f:
-        while chunk := f.read(part_size):
-            part = whole.with_name(f"{whole.name}.{len(parts):03d}")
-            part.write_bytes(chunk)
-            parts.append(part)
-            rows.append({"name": part.name, "size": len(chunk), "sha256": _sha256(chunk)})
-    index = whole.with_name(f"{whole.name}.parts")
-    index.write_bytes(canonical_json({"parts": rows}))
+    made: list[tuple[Path, Path]] = []  # (temporary, final)
+    try:
+        with whole.open("rb") as f:
+            while True:
+                final = whole.with_name(f"{whole.name}.{len(made):03d}")
+                tmp = final.with_name(f".{final.name}.cairn-{os.getpid()}")
+                made.append((tmp, final))
+                h, size = hashlib.sha256(), 0
+                with tmp.open("wb") as out:
+                    while size < part_size and (chunk := f.read(min(1 << 20, part_size - size))):
+                        out.write(chunk)
+                        h.update(chunk)
+                        size += len(chunk)
+                if size == 0:
+                    tmp.unlink()
+                    made.pop()
+                    break
+                rows.append({"name": final.name, "size": size, "sha256": h.hexdigest()})
+        index = whole.with_name(f"{whole.name}.parts")
+        tmp_index = index.with_name(f".{index.name}.cairn-{os.getpid()}")
+        tmp_index.write_bytes(canonical_json({"parts": rows}))
+        made.append((tmp_index, index))
+        for tmp, final in made:
+            tmp.replace(final)
+    except OSError as e:
+        for tmp, _ in made:
+            tmp.unlink(missing_ok=True)
+        raise StoreError(
+            f"Splitting {whole} into parts failed: {e.strerror}.",
+            "Try: free some space beside it, or a larger --part-size.",
+        ) from None
     whole.unlink()
-    return [*parts, index]
+    return [final for _, final in made]
 
 
 class _Concatenated(io.RawIOBase):
@@ -277,16 +302,24 @@ def open_parts(path: Path) -> Iterator[IO[bytes]]:
         return
     if not index.is_file():
         raise UsageError(f"{path} does not exist (nor {index.name}).", "Try: the bundle's path.")
-    rows = json.loads(index.read_bytes())["parts"]
+    try:
+        rows = json.loads(index.read_bytes())["parts"]
+        names = [str(row["name"]) for row in rows]
+        sizes = [int(row["size"]) for row in rows]
+        sums = [str(row["sha256"]) for row in rows]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise _refused(f"{index.name} is damaged") from None
+    if any(Path(n).name != n or n.startswith(".") for n in names):
+        raise _refused(f"{index.name} names a part outside its directory")
     paths = []
-    for row in rows:
-        part = index.with_name(row["name"])
+    for name, size, digest in zip(names, sizes, sums, strict=True):
+        part = index.with_name(name)
         if not part.is_file():
             raise _refused(
                 f"its part {part.name} is missing ({len(rows)} parts)",
                 f"Try: copy {part.name} next to {index.name}.",
             )
-        if part.stat().st_size != row["size"] or _sha256(part) != row["sha256"]:
+        if part.stat().st_size != size or _sha256(part) != digest:
             raise _refused(f"its part {part.name} is damaged (its checksum differs)")
         paths.append(part)
     with io.BufferedReader(_Concatenated(paths)) as stream:

@@ -14,18 +14,24 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from cairn.errors import StoreError, VerificationError
+from cairn.errors import CairnError, StoreError, UsageError, VerificationError
 from cairn.family.jobs import BuildOptions, plan_jobs
 from cairn.family.publish import built_layout, check_destination, push_one
 from cairn.family.results import PushedImage
 from cairn.family.spec import Family, load_family
 from cairn.oci import skopeo
-from cairn.oci.attachments import Registries, fetch, stage_fetched
+from cairn.oci.attachments import Registries, fetch_attachments
 from cairn.oci.layout import OciLayout
 from cairn.scratch import scratch_dir
-from cairn.trust.bundle import BundledImage, open_parts, read_bundle, write_bundle, write_parts
+from cairn.trust.bundle import (
+    BundledImage,
+    Opened,
+    open_parts,
+    read_bundle,
+    write_bundle,
+    write_parts,
+)
 from cairn.trust.keys import PublicKey, SigningKey
-from cairn.trust.sigstore import referrers_tag, tag_for
 from cairn.trust.verify import first_failure, verify_image
 
 
@@ -45,14 +51,9 @@ def _from_registry(
     with layout.staging() as stage:
         for name in names:
             client, path = registries.of(f"{source}/{name}")
-            tags = set(client.tags(path))
             index = layout.refs()[name].digest
             digests = [index, *(m.digest for m in layout.platform_manifests(name))]
-            for digest in digests:
-                for tag in (tag_for(digest, "sig"), tag_for(digest, "att"), referrers_tag(digest)):
-                    fetched = fetch(client, path, tag) if tag in tags else None
-                    if fetched is not None:
-                        stage_fetched(stage, name, tag, fetched)
+            fetch_attachments(stage, client, path, name, digests)
     return layout
 
 
@@ -91,10 +92,52 @@ def make_bundle(
                 family, names, check_destination(source), Path(tmp) / "oci", registries
             )
         refs = layout.refs()
+        missing = [n for n in names if n not in refs]
+        if missing:
+            raise UsageError(
+                f"{', '.join(missing)} not built in {layout.root}.",
+                f"Try: cairn build {family.directory}, cairn sign, then bundle.",
+            )
+        # what unbundle will refuse is refused here, on this side of the air gap
+        for name in names:
+            failed = first_failure(verify_image(layout, name, key.public))
+            if failed is not None:
+                raise VerificationError(
+                    f"{name} is not bundled: its {failed.check} of {failed.subject}: "
+                    f"{failed.detail}.",
+                    "Try: cairn sign (or push --sign-key) with this key first.",
+                )
         images = [BundledImage(n, refs[n].digest, family.image(n).tags) for n in names]
         with _written(out) as tmp_out, tmp_out.open("wb") as f:
             write_bundle(layout, images, key, f)
     return write_parts(out, part_size) if part_size else [out]
+
+
+@contextlib.contextmanager
+def _nothing_pushed() -> Iterator[None]:
+    """A failure while the bundle is checked says that the registry was not touched."""
+    try:
+        yield
+    except CairnError as e:
+        e.message += " Nothing was pushed."
+        raise
+
+
+def _check_images(opened: Opened, key: PublicKey) -> None:
+    refs = opened.layout.refs()
+    for image in opened.images:
+        if image.name not in refs or refs[image.name].digest != image.digest:
+            raise VerificationError(
+                f"The bundle is refused: its layout does not hold {image.name} at "
+                f"{image.digest}, which its manifest names."
+            )
+        failed = first_failure(verify_image(opened.layout, image.name, key))
+        if failed is not None:
+            raise VerificationError(
+                f"The bundle is refused: {image.name}'s {failed.check} of "
+                f"{failed.subject}: {failed.detail}.",
+                "Try: bundle the images again after cairn sign, with the same key.",
+            )
 
 
 def unbundle(
@@ -106,22 +149,10 @@ def unbundle(
     say: Callable[[str], None],
 ) -> list[PushedImage]:
     dest = check_destination(destination)
-    with scratch_dir("unbundle") as tmp, open_parts(bundle) as stream:
-        opened = read_bundle(stream, key, Path(tmp))
-        refs = opened.layout.refs()
-        for image in opened.images:
-            if image.name not in refs or refs[image.name].digest != image.digest:
-                raise VerificationError(
-                    f"The bundle is refused: its layout does not hold {image.name} at "
-                    f"{image.digest}, which its manifest names. Nothing was pushed."
-                )
-            failed = first_failure(verify_image(opened.layout, image.name, key))
-            if failed is not None:
-                raise VerificationError(
-                    f"The bundle is refused: {image.name}'s {failed.check} of "
-                    f"{failed.subject}: {failed.detail}. Nothing was pushed.",
-                    "Try: bundle the images again after cairn sign, with the same key.",
-                )
+    with scratch_dir("unbundle") as tmp:
+        with _nothing_pushed(), open_parts(bundle) as stream:
+            opened = read_bundle(stream, key, Path(tmp))
+            _check_images(opened, key)
         say(f"{bundle.name}: {len(opened.images)} images, every check passed")
         registries = Registries(insecure)
         return [

@@ -127,7 +127,13 @@ def decrypt(document: bytes, passphrase: bytes, source: str) -> bytes:
             "Try: the .key file cairn keygen (or cosign generate-key-pair) wrote, unchanged.",
         ) from None
     try:
-        return bytes(SecretBox(_derive(passphrase, salt, params)).decrypt(sealed, nonce))
+        box = SecretBox(_derive(passphrase, salt, params))
+        return bytes(box.decrypt(sealed, nonce))
+    except (ValueError, TypeError):  # scrypt parameters or a nonce no key of cosign's has
+        raise KeyFileError(
+            f"{source} is not a cosign-format encrypted key: its parameters are damaged.",
+            "Try: the .key file cairn keygen (or cosign generate-key-pair) wrote, unchanged.",
+        ) from None
     except CryptoError:
         raise KeyFileError(
             f"The passphrase does not open {source}.",

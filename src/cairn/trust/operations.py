@@ -12,16 +12,19 @@ from cairn.family.publish import built_layout, check_destination, publish
 from cairn.family.results import PushedImage
 from cairn.family.spec import load_family
 from cairn.measure.vex import load_advisories
-from cairn.oci.attachments import Registries, fetch, stage_fetched
+from cairn.oci.attachments import Registries, fetch, fetch_attachments
 from cairn.oci.layout import OciLayout, existing_layout
 from cairn.oci.reference import parse_ref
 from cairn.oci.registry import RetryPolicy
 from cairn.scratch import scratch_dir
 from cairn.trust.attesting import sign_and_attest
+from cairn.trust.bundle import open_parts, read_bundle
 from cairn.trust.keys import PublicKey, SigningKey
 from cairn.trust.results import SignResult, VerifiedImage, VerifyResult
-from cairn.trust.sigstore import referrers_tag, tag_for
 from cairn.trust.verify import verify_image
+
+# what `cairn verify` takes for a bundle rather than an image reference
+BUNDLE_NAMES = (".tar.zst", ".parts")
 
 
 def sign_family(
@@ -90,26 +93,27 @@ def from_registry(target: str, into: Path, registries: Registries) -> None:
         stage.set_ref(name, top.descriptor)
         doc = json.loads(top.blobs[0].data)
         digests = [top.descriptor.digest, *(m["digest"] for m in doc.get("manifests", []))]
-        tags = set(client.tags(path))
-        for digest in digests:
-            for tag in (tag_for(digest, "sig"), tag_for(digest, "att"), referrers_tag(digest)):
-                if tag in tags:
-                    fetched = fetch(client, path, tag)
-                    if fetched is not None:
-                        stage_fetched(stage, name, tag, fetched)
+        fetch_attachments(stage, client, path, name, digests)
 
 
-def _target(text: str, tmp: Path, registries: Registries) -> tuple[OciLayout, str]:
-    """The layout and image name `text` names; a registry's image is first read into `tmp`."""
+def _targets(
+    text: str, tmp: Path, registries: Registries, key: PublicKey
+) -> list[tuple[OciLayout, str]]:
+    """The layout and image names `text` names: a registry's image is first read into
+    `tmp`, a bundle unpacked there (and its manifest, signature and checksums checked)."""
+    if not text.startswith(("oci:", "docker://")) and Path(text).name.endswith(BUNDLE_NAMES):
+        with open_parts(Path(text)) as stream:
+            opened = read_bundle(stream, key, tmp)
+        return [(opened.layout, i.name) for i in opened.images]
     ref = parse_ref(text)
     if ref.transport == "docker":
         from_registry(ref.target, tmp / "oci", registries)
         layout = OciLayout(tmp / "oci")
-        return layout, next(iter(layout.refs()))
+        return [(layout, next(iter(layout.refs())))]
     if ref.transport != "oci":
         raise UsageError(
-            f"cairn verify reads a registry or an OCI layout, not {ref.transport}:.",
-            "Try: docker://REGISTRY/REPO:TAG or oci:DIR:NAME.",
+            f"cairn verify reads a registry, an OCI layout or a bundle, not {ref.transport}:.",
+            "Try: docker://REGISTRY/REPO:TAG, oci:DIR:NAME or FILE.tar.zst.",
         )
     layout = existing_layout(
         ref.path, "Verifying failed: ", "Try: oci:DIR:NAME, DIR a cairn store.", ImageRefError
@@ -121,18 +125,20 @@ def _target(text: str, tmp: Path, registries: Registries) -> tuple[OciLayout, st
             f"{text} names no image of the layout.",
             f"Try: oci:{ref.path}:NAME with NAME one of {', '.join(names) or '-'}.",
         )
-    return layout, name
+    return [(layout, name)]
 
 
 def verify_references(references: list[str], key: PublicKey, *, insecure: bool) -> VerifyResult:
-    """Each image verified where it is: oci:DIR:NAME, or docker://REGISTRY/REPO:TAG (its
-    manifests and attachments read into a scratch layout, no layer)."""
+    """Each image verified where it is: oci:DIR:NAME, docker://REGISTRY/REPO:TAG (its
+    manifests and attachments read into a scratch layout, no layer), or every image of a
+    bundle FILE.tar.zst (or FILE.parts)."""
     images = []
     registries = Registries(insecure)
     for text in references:
         with scratch_dir("verify") as tmp:
-            layout, name = _target(text, Path(tmp), registries)
-            checks = verify_image(layout, name, key)
-            images.append(VerifiedImage(text, layout.refs()[name].digest, checks))
+            for layout, name in _targets(text, Path(tmp), registries, key):
+                checks = verify_image(layout, name, key)
+                label = text if text.startswith(("oci:", "docker://")) else f"{text}:{name}"
+                images.append(VerifiedImage(label, layout.refs()[name].digest, checks))
     verified = all(c.ok for i in images for c in i.checks)
     return VerifyResult(key.fingerprint, verified, images)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from cairn.errors import CairnError
 from cairn.oci.image import Blob, Descriptor
 from cairn.oci.layout import OciLayout
 from cairn.trust import dsse
@@ -41,8 +42,8 @@ def _layers(layout: OciLayout, attached: dict[str, Descriptor], tag: str) -> lis
         return None
     try:
         return attached_layers(layout, attached[tag])
-    except (OSError, ValueError, KeyError):
-        return []
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, CairnError):
+        return []  # damaged: nothing in it counts
 
 
 def _intact(layout: OciLayout, digest: str) -> bool:
@@ -143,7 +144,7 @@ def _referrers(
             if entry.get("annotations", {}).get(ANN_REFERRER_PREDICATE) is None:
                 return Check(subject, "referrers", False, f"{entry['digest']} names no type")
             listed |= {d["digest"] for d in doc.get("layers", [])}
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, CairnError):
         return Check(subject, "referrers", False, "the referrers index is damaged")
     missing = {b.descriptor.digest for b in layers} - listed
     if missing:
@@ -157,6 +158,11 @@ def verify_image(layout: OciLayout, name: str, key: PublicKey) -> list[Check]:
     attached = layout.attachments(name)
     checks = []
     manifests = layout.platform_manifests(name)
+    if not manifests:
+        # cairn signs and attests indexes: anything else has no platform to attest
+        checks.append(
+            Check(index.digest, "index", False, f"not an image index ({index.media_type})")
+        )
     for desc in (index, *manifests):
         if not _intact(layout, desc.digest):
             checks.append(Check(desc.digest, "digest", False, "the manifest's bytes differ"))
