@@ -207,7 +207,8 @@ def main() -> None:
             "libssl.so.3) is 7.6 MB on amd64 against Debian 12's OpenSSL 3.0 at 5.7 MB, and "
             "glibc 2.41 is 0.2 MB larger than 2.36: that is what puts runtime and runtime-cc "
             "over their targets on Debian 13 and under them on Debian 12. static is the "
-            "other way round: Debian 12's tzdata and ca-certificates are larger.",
+            "other way round: Debian 12's tzdata is 1.3 MB against Debian 13's 0.6 MB (Debian "
+            "13 moved the legacy zone names to tzdata-legacy).",
         ]
     )
     write_section(ROOT / "BENCHMARKS.md", "runtime-images", "Runtime images", body)

@@ -9,6 +9,7 @@ same bytes (time from the image's config, identifiers from its digests).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -69,6 +70,13 @@ def declared_licenses(walk: Walk, resolver: IndexPaths, package: Package) -> str
     text = walk.files.get(path) if path else None
     if text is None:
         return None
+    return _copyright_licenses(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _copyright_licenses(text: bytes) -> str | None:
+    """A copyright file's licenses: parsed once per content (both SBOM formats, and every
+    image of a family, read the same files; parsing one takes milliseconds)."""
     try:
         parsed = Copyright(text.decode("utf-8", "replace").splitlines(keepends=True), strict=False)
     except (NotMachineReadableError, ValueError, AttributeError):

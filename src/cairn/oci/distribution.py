@@ -80,6 +80,7 @@ class Registry:
     policy: RetryPolicy = field(default_factory=RetryPolicy.from_env)
     _token: dict[str, str] = field(default_factory=dict)  # scope -> bearer token
     _scheme: str | None = None
+    _context: ssl.SSLContext | None = None
 
     @property
     def base(self) -> str:
@@ -98,10 +99,13 @@ class Registry:
 
     def _urlopen(self, req: urllib.request.Request) -> http.client.HTTPResponse:
         context = None
-        if self.insecure:
-            context = ssl.create_default_context()
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
+        if req.full_url.startswith("https:"):
+            if self._context is None:  # made once: loading the CA store takes 30 ms
+                self._context = ssl.create_default_context()
+                if self.insecure:
+                    self._context.check_hostname = False
+                    self._context.verify_mode = ssl.CERT_NONE
+            context = self._context
         response: http.client.HTTPResponse = urllib.request.urlopen(
             req, timeout=self.policy.stall_timeout, context=context
         )
