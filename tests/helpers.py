@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import sys
 import tarfile
 from pathlib import Path
 
@@ -74,3 +75,14 @@ def layout_with(root: Path, **images: bytes) -> OciLayout:
         for name, content in images.items():
             tiny_image(stage, name, content)
     return layout
+
+
+def with_ctrl_c(cmd: list[str]) -> list[str]:
+    """`cmd`, started so that it takes Ctrl-C (SIGINT) as a foreground program does, even
+    when the tests run as a background job: a shell starts those with SIGINT ignored, an
+    ignored signal stays ignored across exec, and Python then raises no KeyboardInterrupt."""
+    launch = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+        "os.execvp(sys.argv[1], sys.argv[1:])"
+    )
+    return [sys.executable, "-c", launch, *cmd]

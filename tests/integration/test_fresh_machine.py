@@ -19,6 +19,7 @@ import jsonschema
 import pytest
 from tests.buildkit import DOCKER, differences, layout_images, listing, oci_images, start_engine
 from tests.freshroot import REPO, check_readme
+from tests.helpers import with_ctrl_c
 from tests.integration.conftest import FreshRoots
 from tests.schemas import schema
 
@@ -119,7 +120,7 @@ def test_ctrl_c_unmounts_and_removes_the_root(tmp_path: Path) -> None:
     # the session's own fresh roots may be mounted meanwhile: only what this run adds counts
     before, mounts_before = _fresh_dirs(), set(_fresh_mounts())
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.freshroot", "bookworm"],
+        with_ctrl_c([sys.executable, "-m", "tests.freshroot", "bookworm"]),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.helpers import snapshot
+from tests.helpers import snapshot, with_ctrl_c
 from tests.integration.conftest import (
     EXAMPLE,
     SESSION_IMAGES,
@@ -303,7 +303,9 @@ def test_interrupted_build_leaves_store_as_it_was(store_copy: Path, tmp_path: Pa
     before = snapshot(store_copy)
     fam = family(tmp_path, "[images.base]\npackages = ['curl']\n")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cairn", "build", str(fam), "--output", f"oci:{store_copy}"],
+        with_ctrl_c(
+            [sys.executable, "-m", "cairn", "build", str(fam), "--output", f"oci:{store_copy}"]
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
