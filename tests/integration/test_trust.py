@@ -48,13 +48,13 @@ from tests.integration.conftest import (
 from tests.schemas import validated
 
 from cairn.oci.image import Blob
-from cairn.oci.layout import OciLayout
+from cairn.oci.layout import OciLayout, attachment_tag
 from cairn.trust import bundle as bundle_format
 from cairn.trust import dsse
 from cairn.trust.keys import load_signing_key
 from cairn.trust.predicates import CYCLONEDX, OPENVEX, SLSA_PROVENANCE, SPDX
 from cairn.trust.signing import attached_layers, store
-from cairn.trust.sigstore import attestation_layer, tag_for
+from cairn.trust.sigstore import attestation_layer
 
 IMAGES = ("static", "runtime")
 PASSPHRASE = "a team passphrase"
@@ -257,7 +257,7 @@ def test_attestations_pass_independent_validators(signed: Signed, keys: Keys) ->
     for image in IMAGES:
         attached = layout.attachments(image)
         for manifest in layout.platform_manifests(image):
-            layers = attached_layers(layout, attached[tag_for(manifest.digest, "att")])
+            layers = attached_layers(layout, attached[attachment_tag(manifest.digest, "att")])
             for layer in layers:
                 envelope = json.loads(layer.data)
                 key = SSlibKey.from_crypto(
@@ -411,14 +411,14 @@ def _another_subject(tmp: Path, good: Path, keys: Keys) -> Path:
 
     def swap(layout: OciLayout) -> None:
         amd64, arm64 = layout.platform_manifests("runtime")
-        att = layout.attachments("runtime")[tag_for(amd64.digest, "att")]
+        att = layout.attachments("runtime")[attachment_tag(amd64.digest, "att")]
         layers = []
         for layer in attached_layers(layout, att):
             doc = json.loads(base64.b64decode(json.loads(layer.data)["payload"]))
             doc["subject"][0]["digest"] = {"sha256": arm64.digest[7:]}
             layers.append(Blob(*attestation_layer(dsse.envelope(key, doc), doc["predicateType"])))
         with layout.staging() as stage:
-            store(stage, "runtime", tag_for(amd64.digest, "att"), layers)
+            store(stage, "runtime", attachment_tag(amd64.digest, "att"), layers)
 
     return _resigned(tmp, good, keys, swap)
 

@@ -14,10 +14,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from cairn.errors import ImageContentError, KeyFileError
-from cairn.oci.layout import OciLayout, reachable
+from cairn.oci.layout import OciLayout, attachment_tag, reachable
 from cairn.trust import keys
 from cairn.trust.signing import attached_layers, sign_images
-from cairn.trust.sigstore import check_signature, simple_signing_payload, tag_for
+from cairn.trust.sigstore import check_signature, simple_signing_payload
 from cairn.trust.verify import verify_image
 from tests.helpers import layout_with
 
@@ -124,7 +124,7 @@ def test_a_signature_names_the_repository_and_digest(pair: keys.KeyPair) -> None
     )
     other = ec.generate_private_key(ec.SECP256R1())
     assert not check_signature(keys.SigningKey(other, "x").public, payload, sig).by_key
-    assert tag_for("sha256:" + "b" * 64, "sig") == "sha256-" + "b" * 64 + ".sig"
+    assert attachment_tag("sha256:" + "b" * 64, "sig") == "sha256-" + "b" * 64 + ".sig"
 
 
 def test_signatures_are_kept_in_the_layout_once_per_key(pair: keys.KeyPair, tmp_path: Path) -> None:

@@ -106,9 +106,21 @@ def by_source(packages: list[Package]) -> dict[str, list[Package]]:
     return out
 
 
-def _tracker(
+@dataclass(frozen=True)
+class TrackerEntry:
+    """One vulnerability of one of the image's source packages, for the image's release, as
+    the Debian security tracker's JSON states it."""
+
+    vulnerability: str
+    source: str
+    packages: tuple[str, ...]  # the image's binary packages built from `source`
+    installed: str  # the source version they come from
+    release: dict[str, Any]  # status, fixed_version, urgency, nodsa_reason
+
+
+def tracker_entries(
     data: dict[str, Any], sources: dict[str, list[Package]], release: str
-) -> Iterator[Triage]:
+) -> Iterator[TrackerEntry]:
     for source, vulns in data.items():
         if source not in sources or not isinstance(vulns, dict):
             continue
@@ -116,28 +128,33 @@ def _tracker(
         names = tuple(sorted(p.name for p in sources[source]))
         for vuln, entry in vulns.items():
             rel = (entry.get("releases") or {}).get(release) if isinstance(entry, dict) else None
-            if not isinstance(rel, dict):
-                continue
-            status = rel.get("status")
-            fixed = rel.get("fixed_version")
-            urgency = rel.get("urgency", "")
-            if status == "resolved":
-                if fixed and fixed != "0" and Version(installed) < debian_version(fixed, vuln):
-                    yield Triage(
-                        vuln, source, names, installed, "fixed", fixed, f"fixed in {fixed}"
-                    )
-                continue
-            if status not in ("open", "undetermined"):
-                continue
-            reason = rel.get("nodsa_reason", "")
-            if urgency in {"unimportant", "end-of-life"} or reason == "ignored":
-                why = "ignored (no DSA)" if reason == "ignored" else urgency
-                yield Triage(vuln, source, names, installed, "wont-fix", None, why)
-            else:
-                why = (
-                    "postponed" if reason == "postponed" else f"{status}, urgency {urgency or '?'}"
-                )
-                yield Triage(vuln, source, names, installed, "not-fixed", None, why)
+            if isinstance(rel, dict):
+                yield TrackerEntry(vuln, source, names, installed, rel)
+
+
+def _tracker(
+    data: dict[str, Any], sources: dict[str, list[Package]], release: str
+) -> Iterator[Triage]:
+    for e in tracker_entries(data, sources, release):
+        vuln, source, names, installed, rel = (
+            e.vulnerability, e.source, e.packages, e.installed, e.release
+        )  # fmt: skip
+        status = rel.get("status")
+        fixed = rel.get("fixed_version")
+        urgency = rel.get("urgency", "")
+        if status == "resolved":
+            if fixed and fixed != "0" and Version(installed) < debian_version(fixed, vuln):
+                yield Triage(vuln, source, names, installed, "fixed", fixed, f"fixed in {fixed}")
+            continue
+        if status not in ("open", "undetermined"):
+            continue
+        reason = rel.get("nodsa_reason", "")
+        if urgency in {"unimportant", "end-of-life"} or reason == "ignored":
+            why = "ignored (no DSA)" if reason == "ignored" else urgency
+            yield Triage(vuln, source, names, installed, "wont-fix", None, why)
+        else:
+            why = "postponed" if reason == "postponed" else f"{status}, urgency {urgency or '?'}"
+            yield Triage(vuln, source, names, installed, "not-fixed", None, why)
 
 
 def _in_range(

@@ -21,7 +21,13 @@ from typing import Any
 
 from debian.debian_support import Version
 
-from cairn.measure.advisories import by_source, debian_version, osv_findings, read_advisories
+from cairn.measure.advisories import (
+    by_source,
+    debian_version,
+    osv_findings,
+    read_advisories,
+    tracker_entries,
+)
 from cairn.measure.packages import Package
 
 
@@ -39,47 +45,42 @@ class VexFinding:
 def _tracker(
     data: dict[str, Any], sources: dict[str, list[Package]], release: str
 ) -> Iterator[VexFinding]:
-    for source, vulns in data.items():
-        if source not in sources or not isinstance(vulns, dict):
-            continue
-        installed = sources[source][0].source_version
-        names = tuple(sorted(p.name for p in sources[source]))
-        for vuln, entry in vulns.items():
-            rel = (entry.get("releases") or {}).get(release) if isinstance(entry, dict) else None
-            if not isinstance(rel, dict):
-                continue
-            status, fixed = rel.get("status"), rel.get("fixed_version")
-            urgency, reason = rel.get("urgency", ""), rel.get("nodsa_reason", "")
+    for e in tracker_entries(data, sources, release):
+        vuln, source, names, installed, rel = (
+            e.vulnerability, e.source, e.packages, e.installed, e.release
+        )  # fmt: skip
+        status, fixed = rel.get("status"), rel.get("fixed_version")
+        urgency, reason = rel.get("urgency", ""), rel.get("nodsa_reason", "")
 
-            def found(state: str, statement: str, why: str | None = None) -> VexFinding:
-                return VexFinding(vuln, source, names, installed, state, why, statement)  # noqa: B023
+        def found(state: str, statement: str, why: str | None = None) -> VexFinding:
+            return VexFinding(vuln, source, names, installed, state, why, statement)  # noqa: B023
 
-            if status == "resolved" and fixed == "0":
+        if status == "resolved" and fixed == "0":
+            yield found(
+                "not_affected",
+                f"Debian's tracker: {release}'s {source} is not affected.",
+                "vulnerable_code_not_present",
+            )
+        elif status == "resolved" and fixed:
+            if Version(installed) >= debian_version(fixed, vuln):
+                yield found("fixed", f"Fixed in {source} {fixed}; the image has {installed}.")
+            else:
                 yield found(
-                    "not_affected",
-                    f"Debian's tracker: {release}'s {source} is not affected.",
-                    "vulnerable_code_not_present",
+                    "affected",
+                    f"Debian fixes it in {source} {fixed}: rebuild the image with it "
+                    "(cairn refresh).",
                 )
-            elif status == "resolved" and fixed:
-                if Version(installed) >= debian_version(fixed, vuln):
-                    yield found("fixed", f"Fixed in {source} {fixed}; the image has {installed}.")
-                else:
-                    yield found(
-                        "affected",
-                        f"Debian fixes it in {source} {fixed}: rebuild the image with it "
-                        "(cairn refresh).",
-                    )
-            elif status == "undetermined":
-                yield found("under_investigation", "Debian has not determined it yet.")
-            elif status == "open":
-                if urgency in {"unimportant", "end-of-life"} or reason:
-                    said = ", ".join(x for x in (urgency, reason and f"no-dsa ({reason})") if x)
-                    yield found(
-                        "affected",
-                        f"Debian's tracker: {said}; no fix is planned for {release}.",
-                    )
-                else:
-                    yield found("affected", f"No fixed version yet (urgency {urgency or '?'}).")
+        elif status == "undetermined":
+            yield found("under_investigation", "Debian has not determined it yet.")
+        elif status == "open":
+            if urgency in {"unimportant", "end-of-life"} or reason:
+                said = ", ".join(x for x in (urgency, reason and f"no-dsa ({reason})") if x)
+                yield found(
+                    "affected",
+                    f"Debian's tracker: {said}; no fix is planned for {release}.",
+                )
+            else:
+                yield found("affected", f"No fixed version yet (urgency {urgency or '?'}).")
 
 
 def load_advisories(locations: list[str]) -> list[Any]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from cairn.errors import ImageContentError
 from cairn.oci.distribution import Registry, split_repository
 from cairn.oci.image import MEDIA_INDEX, Blob, Descriptor, sha256_digest
-from cairn.oci.layout import OciLayout, Staging, checked_digest
+from cairn.oci.layout import OciLayout, Staging, attachment_tag, checked_digest
 from cairn.oci.registry import RetryPolicy
 
 
@@ -127,8 +127,7 @@ def stage_fetched(stage: Staging, name: str, tag: str, fetched: Fetched) -> None
 def attachment_tags(digest: str) -> tuple[str, ...]:
     """The tags what is attached to `digest` goes under: its signatures (cosign's .sig),
     attestations (.att) and the referrers tag schema's index."""
-    algo, _, hexdigest = digest.partition(":")
-    return (f"{algo}-{hexdigest}.sig", f"{algo}-{hexdigest}.att", f"{algo}-{hexdigest}")
+    return tuple(attachment_tag(digest, kind) for kind in ("sig", "att", ""))
 
 
 def fetch_attachments(

@@ -22,7 +22,6 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from cairn.oci import registry
 from cairn.oci.registry import RetryPolicy
@@ -237,13 +236,6 @@ class Registry:
         if got is None:
             return None
         return got[0].get("content-type", "").split(";")[0], got[1]
-
-    def tags(self, repository: str) -> list[str]:
-        got = self.request("GET", repository, "tags/list", missing_ok=True)
-        if got is None:
-            return []
-        doc: dict[str, Any] = json.loads(got[1])
-        return list(doc.get("tags") or [])
 
 
 def _described(method: str, host: str, repository: str, path: str) -> tuple[str, str]:

@@ -39,6 +39,15 @@ OCI_LAYOUT = {"imageLayoutVersion": "1.0.0"}
 # An attachment of image NAME is kept under the ref NAME:TAG, TAG the registry's tag for
 # it: sha256-HEX.sig (signatures), sha256-HEX.att (attestations), sha256-HEX (referrers).
 ATTACHED = ":"
+
+
+def attachment_tag(digest: str, kind: str = "") -> str:
+    """The registry tag what is attached to `digest` goes under: sha256-HEX.sig (signatures),
+    sha256-HEX.att (attestations), sha256-HEX (the referrers tag schema's index)."""
+    algo, _, hexdigest = digest.partition(":")
+    return f"{algo}-{hexdigest}" + (f".{kind}" if kind else "")
+
+
 _ATTACHMENT = re.compile(r"^(?P<name>[^:]+):(?P<tag>sha256-(?P<hex>[0-9a-f]{64})(?:\.[a-z]+)?)$")
 _STAGING = ".cairn-staging"
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from cairn.family.spec import Family
 from cairn.oci.image import Blob, Descriptor, canonical_json
-from cairn.oci.layout import OciLayout, Staging
+from cairn.oci.layout import OciLayout, Staging, attachment_tag
 from cairn.trust import dsse
 from cairn.trust.keys import SigningKey
 from cairn.trust.predicates import image_predicates
@@ -26,8 +26,6 @@ from cairn.trust.sigstore import (
     attestation_layer,
     referrer,
     referrers_index,
-    referrers_tag,
-    tag_for,
 )
 
 
@@ -49,7 +47,7 @@ def _store_referrers(stage: Staging, name: str, subject: Descriptor, layers: lis
         for blob in (*r.blobs, r.manifest):
             stage.add(blob)
     index = stage.add(referrers_index(made))
-    stage.attach(name, referrers_tag(subject.digest), index)
+    stage.attach(name, attachment_tag(subject.digest, ""), index)
 
 
 def attest_images(
@@ -73,7 +71,7 @@ def attest_images(
                     dsse.statement(repository, manifest.digest, p.predicate_type, p.predicate)
                     for p in predicates
                 ]
-                tag = tag_for(manifest.digest, "att")
+                tag = attachment_tag(manifest.digest, "att")
                 existing = attached_layers(layout, attached[tag]) if tag in attached else []
                 others, mine = _statements(key, existing)
                 changed = mine != {canonical_json(s) for s in statements}

@@ -13,10 +13,10 @@ from collections.abc import Iterable
 
 from cairn.errors import UsageError
 from cairn.oci.image import Blob, Descriptor
-from cairn.oci.layout import OciLayout, Staging
+from cairn.oci.layout import OciLayout, Staging, attachment_tag
 from cairn.trust.keys import SigningKey
 from cairn.trust.results import Signature
-from cairn.trust.sigstore import attachment, merged_layers, signature_layer, tag_for
+from cairn.trust.sigstore import attachment, merged_layers, signature_layer
 
 
 def image_digests(layout: OciLayout, name: str) -> list[str]:
@@ -65,7 +65,7 @@ def sign_images(
         for name, repository, tags in images:
             attached = layout.attachments(name)
             for digest in image_digests(layout, name):
-                tag = tag_for(digest, "sig")
+                tag = attachment_tag(digest, "sig")
                 existing = attached_layers(layout, attached[tag]) if tag in attached else []
                 layers = [(b.data, b.descriptor) for b in existing]
                 changed = False

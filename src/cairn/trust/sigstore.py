@@ -38,12 +38,6 @@ SIGNATURE_TYPE = "cosign container image signature"
 ANN_REFERRER_PREDICATE = "in-toto.io/predicate-type"
 
 
-def tag_for(digest: str, suffix: str) -> str:
-    """The tag a digest's attachment goes under: sha256-HEX.sig, sha256-HEX.att."""
-    algo, _, hexdigest = digest.partition(":")
-    return f"{algo}-{hexdigest}.{suffix}"
-
-
 def simple_signing_payload(repository: str, digest: str) -> bytes:
     """What is signed: the repository the image was pushed to and its manifest digest, in
     the layout cosign writes (containers/image accepts either key order)."""
@@ -182,8 +176,3 @@ def referrers_index(referrers: list[Attachment]) -> Blob:
     return json_blob(
         {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": entries}, MEDIA_INDEX
     )
-
-
-def referrers_tag(digest: str) -> str:
-    algo, _, hexdigest = digest.partition(":")
-    return f"{algo}-{hexdigest}"

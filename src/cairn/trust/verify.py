@@ -21,7 +21,7 @@ from typing import Any
 
 from cairn.errors import CairnError
 from cairn.oci.image import Blob, Descriptor
-from cairn.oci.layout import OciLayout
+from cairn.oci.layout import OciLayout, attachment_tag
 from cairn.trust import dsse
 from cairn.trust.keys import PublicKey
 from cairn.trust.predicates import CYCLONEDX, NAMES, RECORDED, SLSA_PROVENANCE, SPDX
@@ -30,8 +30,6 @@ from cairn.trust.signing import attached_layers
 from cairn.trust.sigstore import (
     ANN_REFERRER_PREDICATE,
     check_signature,
-    referrers_tag,
-    tag_for,
 )
 
 REQUIRED = (SPDX, CYCLONEDX, SLSA_PROVENANCE)
@@ -58,9 +56,9 @@ def _signature(
     layout: OciLayout, attached: dict[str, Descriptor], digest: str, key: PublicKey
 ) -> Check:
     subject = digest
-    layers = _layers(layout, attached, tag_for(digest, "sig"))
+    layers = _layers(layout, attached, attachment_tag(digest, "sig"))
     if layers is None:
-        return Check(subject, "signature", False, f"no signature ({tag_for(digest, 'sig')})")
+        return Check(subject, "signature", False, f"no signature ({attachment_tag(digest, 'sig')})")
     names, identities = [], []
     for layer in layers:
         found = check_signature(key, layer.data, dict(layer.descriptor.annotations))
@@ -100,7 +98,7 @@ def _attestations(
     layout: OciLayout, attached: dict[str, Descriptor], manifest: Descriptor, key: PublicKey
 ) -> list[Check]:
     subject = manifest.digest
-    tag = tag_for(subject, "att")
+    tag = attachment_tag(subject, "att")
     layers = _layers(layout, attached, tag)
     if layers is None:
         return [Check(subject, "attestations", False, f"no attestations ({tag})")]
@@ -131,7 +129,7 @@ def _referrers(
     layout: OciLayout, attached: dict[str, Descriptor], manifest: Descriptor, layers: list[Blob]
 ) -> Check:
     subject = manifest.digest
-    tag = referrers_tag(subject)
+    tag = attachment_tag(subject, "")
     if tag not in attached:
         return Check(subject, "referrers", False, f"no referrers index ({tag})")
     try:
