@@ -51,6 +51,13 @@ class RegistryError(BuildError):
     """A registry refused, failed past every retry, or stopped answering."""
 
 
+class RegistryAccessError(CairnError):
+    """A registry and cairn do not trust each other: its certificate is not trusted, or it
+    wants credentials that are missing, refused, or not allowed to do what was asked."""
+
+    exit_code = 8
+
+
 class StoreError(CairnError):
     """The image store or an output file could not be read or written."""
 

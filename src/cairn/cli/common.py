@@ -11,6 +11,7 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from cairn.oci.access import Access
     from cairn.platforms import Platform
     from cairn.trust.keys import SigningKey
 
@@ -32,8 +33,32 @@ OutputOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 JobsOpt = Annotated[int, typer.Option(min=1, help="Platforms (or resolutions) run at once.")]
-InsecureOpt = Annotated[
-    bool, typer.Option("--insecure", help="Allow a plain-HTTP registry (e.g. on 127.0.0.1).")
+PlainHttpOpt = Annotated[
+    bool,
+    typer.Option(
+        "--plain-http",
+        "--insecure",
+        help="Allow a registry that speaks no TLS to be spoken to in plain HTTP (one that "
+        "speaks TLS still has its certificate checked). Registries on 127.0.0.1 and "
+        "localhost may always. --insecure is the older name.",
+    ),
+]
+TlsVerifyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--tls-verify/--no-tls-verify",
+        help="Check registries' TLS certificates (against the system store, certs.d and "
+        "--ca-file); --no-tls-verify speaks TLS without checking, for a registry you trust.",
+    ),
+]
+CaFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ca-file",
+        help="Also trust this CA certificate (PEM) for every registry (else "
+        "$CAIRN_REGISTRY_CA_FILE), beside the system store and containers' certs.d.",
+        show_default=False,
+    ),
 ]
 RegistryTimeoutOpt = Annotated[
     float | None,
@@ -126,6 +151,15 @@ VexAdvisoriesOpt = Annotated[
         "JSON or OSV records, a file, a directory or a URL (repeatable).",
     ),
 ]
+
+
+def registry_access(plain_http: bool, tls_verify: bool, ca_file: Path | None) -> Access:
+    """How this command reaches registries: one answer for skopeo and cairn's client."""
+    from cairn.oci.access import Access, AccessOptions
+
+    return Access(
+        AccessOptions.from_options(plain_http=plain_http, tls_verify=tls_verify, ca_file=ca_file)
+    )
 
 
 def signing_key(path: Path, passphrase_file: Path | None) -> SigningKey:

@@ -10,21 +10,24 @@ import typer
 
 from cairn.cli.app import app
 from cairn.cli.common import (
+    CaFileOpt,
     FamilyDir,
     ImageOpt,
-    InsecureOpt,
     JobsOpt,
     JsonOpt,
     OutputOpt,
     PassphraseFileOpt,
+    PlainHttpOpt,
     PlatformOpt,
     RegistryRetriesOpt,
     RegistryTimeoutOpt,
     SignKeyOpt,
+    TlsVerifyOpt,
     VexAdvisoriesOpt,
     _console,
     _say,
     _warn,
+    registry_access,
     signing_key,
 )
 from cairn.output import dumps
@@ -73,7 +76,9 @@ def build(
         str | None,
         typer.Option("--push", help="Then push every image to REGISTRY/PREFIX/NAME:TAG."),
     ] = None,
-    insecure: InsecureOpt = False,
+    plain_http: PlainHttpOpt = False,
+    tls_verify: TlsVerifyOpt = True,
+    ca_file: CaFileOpt = None,
     registry_timeout: RegistryTimeoutOpt = None,
     registry_retries: RegistryRetriesOpt = None,
     load: Annotated[
@@ -117,7 +122,14 @@ def build(
     _warn(result.warnings)
     say = _say(as_json)
     if push:
-        pushed = publish(family, opts, push, insecure=insecure, say=say, policy=policy)
+        pushed = publish(
+            family,
+            opts,
+            push,
+            access=registry_access(plain_http, tls_verify, ca_file),
+            say=say,
+            policy=policy,
+        )
         result.pushed.extend(pushed)
     if load:
         load_all(family, opts, say=say)
@@ -306,7 +318,9 @@ def push(
     ],
     image: ImageOpt = None,
     output: OutputOpt = None,
-    insecure: InsecureOpt = False,
+    plain_http: PlainHttpOpt = False,
+    tls_verify: TlsVerifyOpt = True,
+    ca_file: CaFileOpt = None,
     registry_timeout: RegistryTimeoutOpt = None,
     registry_retries: RegistryRetriesOpt = None,
     sign_key: SignKeyOpt = None,
@@ -340,7 +354,7 @@ def push(
             opts,
             destination,
             key,
-            insecure=insecure,
+            access=registry_access(plain_http, tls_verify, ca_file),
             say=_say(as_json),
             policy=policy,
             advisories=tuple(advisories or ()),
@@ -350,7 +364,7 @@ def push(
             load_family(family_dir),
             opts,
             destination,
-            insecure=insecure,
+            access=registry_access(plain_http, tls_verify, ca_file),
             say=_say(as_json),
             policy=policy,
         )

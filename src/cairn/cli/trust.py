@@ -9,14 +9,17 @@ import typer
 
 from cairn.cli.app import app
 from cairn.cli.common import (
+    CaFileOpt,
     FamilyDir,
     ImageOpt,
-    InsecureOpt,
     JsonOpt,
     OutputOpt,
     PassphraseFileOpt,
+    PlainHttpOpt,
+    TlsVerifyOpt,
     VexAdvisoriesOpt,
     _say,
+    registry_access,
     signing_key,
 )
 from cairn.output import dumps
@@ -109,7 +112,9 @@ def verify(
     key: Annotated[
         Path, typer.Option("--key", help="The signer's PEM public key.", show_default=False)
     ],
-    insecure: InsecureOpt = False,
+    plain_http: PlainHttpOpt = False,
+    tls_verify: TlsVerifyOpt = True,
+    ca_file: CaFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Check images against a public key, reading nothing but where they are: the
@@ -120,7 +125,9 @@ def verify(
     from cairn.trust.keys import load_public_key
     from cairn.trust.operations import verify_references
 
-    result = verify_references(references, load_public_key(key), insecure=insecure)
+    result = verify_references(
+        references, load_public_key(key), access=registry_access(plain_http, tls_verify, ca_file)
+    )
     if as_json:
         print(dumps(result))
     else:
@@ -177,7 +184,9 @@ def bundle(
         typer.Option("--part-size", help="Split into parts of this size, e.g. 2G or 500M."),
     ] = None,
     passphrase_file: PassphraseFileOpt = None,
-    insecure: InsecureOpt = False,
+    plain_http: PlainHttpOpt = False,
+    tls_verify: TlsVerifyOpt = True,
+    ca_file: CaFileOpt = None,
 ) -> None:
     """Write the chosen images (every platform), their signatures and attestations, a
     checksum list and a signed manifest into one zstd-compressed tar, for an air gap."""
@@ -191,7 +200,7 @@ def bundle(
         out,
         signing_key(key, passphrase_file),
         source=source,
-        insecure=insecure,
+        access=registry_access(plain_http, tls_verify, ca_file),
         part_size=_size(part_size),
     )
     for path in written:
@@ -211,7 +220,9 @@ def unbundle(
     key: Annotated[
         Path, typer.Option("--key", help="The signer's PEM public key.", show_default=False)
     ],
-    insecure: InsecureOpt = False,
+    plain_http: PlainHttpOpt = False,
+    tls_verify: TlsVerifyOpt = True,
+    ca_file: CaFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Check a bundle whole (its signed manifest, every checksum, every image's signatures
@@ -222,7 +233,11 @@ def unbundle(
     from cairn.trust.keys import load_public_key
 
     pushed = run(
-        bundle_file, destination, load_public_key(key), insecure=insecure, say=_say(as_json)
+        bundle_file,
+        destination,
+        load_public_key(key),
+        access=registry_access(plain_http, tls_verify, ca_file),
+        say=_say(as_json),
     )
     if as_json:
         print(dumps(PushResult(pushed)))

@@ -19,7 +19,8 @@ from cairn.errors import UsageError
 from cairn.family.jobs import BuildOptions, plan_jobs
 from cairn.family.results import PushedImage
 from cairn.family.spec import Family, Image
-from cairn.oci import registry, skopeo
+from cairn.oci import skopeo
+from cairn.oci.access import Access
 from cairn.oci.attachments import Registries, push_attachments
 from cairn.oci.layout import OciLayout, layout_named
 from cairn.oci.reference import parse_ref
@@ -46,7 +47,7 @@ def push_images(
     images: tuple[Image, ...],
     destination: str,
     *,
-    insecure: bool,
+    access: Access,
     say: Callable[[str], None],
     policy: RetryPolicy | None = None,
 ) -> list[PushedImage]:
@@ -64,7 +65,7 @@ def push_images(
             f"{layout.root}.",
             f"Try: cairn build {family.directory} --push {destination} (builds, then pushes).",
         )
-    registries = Registries(insecure, policy)
+    registries = Registries(access, policy)
     return [push_one(layout, image.name, image.tags, dest, registries, say=say) for image in images]
 
 
@@ -76,19 +77,23 @@ def push_one(
     registries: Registries,
     *,
     say: Callable[[str], None],
+    as_kept: bool = False,
 ) -> PushedImage:
     """Image `name` of the layout to DESTINATION/NAME under each tag, what is attached to it
-    first: a tag never names an image whose signatures are not there yet."""
-    skopeo_bin = require("skopeo", f"Pushing to {destination}")
+    first: a tag never names an image whose signatures are not there yet. Only the
+    signatures that name DESTINATION/NAME go, unless `as_kept` (a bundle's)."""
     repository = f"{destination}/{name}"
-    attached = push_attachments(layout, name, repository, registries)
+    attached = push_attachments(layout, name, repository, registries, as_kept=as_kept)
     for tag in tags:
         say(f"pushing {name} to {repository}:{tag}")
-        cmd = [skopeo_bin, "copy", "--all", "--preserve-digests", "--quiet"]
-        if registries.insecure:
-            cmd.append("--dest-tls-verify=false")
-        cmd += [f"oci:{layout.root}:{name}", f"docker://{repository}:{tag}"]
-        registry.run("pushing", f"{repository}:{tag}", cmd, policy=registries.policy)
+        skopeo.copy(
+            f"oci:{layout.root}:{name}",
+            f"docker://{repository}:{tag}",
+            options=("--all", "--preserve-digests"),
+            access=registries.access,
+            policy=registries.policy,
+            operation="pushing",
+        )
     return PushedImage(name, repository, layout.refs()[name].digest, list(tags), attached)
 
 
@@ -120,7 +125,7 @@ def publish(
     opts: BuildOptions,
     destination: str,
     *,
-    insecure: bool,
+    access: Access,
     say: Callable[[str], None],
     policy: RetryPolicy | None = None,
 ) -> list[PushedImage]:
@@ -132,7 +137,7 @@ def publish(
         layout,
         images,
         destination,
-        insecure=insecure,
+        access=access,
         say=say,
         policy=policy,
     )

@@ -14,17 +14,27 @@ import json
 from dataclasses import dataclass, field
 
 from cairn.errors import ImageContentError
+from cairn.oci.access import Access
 from cairn.oci.distribution import Registry, split_repository
-from cairn.oci.image import MEDIA_INDEX, Blob, Descriptor, sha256_digest
+from cairn.oci.image import (
+    MEDIA_CONFIG,
+    MEDIA_INDEX,
+    MEDIA_MANIFEST,
+    Blob,
+    Descriptor,
+    json_blob,
+    sha256_digest,
+)
 from cairn.oci.layout import OciLayout, Staging, attachment_tag, checked_digest
 from cairn.oci.registry import RetryPolicy
 
 
 @dataclass
 class Registries:
-    """One client per registry host, shared by every repository on it."""
+    """One client per registry host, shared by every repository on it, each reaching its
+    host as `access` says (skopeo's copies of the same command are handed the same)."""
 
-    insecure: bool
+    access: Access = field(default_factory=Access)
     policy: RetryPolicy | None = None
     _clients: dict[str, Registry] = field(default_factory=dict)
 
@@ -32,9 +42,85 @@ class Registries:
         host, path = split_repository(repository)
         if host not in self._clients:
             self._clients[host] = Registry(
-                host, self.insecure, self.policy or RetryPolicy.from_env()
+                self.access.host(host), self.policy or RetryPolicy.from_env()
             )
         return self._clients[host], path
+
+
+MEDIA_SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
+MAX_PAYLOAD = 64 << 10  # a simple-signing payload is a few hundred bytes
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """The blobs of one attachment manifest (a .sig or .att tag's content)."""
+
+    manifest: Blob
+    blobs: tuple[Blob, ...]  # the config and the layers
+
+
+def attachment(layers: list[tuple[bytes, Descriptor]]) -> Attachment:
+    """An OCI manifest holding `layers` (payload, descriptor), with the image config cosign
+    writes for it (no platform, the layers' digests as diff_ids): container tools copy it as
+    an image."""
+    config = json_blob(
+        {
+            "architecture": "",
+            "config": {},
+            "os": "",
+            "rootfs": {"type": "layers", "diff_ids": [d.digest for _, d in layers]},
+        },
+        MEDIA_CONFIG,
+    )
+    manifest = json_blob(
+        {
+            "schemaVersion": 2,
+            "mediaType": MEDIA_MANIFEST,
+            "config": config.descriptor.to_json(),
+            "layers": [d.to_json() for _, d in layers],
+        },
+        MEDIA_MANIFEST,
+    )
+    return Attachment(manifest, (config, *(Blob(data, d) for data, d in layers)))
+
+
+def signed_identity(payload: bytes) -> str | None:
+    """The repository a simple-signing payload names (its docker-reference), if any."""
+    try:
+        identity = json.loads(payload)["critical"]["identity"]["docker-reference"]
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return None
+    return identity if isinstance(identity, str) else None
+
+
+def names_repository(identity: str, repository: str) -> bool:
+    """Whether a signature's identity is REPOSITORY itself or REPOSITORY:TAG."""
+    return identity == repository or (
+        identity.startswith(repository + ":") and "/" not in identity[len(repository) + 1 :]
+    )
+
+
+def signatures_for(layout: OciLayout, sig: Descriptor, repository: str) -> Attachment | None:
+    """The .sig manifest `sig` with only the signatures that name `repository` (itself or
+    one of its tags), in their order; None when none does. Signatures made for one
+    destination never travel to another."""
+    doc = layout.read_json(sig.digest)
+    kept = []
+    for d in doc.get("layers", []):
+        desc = Descriptor.from_json(d)
+        if desc.media_type != MEDIA_SIMPLESIGNING or desc.size > MAX_PAYLOAD:
+            continue
+        data = layout.blob_path(desc.digest).read_bytes()
+        identity = signed_identity(data)
+        if identity is not None and names_repository(identity, repository):
+            kept.append((data, desc))
+    return attachment(kept) if kept else None
+
+
+def _push_attachment(client: Registry, path: str, made: Attachment, reference: str) -> None:
+    for blob in made.blobs:
+        client.put_blob(path, blob.descriptor.digest, blob.data)
+    client.put_manifest(path, reference, made.manifest.data, made.manifest.descriptor.media_type)
 
 
 def _push_manifest(
@@ -54,14 +140,24 @@ def _push_manifest(
 
 
 def push_attachments(
-    layout: OciLayout, name: str, repository: str, registries: Registries
+    layout: OciLayout, name: str, repository: str, registries: Registries, *, as_kept: bool
 ) -> list[str]:
-    """Every attachment of image `name` in the layout, to REPOSITORY:TAG; returns the tags."""
+    """Every attachment of image `name` in the layout, to REPOSITORY:TAG; returns the tags.
+    Signatures go with only those that name REPOSITORY (a store signed for several
+    destinations sends each its own), unless `as_kept` (a bundle's, chosen when it was
+    made, go as they are)."""
     client, path = registries.of(repository)
-    attached = layout.attachments(name)
-    for tag, desc in sorted(attached.items()):
-        _push_manifest(client, path, layout, desc, tag)
-    return sorted(attached)
+    pushed = []
+    for tag, desc in sorted(layout.attachments(name).items()):
+        if tag.endswith(".sig") and not as_kept:
+            made = signatures_for(layout, desc, repository)
+            if made is None:
+                continue
+            _push_attachment(client, path, made, tag)
+        else:
+            _push_manifest(client, path, layout, desc, tag)
+        pushed.append(tag)
+    return pushed
 
 
 @dataclass(frozen=True)

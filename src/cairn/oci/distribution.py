@@ -2,10 +2,12 @@
 
 skopeo copies images; what is attached to them (signature and attestation manifests,
 the referrers tag schema's index) cairn writes and reads itself, byte for byte:
-blobs by monolithic upload, manifests by PUT, tags by listing. Credentials are the
-ones skopeo and podman use (containers' auth.json, then Docker's config.json; an
-`auth` entry, sent as HTTP Basic or traded for a bearer token as the registry asks).
-Transient failures are retried as for skopeo (cairn.oci.registry's policy).
+blobs by monolithic upload, manifests by PUT. The host's scheme, certificates and
+credentials are the ones skopeo is handed (cairn.oci.access). Credentials are sent as
+HTTP Basic, or traded for a bearer token as the registry asks: `pull` for reads,
+`pull,push` for writes; an identity token through OAuth2's refresh grant. Transient
+failures are retried as for skopeo (cairn.oci.registry's policy); a refusal of access
+is not, and names what was refused.
 """
 
 from __future__ import annotations
@@ -13,17 +15,23 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import os
 import re
-import ssl
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from cairn.errors import RegistryAccessError
 from cairn.oci import registry
+from cairn.oci.access import (
+    HostAccess,
+    client_certificate_refused,
+    is_certificate_failure,
+    is_client_certificate_refusal,
+    untrusted_certificate,
+)
+from cairn.oci.credentials import Credential
 from cairn.oci.registry import RetryPolicy
 
 log = logging.getLogger("cairn")
@@ -38,73 +46,50 @@ ACCEPT = ", ".join(
 )
 
 
-def auth_files() -> list[Path]:
-    """Where skopeo, podman and docker keep credentials, in the order containers/image reads."""
-    home = Path.home()
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    files = [Path(os.environ["REGISTRY_AUTH_FILE"])] if "REGISTRY_AUTH_FILE" in os.environ else []
-    if runtime:
-        files.append(Path(runtime) / "containers" / "auth.json")
-    files += [home / ".config" / "containers" / "auth.json", home / ".docker" / "config.json"]
-    return files
-
-
-def credentials(host: str) -> str | None:
-    """base64(user:password) for `host`, from the first auth file that has it."""
-    for path in auth_files():
-        try:
-            auths = json.loads(path.read_text()).get("auths", {})
-        except (OSError, ValueError):
-            continue
-        for key in (host, f"https://{host}", f"http://{host}"):
-            entry = auths.get(key)
-            if isinstance(entry, dict) and entry.get("auth"):
-                return str(entry["auth"])
-    return None
-
-
 class HttpFailure(Exception):
-    def __init__(self, status: int, body: str) -> None:
+    def __init__(self, status: int, body: str, challenge: str = "") -> None:
         super().__init__(f"HTTP {status}: {body[:300]}")
         self.status = status
         self.body = body
+        self.challenge = challenge  # the WWW-Authenticate of a 401
+
+
+class TokenServiceFailure(Exception):
+    """The token service could not be reached or failed (not a refusal)."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(reason)
+        self.url = url
+        self.reason = reason
+
+
+MAX_TOKEN_ANSWER = 1 << 20  # a token service's JSON answer
+
+
+def _challenge(header: str) -> tuple[str, dict[str, str]]:
+    """WWW-Authenticate: 'Bearer realm="…",service="…"' -> ("bearer", {realm, service, …})."""
+    kind = header.split(" ", 1)[0].lower()
+    return kind, dict(re.findall(r'(\w+)="([^"]*)"', header))
 
 
 @dataclass
 class Registry:
-    """One registry host, spoken to over HTTPS (or plain HTTP when `insecure`)."""
+    """One registry host, reached as its HostAccess says."""
 
-    host: str
-    insecure: bool = False
+    access: HostAccess
     policy: RetryPolicy = field(default_factory=RetryPolicy.from_env)
-    _token: dict[str, str] = field(default_factory=dict)  # scope -> bearer token
-    _scheme: str | None = None
-    _context: ssl.SSLContext | None = None
+    _token: dict[str, str] = field(default_factory=dict)  # scope -> Authorization value
+
+    @property
+    def host(self) -> str:
+        return self.access.host
 
     @property
     def base(self) -> str:
-        """https://HOST; with `insecure`, as skopeo's --tls-verify=false: HTTPS without
-        checking the certificate, or plain HTTP where the registry speaks no TLS."""
-        if self._scheme is None:
-            self._scheme = "https"
-            if self.insecure:
-                try:
-                    self._urlopen(urllib.request.Request(f"https://{self.host}/v2/"))
-                except urllib.error.HTTPError:
-                    pass  # TLS works; the registry answered (401 wants credentials)
-                except (urllib.error.URLError, OSError):
-                    self._scheme = "http"
-        return f"{self._scheme}://{self.host}"
+        return f"{self.access.scheme()}://{self.host}"
 
     def _urlopen(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        context = None
-        if req.full_url.startswith("https:"):
-            if self._context is None:  # made once: loading the CA store takes 30 ms
-                self._context = ssl.create_default_context()
-                if self.insecure:
-                    self._context.check_hostname = False
-                    self._context.verify_mode = ssl.CERT_NONE
-            context = self._context
+        context = self.access.context() if req.full_url.startswith("https:") else None
         response: http.client.HTTPResponse = urllib.request.urlopen(
             req, timeout=self.policy.stall_timeout, context=context
         )
@@ -112,9 +97,16 @@ class Registry:
 
     # ------------------------------------------------------------------ HTTP
     def _open(
-        self, method: str, url: str, scope: str, data: bytes | None, headers: dict[str, str]
+        self,
+        method: str,
+        url: str,
+        repository: str,
+        data: bytes | None,
+        headers: dict[str, str],
     ) -> http.client.HTTPResponse:
-        fresh = False  # a token asked for by this request: a 401 with it is final
+        actions = "pull" if method in ("GET", "HEAD") else "pull,push"
+        scope = f"repository:{repository}:{actions}"
+        fresh = False  # authorization asked for by this request: a 401 with it is final
         for _ in range(3):
             req = urllib.request.Request(url, data=data, method=method, headers=dict(headers))
             if scope in self._token:
@@ -123,34 +115,66 @@ class Registry:
             try:
                 return self._urlopen(req)
             except urllib.error.HTTPError as e:
+                body = e.read(64 << 10).decode(errors="replace")
+                challenge = e.headers.get("WWW-Authenticate", "") if e.code == 401 else ""
                 if e.code != 401 or fresh:
-                    raise HttpFailure(e.code, e.read().decode(errors="replace")) from None
+                    raise HttpFailure(e.code, body, challenge) from None
                 # no token yet, or it expired during a long push: ask once more
-                self._token[scope] = self._authorize(e.headers.get("WWW-Authenticate", ""), scope)
+                self._token[scope] = self._authorize(challenge, repository, scope)
                 fresh = True
         raise HttpFailure(401, "the registry refused the credentials")
 
-    def _authorize(self, challenge: str, scope: str) -> str:
-        creds = credentials(self.host)
-        if challenge.lower().startswith("basic"):
-            if creds is None:
-                raise HttpFailure(401, "no credentials for this registry")
-            return f"Basic {creds}"
-        params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
-        if "realm" not in params:
+    def _authorize(self, challenge: str, repository: str, scope: str) -> str:
+        lookup = self.access.credential(f"{self.host}/{repository}")
+        cred = lookup.credential
+        kind, params = _challenge(challenge)
+        if kind == "basic":
+            if cred is None or cred.identity_token:
+                raise HttpFailure(401, "no credentials for this registry", challenge)
+            return cred.basic()
+        if kind != "bearer" or "realm" not in params:
             raise HttpFailure(401, f"an authentication challenge cairn cannot answer: {challenge}")
-        query = {"service": params.get("service", ""), "scope": scope}
-        req = urllib.request.Request(f"{params['realm']}?{urllib.parse.urlencode(query)}")
-        if creds:
-            req.add_unredirected_header("Authorization", f"Basic {creds}")
+        return self._bearer(params["realm"], params.get("service", ""), scope, cred)
+
+    def _bearer(self, realm: str, service: str, scope: str, cred: Credential | None) -> str:
+        """A token from the registry's token service, for `scope`."""
+        if cred is not None and cred.identity_token:
+            # OAuth2's refresh grant, as docker and containers/image trade identity tokens
+            form = {
+                "grant_type": "refresh_token",
+                "refresh_token": cred.secret,
+                "service": service,
+                "scope": scope,
+                "client_id": "cairn",
+            }
+            req = urllib.request.Request(
+                realm, data=urllib.parse.urlencode(form).encode(), method="POST"
+            )
+        else:
+            query = urllib.parse.urlencode({"service": service, "scope": scope})
+            req = urllib.request.Request(f"{realm}?{query}")
+            if cred is not None:
+                req.add_unredirected_header("Authorization", cred.basic())
         try:
             with self._urlopen(req) as response:
-                answer = json.loads(response.read())
+                answer = json.loads(response.read(MAX_TOKEN_ANSWER))
             token = answer.get("token") or answer.get("access_token")
+            if not isinstance(token, str) or not token:
+                raise ValueError("no token")
         except urllib.error.HTTPError as e:
-            raise HttpFailure(e.code, "the token service refused: " + e.read().decode()) from None
-        except (ValueError, AttributeError):
-            raise HttpFailure(401, "the token service answered no token") from None
+            if e.code in (401, 403):
+                raise HttpFailure(e.code, "the token service refused the credentials") from None
+            raise TokenServiceFailure(realm, f"HTTP {e.code}") from None
+        except (ValueError, AttributeError, RecursionError):
+            raise TokenServiceFailure(realm, "it answered no token") from None
+        except urllib.error.URLError as e:
+            failed = is_certificate_failure(e)
+            if failed:
+                host = urllib.parse.urlsplit(realm).netloc
+                raise untrusted_certificate(host, self.access.trust, failed) from None
+            raise TokenServiceFailure(realm, str(e.reason)) from None
+        except (OSError, http.client.HTTPException) as e:
+            raise TokenServiceFailure(realm, str(e) or type(e).__name__) from None
         return f"Bearer {token}"
 
     def request(
@@ -166,20 +190,33 @@ class Registry:
     ) -> tuple[dict[str, str], bytes] | None:
         """One request, retried as the policy says while the failure is transient: its
         headers (names in lower case) and body; None for a 404 when `missing_ok`."""
-        scope = f"repository:{repository}:pull,push"
         target = url or f"{self.base}/v2/{repository}/{path}"
         where, operation = _described(method, self.host, repository, path)
         attempts = self.policy.retries + 1
         for attempt in range(1, attempts + 1):
             try:
-                with self._open(method, target, scope, data, headers or {}) as response:
+                with self._open(method, target, repository, data, headers or {}) as response:
                     got = {k.lower(): v for k, v in response.headers.items()}
                     return got, response.read()
             except HttpFailure as e:
                 if e.status == 404 and missing_ok:
                     return None
+                if e.status in (401, 403):
+                    raise self._refused(operation, where, repository, method, e) from None
                 failure = registry.Failure(e.status, False, f"HTTP {e.status}: {e.body}")
-            except (urllib.error.URLError, OSError) as e:
+            except TokenServiceFailure as e:
+                failure = registry.Failure(None, True, f"the token service {e.url}: {e.reason}")
+                if attempt == attempts:
+                    raise registry.token_service_failed(
+                        operation, where, e.url, e.reason, attempt
+                    ) from None
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+                failed = is_certificate_failure(e)
+                if failed:
+                    raise untrusted_certificate(self.host, self.access.trust, failed) from None
+                alert = is_client_certificate_refusal(e)
+                if alert:
+                    raise client_certificate_refused(self.host, self.access.trust, alert) from None
                 reason = str(getattr(e, "reason", e))
                 if "WRONG_VERSION_NUMBER" in reason:  # TLS spoken to a plain-HTTP registry
                     failure = registry.Failure(
@@ -194,6 +231,20 @@ class Registry:
                         operation, where, failure.reason, attempt, attempts, wait)  # fmt: skip
             time.sleep(wait)
         raise AssertionError("unreachable")
+
+    def _refused(
+        self, operation: str, where: str, repository: str, method: str, e: HttpFailure
+    ) -> RegistryAccessError:
+        lookup = self.access.credential(f"{self.host}/{repository}")
+        scope_denied = "insufficient_scope" in e.challenge or e.status == 403
+        return registry.access_refused(
+            operation,
+            where,
+            e.status,
+            lookup,
+            write=method not in ("GET", "HEAD"),
+            not_permitted=scope_denied and lookup.credential is not None,
+        )
 
     # ------------------------------------------------------------------ API
     def has_blob(self, repository: str, digest: str) -> bool:

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cairn.engines import Stalled, run_logged, tail
-from cairn.errors import RegistryError, UsageError
+from cairn.errors import CairnError, RegistryAccessError, RegistryError, UsageError
+from cairn.oci.credentials import Lookup
 from cairn.scratch import scratch_dir
 
 log = logging.getLogger("cairn")
@@ -45,6 +46,15 @@ _NETWORK = re.compile(
     re.IGNORECASE,
 )
 _CREDENTIALS = re.compile(r"unauthorized|authentication required|denied|forbidden", re.I)
+_CERTIFICATE = re.compile(
+    r"x509: [^\n\"]*|tls: failed to verify certificate[^\n\"]*|certificate signed by unknown "
+    r"authority|certificate is not (?:valid|trusted)[^\n\"]*",
+    re.IGNORECASE,
+)
+_CLIENT_CERTIFICATE = re.compile(r"remote error: tls: (?:bad certificate|certificate required|"
+                                 r"unknown certificate authority)", re.IGNORECASE)  # fmt: skip
+_SCOPE_DENIED = re.compile(r"insufficient_scope|requested access to the resource is denied|"
+                           r"\bdenied\b|forbidden", re.IGNORECASE)  # fmt: skip
 _NOT_FOUND = re.compile(r"manifest unknown|name unknown|not found|blob unknown", re.I)
 
 
@@ -125,10 +135,15 @@ def run(
     policy: RetryPolicy | None = None,
     sleep: Callable[[float], None] = time.sleep,
     stdout: Path | None = None,
+    lookup: Lookup | None = None,
+    write: bool = False,
+    env: dict[str, str] | None = None,
 ) -> None:
     """Run the skopeo command `cmd` that does `operation` ("pushing base") against the
-    registry image `where`, retrying what is transient; RegistryError when it gives up.
-    What skopeo prints goes to `stdout` when given (the last attempt's)."""
+    registry image `where`, retrying what is transient; RegistryError when it gives up
+    (RegistryAccessError when access was refused: `lookup` says which credentials skopeo
+    was handed, `write` whether it wrote). What skopeo prints goes to `stdout` when given
+    (the last attempt's)."""
     policy = policy or RetryPolicy.from_env()
     attempts = policy.retries + 1
     with scratch_dir("registry") as tmp:
@@ -136,7 +151,9 @@ def run(
         for attempt in range(1, attempts + 1):
             logfile.write_text("")
             try:
-                code = run_logged(cmd, logfile, stdout=stdout, stall_timeout=policy.stall_timeout)
+                code = run_logged(
+                    cmd, logfile, stdout=stdout, stall_timeout=policy.stall_timeout, env=env
+                )
                 if code == 0:
                     return
             except Stalled as e:
@@ -149,7 +166,7 @@ def run(
                 ) from None
             failure = classify(tail(logfile, 30))
             if not failure.transient or attempt == attempts:
-                raise explain(operation, where, failure, attempt)
+                raise explain(operation, where, failure, attempt, lookup=lookup, write=write)
             wait = policy.delay(attempt)
             log.warning(
                 "%s %s: %s (attempt %d of %d); retrying in %.1f s",
@@ -163,17 +180,73 @@ def run(
             sleep(wait)
 
 
-def read(
-    operation: str, where: str, cmd: Sequence[str], policy: RetryPolicy | None = None
-) -> bytes:
-    """What the skopeo command `cmd` (inspect, list-tags) prints, as `run` runs it."""
-    with scratch_dir("registry-read") as tmp:
-        out = Path(tmp) / "stdout"
-        run(operation, where, cmd, policy=policy, stdout=out)
-        return out.read_bytes()
+def access_refused(
+    operation: str,
+    where: str,
+    status: int | None,
+    lookup: Lookup | None,
+    *,
+    write: bool,
+    not_permitted: bool,
+) -> RegistryAccessError:
+    """A 401 or 403: no credentials (and where they were looked for), credentials refused
+    (and where they came from), or an account that may not do this."""
+    registry = where.split("/", 1)[0]
+    repository = re.split(r"[:@]", where.split("/", 1)[-1], maxsplit=1)[0]
+    code = f" (HTTP {status})" if status else ""
+    cred = lookup.credential if lookup else None
+    if cred is not None and not_permitted:
+        who = f"the account {cred.username!r}" if cred.username else "the identity token"
+        verb = "push to" if write else "pull from"
+        return RegistryAccessError(
+            f"{operation} {where} was refused{code}: {who} (from {cred.source}) may not "
+            f"{verb} {repository}.",
+            f"Try: ask the registry's administrators to let it {verb.split(maxsplit=1)[0]} "
+            f"{repository}, or use an account that may.",
+        )
+    if cred is not None:
+        who = f"user {cred.username!r}" if cred.username else "an identity token"
+        again = (
+            f"log in again through {cred.source.split(',')[0]}"
+            if cred.source.startswith("docker-credential-")
+            else f"skopeo login {registry} again"
+        )
+        return RegistryAccessError(
+            f"{operation} {where} was refused{code}: the registry did not accept the "
+            f"credentials ({who}) from {cred.source}.",
+            f"Try: {again} (the password or token may have changed or expired); cairn "
+            "reads what skopeo reads.",
+        )
+    looked = ", ".join(lookup.looked_in) if lookup else "skopeo's auth files"
+    return RegistryAccessError(
+        f"{operation} {where} was refused{code}: the registry wants credentials, and none "
+        f"for {registry} were found in {looked}.",
+        f"Try: skopeo login {registry} (or docker login), a credHelpers entry in "
+        "~/.docker/config.json, or REGISTRY_AUTH_FILE naming a file of the job's own.",
+    )
 
 
-def explain(operation: str, where: str, failure: Failure, attempts: int) -> RegistryError:
+def token_service_failed(
+    operation: str, where: str, url: str, reason: str, attempts: int
+) -> RegistryError:
+    tried = f" after {attempts} attempts" if attempts > 1 else ""
+    return RegistryError(
+        f"{operation} {where} failed{tried}: the registry sends clients to its token "
+        f"service at {url}, which failed: {reason}.",
+        "Try: check that the token service runs and answers (it is the registry's own; ask "
+        f"whoever runs {where.split('/', 1)[0]}).",
+    )
+
+
+def explain(
+    operation: str,
+    where: str,
+    failure: Failure,
+    attempts: int,
+    *,
+    lookup: Lookup | None = None,
+    write: bool = False,
+) -> CairnError:
     """The message for a final failure: what the registry said and what to do about it."""
     said = failure.text.strip()
     tried = f" after {attempts} attempts" if attempts > 1 else ""
@@ -181,15 +254,33 @@ def explain(operation: str, where: str, failure: Failure, attempts: int) -> Regi
     if "server gave HTTP response to HTTPS client" in said:
         return RegistryError(
             f"{operation} {where} failed: the registry speaks plain HTTP.",
-            "Try: --insecure, for a registry you trust on a private network (e.g. 127.0.0.1).",
+            "Try: --plain-http, for a registry you trust on a private network.",
+        )
+    client = _CLIENT_CERTIFICATE.search(said)
+    if client and failure.status is None:
+        return RegistryAccessError(
+            f"{operation} {where} failed: {registry} wants a client certificate it accepts "
+            f"({client.group(0)}).",
+            f"Try: put the client certificate and key issued for you in "
+            f"/etc/containers/certs.d/{registry}/ as client.cert and client.key.",
+        )
+    certificate = _CERTIFICATE.search(said)
+    if certificate and failure.status is None:
+        return RegistryAccessError(
+            f"{operation} {where} failed: the TLS certificate of {registry} is not trusted "
+            f"({certificate.group(0).strip()}).",
+            f"Try: put the registry's CA certificate in /etc/containers/certs.d/{registry}/"
+            "ca.crt, or name it with --ca-file; --no-tls-verify only for a registry you "
+            "trust.",
         )
     if failure.status in (401, 403) or (failure.status is None and _CREDENTIALS.search(said)):
-        status = f" (HTTP {failure.status})" if failure.status else ""
-        return RegistryError(
-            f"{operation} {where} was refused{status}: the registry wants credentials it "
-            f"was not given:\n{said}",
-            f"Try: skopeo login {registry} (cairn uses the same credentials), then again.",
+        denied = failure.status == 403 or bool(_SCOPE_DENIED.search(said))
+        error = access_refused(
+            operation, where, failure.status, lookup, write=write, not_permitted=denied
         )
+        if lookup is None:
+            error.message += f"\n{said}"
+        return error
     if failure.status == 404 or (failure.status is None and _NOT_FOUND.search(said)):
         return RegistryError(
             f"{operation} {where} failed: the registry has no such repository or tag:\n{said}",
@@ -207,3 +298,17 @@ def explain(operation: str, where: str, failure: Failure, attempts: int) -> Regi
             f"{RETRIES_ENV} sets how often cairn tries.",
         )
     return RegistryError(f"{operation} {where} failed; skopeo said:\n{said}")
+
+
+def read(
+    operation: str,
+    where: str,
+    cmd: Sequence[str],
+    policy: RetryPolicy | None = None,
+    lookup: Lookup | None = None,
+) -> bytes:
+    """What the skopeo command `cmd` (inspect, list-tags) prints, as `run` runs it."""
+    with scratch_dir("registry-read") as tmp:
+        out = Path(tmp) / "stdout"
+        run(operation, where, cmd, policy=policy, stdout=out, lookup=lookup)
+        return out.read_bytes()

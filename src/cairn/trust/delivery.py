@@ -20,6 +20,7 @@ from cairn.family.publish import built_layout, check_destination, push_one
 from cairn.family.results import PushedImage
 from cairn.family.spec import Family, load_family
 from cairn.oci import skopeo
+from cairn.oci.access import Access
 from cairn.oci.attachments import Registries, fetch_attachments
 from cairn.oci.layout import OciLayout
 from cairn.scratch import scratch_dir
@@ -45,9 +46,9 @@ def _from_registry(
         skopeo.copy(
             f"docker://{source}/{name}:{tag}",
             f"oci:{into}:{name}",
-            options=("--all", "--preserve-digests", *(
-                ("--src-tls-verify=false",) if registries.insecure else ())),
-        )  # fmt: skip
+            options=("--all", "--preserve-digests"),
+            access=registries.access,
+        )
     with layout.staging() as stage:
         for name in names:
             client, path = registries.of(f"{source}/{name}")
@@ -77,7 +78,7 @@ def make_bundle(
     key: SigningKey,
     *,
     source: str | None,
-    insecure: bool,
+    access: Access,
     part_size: int | None,
 ) -> list[Path]:
     """The bundle of the chosen images, from the store or from SOURCE (REGISTRY/PREFIX)."""
@@ -87,7 +88,7 @@ def make_bundle(
         if source is None:
             layout = built_layout(family, opts)
         else:
-            registries = Registries(insecure)
+            registries = Registries(access)
             layout = _from_registry(
                 family, names, check_destination(source), Path(tmp) / "oci", registries
             )
@@ -145,7 +146,7 @@ def unbundle(
     destination: str,
     key: PublicKey,
     *,
-    insecure: bool,
+    access: Access,
     say: Callable[[str], None],
 ) -> list[PushedImage]:
     dest = check_destination(destination)
@@ -154,8 +155,8 @@ def unbundle(
             opened = read_bundle(stream, key, Path(tmp))
             _check_images(opened, key)
         say(f"{bundle.name}: {len(opened.images)} images, every check passed")
-        registries = Registries(insecure)
+        registries = Registries(access)
         return [
-            push_one(opened.layout, i.name, i.tags, dest, registries, say=say)
+            push_one(opened.layout, i.name, i.tags, dest, registries, say=say, as_kept=True)
             for i in opened.images
         ]

@@ -12,6 +12,7 @@ from cairn.family.publish import built_layout, check_destination, publish
 from cairn.family.results import PushedImage
 from cairn.family.spec import load_family
 from cairn.measure.vex import load_advisories
+from cairn.oci.access import Access
 from cairn.oci.attachments import Registries, fetch, fetch_attachments
 from cairn.oci.layout import OciLayout, existing_layout
 from cairn.oci.reference import parse_ref
@@ -54,7 +55,7 @@ def push_signed(
     destination: str,
     key: SigningKey,
     *,
-    insecure: bool,
+    access: Access,
     say: Callable[[str], None],
     policy: RetryPolicy | None = None,
     advisories: tuple[str, ...] = (),
@@ -62,7 +63,7 @@ def push_signed(
     """`cairn push --sign-key`: sign and attest in the store, then push it all."""
     sign_family(family_dir, opts, destination, key, say=say, advisories=advisories)
     family = load_family(family_dir)
-    return publish(family, opts, destination, insecure=insecure, say=say, policy=policy)
+    return publish(family, opts, destination, access=access, say=say, policy=policy)
 
 
 def _registry_reference(target: str) -> tuple[str, str]:
@@ -128,12 +129,12 @@ def _targets(
     return [(layout, name)]
 
 
-def verify_references(references: list[str], key: PublicKey, *, insecure: bool) -> VerifyResult:
+def verify_references(references: list[str], key: PublicKey, *, access: Access) -> VerifyResult:
     """Each image verified where it is: oci:DIR:NAME, docker://REGISTRY/REPO:TAG (its
     manifests and attachments read into a scratch layout, no layer), or every image of a
     bundle FILE.tar.zst (or FILE.parts)."""
     images = []
-    registries = Registries(insecure)
+    registries = Registries(access)
     for text in references:
         with scratch_dir("verify") as tmp:
             for layout, name in _targets(text, Path(tmp), registries, key):

@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from cairn.errors import UsageError
+from cairn.oci.attachments import attachment
 from cairn.oci.image import Blob, Descriptor
 from cairn.oci.layout import OciLayout, Staging, attachment_tag
 from cairn.trust.keys import SigningKey
 from cairn.trust.results import Signature
-from cairn.trust.sigstore import attachment, merged_layers, signature_layer
+from cairn.trust.sigstore import merged_layers, signature_layer
 
 
 def image_digests(layout: OciLayout, name: str) -> list[str]:

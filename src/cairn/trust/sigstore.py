@@ -17,8 +17,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from cairn.oci.attachments import (
+    MEDIA_SIMPLESIGNING,
+    Attachment,
+    attachment,
+)
 from cairn.oci.image import (
-    MEDIA_CONFIG,
     MEDIA_INDEX,
     MEDIA_MANIFEST,
     Blob,
@@ -29,7 +33,6 @@ from cairn.oci.image import (
 )
 from cairn.trust.keys import PublicKey, SigningKey
 
-MEDIA_SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 MEDIA_DSSE = "application/vnd.dsse.envelope.v1+json"
 ANN_SIGNATURE = "dev.cosignproject.cosign/signature"
 ANN_PREDICATE_TYPE = "predicateType"
@@ -50,39 +53,6 @@ def simple_signing_payload(repository: str, digest: str) -> bytes:
         "optional": None,
     }
     return canonical_json(doc)
-
-
-@dataclass(frozen=True)
-class Attachment:
-    """The blobs of one attachment manifest (a .sig or .att tag's content)."""
-
-    manifest: Blob
-    blobs: tuple[Blob, ...]  # the config and the layers
-
-
-def attachment(layers: list[tuple[bytes, Descriptor]]) -> Attachment:
-    """An OCI manifest holding `layers` (payload, descriptor), with the image config cosign
-    writes for it (no platform, the layers' digests as diff_ids): container tools copy it as
-    an image."""
-    config = json_blob(
-        {
-            "architecture": "",
-            "config": {},
-            "os": "",
-            "rootfs": {"type": "layers", "diff_ids": [d.digest for _, d in layers]},
-        },
-        MEDIA_CONFIG,
-    )
-    manifest = json_blob(
-        {
-            "schemaVersion": 2,
-            "mediaType": MEDIA_MANIFEST,
-            "config": config.descriptor.to_json(),
-            "layers": [d.to_json() for _, d in layers],
-        },
-        MEDIA_MANIFEST,
-    )
-    return Attachment(manifest, (config, *(Blob(data, d) for data, d in layers)))
 
 
 def signature_layer(key: SigningKey, repository: str, digest: str) -> tuple[bytes, Descriptor]:
