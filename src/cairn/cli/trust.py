@@ -183,6 +183,14 @@ def bundle(
         str | None,
         typer.Option("--part-size", help="Split into parts of this size, e.g. 2G or 500M."),
     ] = None,
+    made_for: Annotated[
+        str | None,
+        typer.Option(
+            "--for",
+            help="Carry the signatures made for REGISTRY/PREFIX (default: --from's, or the "
+            "one destination the store's signatures name).",
+        ),
+    ] = None,
     passphrase_file: PassphraseFileOpt = None,
     plain_http: PlainHttpOpt = False,
     tls_verify: TlsVerifyOpt = True,
@@ -202,6 +210,7 @@ def bundle(
         source=source,
         access=registry_access(plain_http, tls_verify, ca_file),
         part_size=_size(part_size),
+        made_for=made_for,
     )
     for path in written:
         print(f"{path} {path.stat().st_size} bytes")

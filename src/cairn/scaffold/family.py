@@ -11,8 +11,11 @@ from pathlib import Path
 
 from cairn.errors import SpecError, UsageError
 from cairn.family.spec import SPEC_FILE, load_family
+from cairn.oci.access import Access, repository_of
 from cairn.oci.layout import OciLayout
-from cairn.oci.reference import is_local, parse_ref
+from cairn.oci.reference import parse_ref
+from cairn.oci.skopeo import isolated_env
+from cairn.scratch import scratch_dir
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,21 @@ def from_directory(
     return FamilyImages(registry or f"localhost:5000/{family.directory.name}", out, warnings)
 
 
+def _inspect(skopeo: str, target: str) -> subprocess.CompletedProcess[bytes]:
+    """skopeo inspect --raw of REGISTRY/REPO:TAG, reaching the registry as every other
+    part of cairn does (its certificates and credentials)."""
+    with scratch_dir("inspect") as tmp:
+        host = Access().of(target)
+        opts = host.skopeo_options("", repository_of(target), Path(tmp))
+        return subprocess.run(
+            [skopeo, "inspect", "--raw", "--retry-times", "1", *opts, f"docker://{target}"],
+            capture_output=True,
+            check=False,
+            timeout=120,
+            env=isolated_env(Path(tmp)),
+        )
+
+
 def from_registry(
     prefix: str, names: tuple[str, ...], tags: dict[str, str], lang: str
 ) -> FamilyImages:
@@ -74,12 +92,7 @@ def from_registry(
         if skopeo is None:
             unreachable.append(name)
             continue
-        cmd = [skopeo, "inspect", "--raw", "--retry-times", "1"]
-        if is_local(prefix):
-            cmd.append("--tls-verify=false")
-        res = subprocess.run(
-            [*cmd, f"docker://{prefix}/{ref}"], capture_output=True, check=False, timeout=120
-        )
+        res = _inspect(skopeo, f"{prefix}/{ref}")
         if res.returncode == 0:
             out[name] = f"{ref}@sha256:{hashlib.sha256(res.stdout).hexdigest()}"
         elif b"manifest unknown" in res.stderr or b"name unknown" in res.stderr:

@@ -32,6 +32,7 @@ from typing import IO, Any
 import zstandard
 
 from cairn.errors import StoreError, UsageError, VerificationError
+from cairn.oci.attachments import signatures_for, signed_identity
 from cairn.oci.image import ANN_REF_NAME, MEDIA_INDEX, canonical_json
 from cairn.oci.layout import ATTACHED, OCI_LAYOUT, OciLayout, reachable
 from cairn.trust.keys import PublicKey, SigningKey
@@ -58,37 +59,75 @@ def _member(name: str, size: int) -> tarfile.TarInfo:
     return info
 
 
-def layout_files(layout: OciLayout, images: list[BundledImage]) -> list[tuple[str, Path | bytes]]:
+def layout_files(
+    layout: OciLayout, images: list[BundledImage], prefix: str | None = None
+) -> list[tuple[str, Path | bytes]]:
     """The layout part of the bundle: oci-layout, an index.json naming the images and their
-    attachments, and every blob they reach, once, sorted."""
+    attachments, and every blob they reach, once, sorted. With `prefix` (REGISTRY/PREFIX),
+    each image's signatures are only those that name PREFIX/NAME."""
     entries = []
+    made: dict[str, bytes] = {}  # the blobs of signature manifests made for `prefix`
     for image in images:
         refs = {image.name: layout.refs()[image.name]}
-        refs |= {f"{image.name}{ATTACHED}{t}": d for t, d in layout.attachments(image.name).items()}
+        for tag, desc in layout.attachments(image.name).items():
+            if prefix is not None and tag.endswith(".sig"):
+                chosen = signatures_for(layout, desc, f"{prefix}/{image.name}")
+                if chosen is None:
+                    continue
+                for blob in (chosen.manifest, *chosen.blobs):
+                    made[blob.descriptor.digest] = blob.data
+                desc = chosen.manifest.descriptor  # noqa: PLW2901
+            refs[f"{image.name}{ATTACHED}{tag}"] = desc
         for ref, desc in sorted(refs.items()):
             entry = desc.to_json()
             entry["annotations"] = {ANN_REF_NAME: ref}
             entries.append(entry)
     index = {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": entries}
-    view = _IndexView(layout, index)
+    view = _IndexView(layout, index, made)
     blobs = sorted(reachable(view))
     files: list[tuple[str, Path | bytes]] = [
         ("oci-layout", canonical_json(OCI_LAYOUT)),
         ("index.json", canonical_json(index)),
     ]
-    files += [(f"blobs/sha256/{d.partition(':')[2]}", layout.blob_path(d)) for d in blobs]
+    files += [
+        (f"blobs/sha256/{d.partition(':')[2]}", made.get(d) or layout.blob_path(d)) for d in blobs
+    ]
     return files
 
 
-class _IndexView(OciLayout):
-    """A layout with another index.json: what `reachable` walks for a bundle."""
+def signed_prefixes(layout: OciLayout, names: list[str]) -> set[str]:
+    """The REGISTRY/PREFIX each signature of the images names (NAME and tag taken off)."""
+    found = set()
+    for name in names:
+        for tag, desc in layout.attachments(name).items():
+            if not tag.endswith(".sig"):
+                continue
+            for layer in layout.read_json(desc.digest).get("layers", []):
+                identity = signed_identity(layout.blob_path(layer["digest"]).read_bytes()) or ""
+                head, _, last = identity.rpartition("/")
+                repository = f"{head}/{last.partition(':')[0]}"
+                if repository.endswith(f"/{name}"):
+                    found.add(repository.removesuffix(f"/{name}"))
+    return found
 
-    def __init__(self, layout: OciLayout, index: dict[str, Any]) -> None:
+
+class _IndexView(OciLayout):
+    """A layout with another index.json (and blobs made for it): what `reachable` walks
+    for a bundle."""
+
+    def __init__(self, layout: OciLayout, index: dict[str, Any], made: dict[str, bytes]) -> None:
         super().__init__(layout.root)
         self._view = index
+        self._made = made
 
     def index(self) -> dict[str, Any]:
         return self._view
+
+    def read_json(self, digest: str) -> dict[str, Any]:
+        if digest in self._made:
+            doc: dict[str, Any] = json.loads(self._made[digest])
+            return doc
+        return super().read_json(digest)
 
 
 def _sha256(item: Path | bytes) -> str:
@@ -102,10 +141,15 @@ def _sha256(item: Path | bytes) -> str:
 
 
 def write_bundle(
-    layout: OciLayout, images: list[BundledImage], key: SigningKey, out: IO[bytes]
+    layout: OciLayout,
+    images: list[BundledImage],
+    key: SigningKey,
+    out: IO[bytes],
+    prefix: str | None = None,
 ) -> None:
-    """The bundle of `images` (all in `layout`), signed with `key`, as a zstd stream."""
-    files = layout_files(layout, images)
+    """The bundle of `images` (all in `layout`), signed with `key`, as a zstd stream; with
+    `prefix`, only the signatures made for REGISTRY/PREFIX go in."""
+    files = layout_files(layout, images, prefix)
     sums = "".join(f"{_sha256(item)}  {name}\n" for name, item in files).encode()
     manifest = canonical_json(
         {

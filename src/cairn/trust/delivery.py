@@ -29,6 +29,7 @@ from cairn.trust.bundle import (
     Opened,
     open_parts,
     read_bundle,
+    signed_prefixes,
     write_bundle,
     write_parts,
 )
@@ -80,8 +81,11 @@ def make_bundle(
     source: str | None,
     access: Access,
     part_size: int | None,
+    made_for: str | None = None,
 ) -> list[Path]:
-    """The bundle of the chosen images, from the store or from SOURCE (REGISTRY/PREFIX)."""
+    """The bundle of the chosen images, from the store or from SOURCE (REGISTRY/PREFIX),
+    with the signatures made for `made_for` (REGISTRY/PREFIX; default SOURCE, or the one
+    destination the store's signatures name)."""
     family = load_family(family_dir)
     names = list(dict.fromkeys(image.name for image, _ in plan_jobs(family, opts)))
     with scratch_dir("bundle") as tmp:
@@ -108,10 +112,35 @@ def make_bundle(
                     f"{failed.detail}.",
                     "Try: cairn sign (or push --sign-key) with this key first.",
                 )
+        prefix = _identity(layout, names, made_for or source)
         images = [BundledImage(n, refs[n].digest, family.image(n).tags) for n in names]
         with _written(out) as tmp_out, tmp_out.open("wb") as f:
-            write_bundle(layout, images, key, f)
+            write_bundle(layout, images, key, f, prefix)
     return write_parts(out, part_size) if part_size else [out]
+
+
+def _identity(layout: OciLayout, names: list[str], chosen: str | None) -> str:
+    """The REGISTRY/PREFIX whose signatures the bundle carries: the one chosen, else the
+    one the store's signatures name; every image must have some for it."""
+    named = signed_prefixes(layout, names)
+    if chosen is None:
+        if len(named) != 1:
+            raise UsageError(
+                f"The images are signed for {len(named)} destinations "
+                f"({', '.join(sorted(named)) or 'none'}), and a bundle carries the signatures "
+                "of one.",
+                "Try: --for REGISTRY/PREFIX, the one the customer's policy expects.",
+            )
+        return named.pop()
+    prefix = check_destination(chosen)
+    unsigned = [n for n in names if prefix not in signed_prefixes(layout, [n])]
+    if unsigned:
+        raise VerificationError(
+            f"{', '.join(unsigned)} {'has' if len(unsigned) == 1 else 'have'} no signature "
+            f"for {prefix}.",
+            f"Try: cairn sign ... {prefix} (or push --sign-key to it) first.",
+        )
+    return prefix
 
 
 @contextlib.contextmanager
