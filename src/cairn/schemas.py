@@ -14,6 +14,7 @@ from cairn.family import results
 from cairn.family.toml_model import FamilySpec
 from cairn.machine import SetupReport
 from cairn.measure.results import Analysis, Comparison, ScanResult
+from cairn.oci.login import LoginResult
 from cairn.scaffold.doctor import Report as DoctorReport
 from cairn.trust import results as trust_results
 
@@ -22,6 +23,7 @@ SCHEMAS = {
     "plan.schema.json": (results.PlanResult, "cairn plan --json"),
     "refresh.schema.json": (results.RefreshResult, "cairn refresh --json"),
     "push.schema.json": (results.PushResult, "cairn push --json"),
+    "login.schema.json": (LoginResult, "cairn login --json"),
     "config.schema.json": (results.FamilyConfig, "cairn config --json"),
     "lock.schema.json": (results.LockResult, "cairn lock --json"),
     "analysis.schema.json": (Analysis, "cairn analyze --json"),

@@ -17,7 +17,7 @@ from cairn.errors import CairnError, Interrupted
 __all__ = ["app", "checks", "family", "machine", "main", "measure", "projects", "trust"]
 
 ORDER = (
-    *("build", "plan", "config", "lock", "refresh", "push", "merge"),
+    *("build", "plan", "config", "lock", "refresh", "login", "push", "merge"),
     *("keygen", "sign", "verify", "bundle", "unbundle"),
     *("init", "doctor", "compat", "dns"),
     *("analyze", "compare", "sbom", "scan"),

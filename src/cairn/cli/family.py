@@ -375,6 +375,68 @@ def push(
 
 
 @app.command()
+def login(
+    registry: Annotated[
+        str,
+        typer.Argument(
+            help="REGISTRY[:PORT], or REGISTRY/NAMESPACE for credentials of that namespace only.",
+            show_default=False,
+        ),
+    ],
+    username: Annotated[
+        str, typer.Option("--username", "-u", help="The account's name.", show_default=False)
+    ],
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help="Read the password (or token) from standard input: the only way it is taken.",
+        ),
+    ] = False,
+    authfile: Annotated[
+        Path | None,
+        typer.Option(
+            "--authfile",
+            help="Keep the credentials here (default: $REGISTRY_AUTH_FILE, else "
+            "$XDG_RUNTIME_DIR/containers/auth.json, else /run/containers/$UID/auth.json).",
+            show_default=False,
+        ),
+    ] = None,
+    plain_http: PlainHttpOpt = False,
+    tls_verify: TlsVerifyOpt = True,
+    ca_file: CaFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check credentials against a registry, then keep them where skopeo, podman and every
+    part of cairn read them (containers-auth.json). For CI jobs:
+    printf %s "$CI_REGISTRY_PASSWORD" | cairn login "$CI_REGISTRY" -u "$CI_REGISTRY_USER"
+    --password-stdin."""
+    import sys
+
+    from cairn.errors import UsageError
+    from cairn.oci.login import login as run
+    from cairn.oci.login import read_password
+
+    if not password_stdin:
+        raise UsageError(
+            "cairn login takes the password from standard input only (a command line is "
+            "seen by every user of the machine and kept in shell histories).",
+            'Try: printf %s "$PASSWORD" | cairn login REGISTRY -u USER --password-stdin',
+        )
+    result = run(
+        registry,
+        username,
+        read_password(sys.stdin),
+        access=registry_access(plain_http, tls_verify, ca_file),
+        authfile=authfile,
+    )
+    if as_json:
+        print(dumps(result))
+    else:
+        print(f"Login succeeded: {result.username} at {result.registry}, kept in {result.authfile}")
+
+
+@app.command()
 def merge(
     family_dir: FamilyDir,
     layouts: Annotated[

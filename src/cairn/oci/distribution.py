@@ -31,7 +31,7 @@ from cairn.oci.access import (
     is_client_certificate_refusal,
     untrusted_certificate,
 )
-from cairn.oci.credentials import Credential
+from cairn.oci.credentials import Credential, Lookup
 from cairn.oci.registry import RetryPolicy
 
 log = logging.getLogger("cairn")
@@ -151,7 +151,8 @@ class Registry:
                 realm, data=urllib.parse.urlencode(form).encode(), method="POST"
             )
         else:
-            query = urllib.parse.urlencode({"service": service, "scope": scope})
+            fields = {"service": service, "scope": scope} if scope else {"service": service}
+            query = urllib.parse.urlencode(fields)
             req = urllib.request.Request(f"{realm}?{query}")
             if cred is not None:
                 req.add_unredirected_header("Authorization", cred.basic())
@@ -245,6 +246,52 @@ class Registry:
             write=method not in ("GET", "HEAD"),
             not_permitted=scope_denied and lookup.credential is not None,
         )
+
+    def check_login(self, cred: Credential) -> None:
+        """That the registry accepts `cred` (as docker and skopeo login check): /v2/ with
+        them, through its token service if it has one; RegistryAccessError if refused."""
+        where, operation = self.host, "logging in to"
+        try:
+            try:
+                with self._urlopen(urllib.request.Request(f"{self.base}/v2/")):
+                    return  # a registry that asks no one
+            except urllib.error.HTTPError as e:
+                if e.code != 401:
+                    raise HttpFailure(e.code, e.read(4096).decode(errors="replace")) from None
+                kind, params = _challenge(e.headers.get("WWW-Authenticate", ""))
+            if kind == "bearer" and "realm" in params:
+                auth = self._bearer(params["realm"], params.get("service", ""), "", cred)
+            else:
+                auth = cred.basic()
+            req = urllib.request.Request(f"{self.base}/v2/", headers={"Authorization": auth})
+            with self._urlopen(req):
+                return
+        except HttpFailure as e:
+            if e.status in (401, 403):
+                raise registry.access_refused(
+                    operation, where, e.status, Lookup(cred, ()), write=False, not_permitted=False
+                ) from None
+            failure = registry.Failure(e.status, False, e.body)
+            raise registry.explain(operation, where, failure, 1) from None
+        except urllib.error.HTTPError as e:
+            if e.code in (401, 403):
+                raise registry.access_refused(
+                    operation, where, e.code, Lookup(cred, ()), write=False, not_permitted=False
+                ) from None
+            failure = registry.Failure(e.code, False, f"HTTP {e.code}")
+            raise registry.explain(operation, where, failure, 1) from None
+        except TokenServiceFailure as e:
+            raise registry.token_service_failed(operation, where, e.url, e.reason, 1) from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+            failed = is_certificate_failure(e)
+            if failed:
+                raise untrusted_certificate(self.host, self.access.trust, failed) from None
+            alert = is_client_certificate_refusal(e)
+            if alert:
+                raise client_certificate_refused(self.host, self.access.trust, alert) from None
+            reason = str(getattr(e, "reason", e))
+            failure = registry.Failure(None, True, reason)
+            raise registry.explain(operation, where, failure, 1) from None
 
     # ------------------------------------------------------------------ API
     def has_blob(self, repository: str, digest: str) -> bool:

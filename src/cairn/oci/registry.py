@@ -180,6 +180,9 @@ def run(
             sleep(wait)
 
 
+GIVEN = "the credentials given"  # a Credential's source when the user gave it to this command
+
+
 def access_refused(
     operation: str,
     where: str,
@@ -209,6 +212,8 @@ def access_refused(
         again = (
             f"log in again through {cred.source.split(',')[0]}"
             if cred.source.startswith("docker-credential-")
+            else "check the user name and the password (or token) given"
+            if cred.source == GIVEN
             else f"skopeo login {registry} again"
         )
         return RegistryAccessError(
