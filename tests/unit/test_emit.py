@@ -16,7 +16,7 @@ import yaml
 import cairn
 from cairn.errors import UsageError
 from cairn.family.emit import bake, github_actions, gitlab_ci
-from cairn.family.pipeline import ci_jobs, repository_root
+from cairn.family.pipeline import PUBLISH_LOGIN, ci_jobs, repository_root
 from cairn.family.spec import load_family
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "qapm"
@@ -126,8 +126,13 @@ def test_pipelines_have_a_job_per_image_and_platform_on_native_runners() -> None
     assert set(publish["needs"]) == expected
     script = publish["steps"][-2]["run"]
     assert "cairn merge examples/qapm cairn-parts/* --output oci:cairn-published" in script
-    assert 'cairn push examples/qapm "$CAIRN_REGISTRY"' in script
-    assert "CAIRN_REGISTRY is not set, so nothing is pushed" in script
+    assert 'cairn push examples/qapm "$CAIRN_DESTINATION"' in script
+    assert "so nothing is pushed" in script
+    # ghcr.io with the job's token, which may write packages there
+    assert publish["permissions"] == {"contents": "read", "packages": "write"}
+    assert publish["env"]["CAIRN_CI_PASSWORD"] == "${{ secrets.GITHUB_TOKEN }}"
+    assert publish["env"]["CAIRN_CI_REGISTRY_IMAGE"] == "ghcr.io/${{ github.repository }}"
+    assert all("secrets." in v for k, v in publish["env"].items() if "PASSWORD" in k or "KEY" in k)
 
     gl = yaml.safe_load(gitlab_ci(fam))
     for image in fam.images:
@@ -137,6 +142,12 @@ def test_pipelines_have_a_job_per_image_and_platform_on_native_runners() -> None
             assert gl["variables"][f"CAIRN_RUNNER_TAG_{arch.upper()}"] == f"saas-linux-small-{arch}"
             assert job["artifacts"]["paths"] == [f"cairn-parts/{image.name}-{arch}"]
     assert gl["publish"]["stage"] == "publish"
+    assert gl["publish"]["variables"] == {
+        "CAIRN_CI_REGISTRY": "$CI_REGISTRY",
+        "CAIRN_CI_REGISTRY_IMAGE": "$CI_REGISTRY_IMAGE",
+        "CAIRN_CI_USER": "$CI_REGISTRY_USER",
+        "CAIRN_CI_PASSWORD": "$CI_REGISTRY_PASSWORD",
+    }
     # cairn is not on PyPI: the package is the user's to name, and a job without it stops
     assert gl["variables"]["CAIRN_PACKAGE"] == ""
     first = gl["build-base-amd64"]["script"][0]
@@ -227,3 +238,66 @@ def test_the_bake_file_goes_beside_cairn_toml_and_reads_its_output(
     assert unquote(hcl2.loads(res.stdout))["variable"][0]["CAIRN_LAYOUT"]["default"] == (
         "images/out/oci"
     )
+
+
+def _publish(tmp_path: Path, **variables: str) -> tuple[str, list[str]]:
+    """The publish job's login and push lines, run by bash with a cairn that records how it
+    was called (and what it read on standard input): its output, and the calls."""
+    fam = load_family(EXAMPLE)
+    push = next(line for line in ci_jobs(fam, EXAMPLE)[-1].script if "cairn push" in line)
+    stub = tmp_path / ".cairn-venv" / "bin" / "cairn"
+    stub.parent.mkdir(parents=True)
+    calls = tmp_path / "calls"
+    stub.write_text(
+        "#!/bin/bash\n"
+        f'printf "%s|" "$@" >> {calls}\n'
+        f'if [ "$1" = login ]; then printf "stdin=%s|file=%s" "$(cat)" "$REGISTRY_AUTH_FILE" '
+        f">> {calls}; fi\necho >> {calls}\n"
+    )
+    stub.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "CAIRN_PUSH_OPTIONS": "", **variables}
+    run = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", "\n".join([*PUBLISH_LOGIN, push])],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return run.stdout, calls.read_text().splitlines() if calls.exists() else []
+
+
+def test_publish_logs_in_by_the_ci_convention_and_variables_override(tmp_path: Path) -> None:
+    gitlab = {
+        "CAIRN_CI_REGISTRY": "registry.gitlab.example",
+        "CAIRN_CI_REGISTRY_IMAGE": "registry.gitlab.example/Group/Family",
+        "CAIRN_CI_USER": "gitlab-ci-token",
+        "CAIRN_CI_PASSWORD": "job-token-123",
+    }
+    # the CI's own registry (lower case), with the job's token on standard input
+    _, calls = _publish(tmp_path / "a", **gitlab)
+    login, push = calls
+    assert login.startswith("login|registry.gitlab.example|-u|gitlab-ci-token|--password-stdin|")
+    assert "stdin=job-token-123|" in login and "job-token-123" not in login.split("stdin=")[0]
+    assert "/auth.json" in login  # a file of the job's own (removed when the shell exits)
+    assert push.startswith("push|examples/qapm|registry.gitlab.example/group/family|")
+    assert not Path(login.split("file=")[1]).exists()
+    # another registry: its own credentials, and the job's token never goes there
+    _, calls = _publish(
+        tmp_path / "b",
+        **gitlab,
+        CAIRN_REGISTRY="harbor.example/base",
+        CAIRN_REGISTRY_USER="robot$family",
+        CAIRN_REGISTRY_PASSWORD="harbor-secret",
+    )
+    assert calls[0].startswith("login|harbor.example|-u|robot$family|--password-stdin|")
+    assert "stdin=harbor-secret|" in calls[0]
+    _, calls = _publish(tmp_path / "c", **gitlab, CAIRN_REGISTRY="harbor.example/base")
+    assert [c.split("|")[0] for c in calls] == ["push"]
+    assert "job-token-123" not in "".join(calls)
+    # a signing key given as PEM goes to a file of the job's own
+    _, calls = _publish(tmp_path / "d", **gitlab, CAIRN_SIGN_KEY="-----BEGIN KEY-----\nx")
+    assert "|--sign-key|" in calls[1] and calls[1].split("--sign-key|")[1].endswith("sign.key|")
+    # nowhere to push: nothing logs in, nothing is pushed, and it says so
+    out, calls = _publish(tmp_path / "e")
+    assert calls == [] and "so nothing is pushed" in out

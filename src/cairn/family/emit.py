@@ -199,6 +199,25 @@ GITLAB_RUNNER_TAGS = {
 }
 
 
+# what `publish` logs in with and pushes to when the repository sets nothing else (names in
+# cairn.family.pipeline.CI_REGISTRY_VARIABLES); secrets come from secrets, never vars
+GITHUB_PUBLISH_ENV = {
+    "CAIRN_CI_REGISTRY": "ghcr.io",
+    "CAIRN_CI_REGISTRY_IMAGE": "ghcr.io/${{ github.repository }}",
+    "CAIRN_CI_USER": "${{ github.actor }}",
+    "CAIRN_CI_PASSWORD": "${{ secrets.GITHUB_TOKEN }}",
+    "CAIRN_REGISTRY_PASSWORD": "${{ secrets.CAIRN_REGISTRY_PASSWORD }}",
+    "CAIRN_SIGN_KEY": "${{ secrets.CAIRN_SIGN_KEY }}",
+    "CAIRN_KEY_PASSPHRASE": "${{ secrets.CAIRN_KEY_PASSPHRASE }}",
+}
+GITLAB_PUBLISH_VARIABLES = {
+    "CAIRN_CI_REGISTRY": "$CI_REGISTRY",
+    "CAIRN_CI_REGISTRY_IMAGE": "$CI_REGISTRY_IMAGE",
+    "CAIRN_CI_USER": "$CI_REGISTRY_USER",
+    "CAIRN_CI_PASSWORD": "$CI_REGISTRY_PASSWORD",
+}
+
+
 def _github_runner(platform: Platform) -> str:
     """A runner of the platform itself; any other builds on amd64 under qemu."""
     return GITHUB_RUNNERS.get(platform.name, GITHUB_RUNNERS["linux/amd64"])
@@ -213,7 +232,9 @@ def _header(kind: str) -> str:
     return (
         f"# Written by `cairn plan --emit {kind}` (cairn {__version__}): one job per image and\n"
         "# platform on a runner of that platform, parents first; `publish` merges the layouts\n"
-        "# and pushes them when CAIRN_REGISTRY is set. Every job installs cairn\n"
+        "# and pushes them to CAIRN_REGISTRY, else the CI's own registry, logging in with\n"
+        "# CAIRN_REGISTRY_USER and CAIRN_REGISTRY_PASSWORD, else the job's own token; a\n"
+        "# CAIRN_SIGN_KEY (with CAIRN_KEY_PASSPHRASE) signs them. Every job installs cairn\n"
         "# (CAIRN_PACKAGE: a requirement or a wheel's path) and the engines it needs.\n"
     )
 
@@ -246,6 +267,10 @@ def github_actions(family: Family) -> str:
         spec: dict[str, Any] = {"runs-on": _github_runner(job.platform)}
         if job.needs:
             spec["needs"] = list(job.needs)
+        if job.id == "publish":
+            # the repository's own package registry, with the job's token
+            spec["permissions"] = {"contents": "read", "packages": "write"}
+            spec["env"] = GITHUB_PUBLISH_ENV
         spec["steps"] = steps
         jobs[job.id] = spec
     env = {name: f"${{{{ vars.{name} }}}}" for name in VARIABLES}
@@ -282,4 +307,8 @@ def gitlab_ci(family: Family) -> str:
             "script": list(job.script),
             "artifacts": {"paths": [job.leaves], "expire_in": "1 day"},
         }
+        if job.id == "publish":
+            # GitLab's own registry and the job's token, unless CAIRN_REGISTRY (and
+            # CAIRN_REGISTRY_USER, CAIRN_REGISTRY_PASSWORD) are set as CI/CD variables
+            doc[job.id]["variables"] = GITLAB_PUBLISH_VARIABLES
     return _header("gitlab-ci") + yaml.safe_dump(doc, sort_keys=False, width=100)

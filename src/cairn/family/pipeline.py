@@ -35,6 +35,7 @@ PUBLISHED = "cairn-published"  # the merged layout the publish job keeps
 VARIABLES = {
     "CAIRN_PACKAGE": "",
     "CAIRN_REGISTRY": "",
+    "CAIRN_REGISTRY_USER": "",
     "CAIRN_PUSH_OPTIONS": "",
 }
 
@@ -49,6 +50,41 @@ class CiJob:
     script: tuple[str, ...]  # shell lines, run in one shell, stopping at the first failure
     takes: str | None  # the part (an artifact of the job it needs) it starts from
     leaves: str  # the path it leaves as its artifact
+
+
+# The CI's own registry and job credentials, as each CI names them (GitLab: CI_REGISTRY,
+# CI_REGISTRY_IMAGE, CI_REGISTRY_USER, CI_REGISTRY_PASSWORD; GitHub: ghcr.io, the repository,
+# github.actor and GITHUB_TOKEN), mapped by the emitted file onto these names.
+CI_REGISTRY_VARIABLES = (
+    "CAIRN_CI_REGISTRY",
+    "CAIRN_CI_REGISTRY_IMAGE",
+    "CAIRN_CI_USER",
+    "CAIRN_CI_PASSWORD",
+)
+
+# How `publish` finds where to push and logs in: CAIRN_REGISTRY (else the CI's own registry
+# image, lower case as registries want it); CAIRN_REGISTRY_USER and CAIRN_REGISTRY_PASSWORD
+# (else the CI's job credentials, sent only to the CI's own registry). The password goes
+# through a pipe from the shell's printf (a builtin: on no command line) into cairn login,
+# which keeps it in an auth file of the job's own, removed when the job's shell exits. A
+# signing key (CAIRN_SIGN_KEY: a file variable's path, or the PEM itself) signs the images;
+# its passphrase is CAIRN_KEY_PASSPHRASE.
+PUBLISH_LOGIN = (
+    'CAIRN_DESTINATION=$(printf %s "${CAIRN_REGISTRY:-${CAIRN_CI_REGISTRY_IMAGE:-}}" '
+    "| tr '[:upper:]' '[:lower:]')",
+    'CAIRN_JOB_DIR=$(mktemp -d) && trap \'rm -rf "$CAIRN_JOB_DIR"\' EXIT',
+    'export REGISTRY_AUTH_FILE="$CAIRN_JOB_DIR/auth.json"',
+    'case "${CAIRN_SIGN_KEY:-}" in -----BEGIN*) printf \'%s\\n\' "$CAIRN_SIGN_KEY" '
+    '> "$CAIRN_JOB_DIR/sign.key"; CAIRN_SIGN_KEY="$CAIRN_JOB_DIR/sign.key";; esac',
+    'if [ -n "$CAIRN_DESTINATION" ] && [ -n "${CAIRN_REGISTRY_PASSWORD:-}" ]; then '
+    'printf %s "$CAIRN_REGISTRY_PASSWORD" | '
+    f'{CAIRN} login "${{CAIRN_DESTINATION%%/*}}" -u "${{CAIRN_REGISTRY_USER:-}}" '
+    "--password-stdin; "
+    'elif [ -n "${CAIRN_CI_PASSWORD:-}" ] && '
+    '[ "${CAIRN_DESTINATION%%/*}" = "${CAIRN_CI_REGISTRY:-}" ]; then '
+    f'printf %s "$CAIRN_CI_PASSWORD" | {CAIRN} login "$CAIRN_CI_REGISTRY" '
+    '-u "$CAIRN_CI_USER" --password-stdin; fi',
+)
 
 
 def _part(image: Image, platform: Platform) -> str:
@@ -126,10 +162,12 @@ def ci_jobs(family: Family, cwd: Path | None = None) -> tuple[CiJob, ...]:
     publish = (
         *_install(host),
         f"{CAIRN} merge {spec} {PARTS}/* --output oci:{PUBLISHED}",
-        'if [ -n "$CAIRN_REGISTRY" ]; then '
-        f'{CAIRN} push {spec} "$CAIRN_REGISTRY" --output oci:{PUBLISHED} $CAIRN_PUSH_OPTIONS; '
-        'else echo "cairn: CAIRN_REGISTRY is not set, so nothing is pushed; '
-        f"the merged layout {PUBLISHED} is kept as this job's artifact.\"; fi",
+        *PUBLISH_LOGIN,
+        'if [ -n "$CAIRN_DESTINATION" ]; then '
+        f'{CAIRN} push {spec} "$CAIRN_DESTINATION" --output oci:{PUBLISHED} '
+        '${CAIRN_SIGN_KEY:+--sign-key "$CAIRN_SIGN_KEY"} $CAIRN_PUSH_OPTIONS; '
+        'else echo "cairn: no registry (CAIRN_REGISTRY, or the CI\'s own), so nothing is '
+        f"pushed; the merged layout {PUBLISHED} is kept as this job's artifact.\"; fi",
     )
     jobs.append(CiJob("publish", host, tuple(j.id for j in jobs), publish, None, PUBLISHED))
     return tuple(jobs)

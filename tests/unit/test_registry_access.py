@@ -1,0 +1,246 @@
+"""How cairn reaches a registry host: which credential file, key and helper answer, which
+certificates are trusted, what skopeo is handed, and which signatures go where.
+
+That skopeo and real registries (TLS from a private CA, htpasswd, token auth, mutual TLS)
+agree is shown by tests/integration/test_registry_access.py; these check the rules."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from cairn.errors import RegistryAccessError, UsageError
+from cairn.oci import certs, credentials
+from cairn.oci.access import Access, AccessOptions, repository_of
+from cairn.oci.attachments import signatures_for, signed_identity
+from cairn.oci.credentials import AuthFile, auth_files, find, keys_for
+from cairn.oci.registry import Failure, explain
+from cairn.trust import keys
+from cairn.trust.signing import sign_images
+from tests.helpers import layout_with
+
+
+def basic(user: str, password: str) -> str:
+    return base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def write(path: Path, doc: object) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_auth_files_in_containers_auth_json_order(tmp_path: Path) -> None:
+    home = str(tmp_path / "home")
+    assert auth_files({"HOME": home}, uid=1000) == [
+        AuthFile(Path("/run/containers/1000/auth.json")),  # skopeo login without a session
+        AuthFile(Path(home) / ".config/containers/auth.json"),
+        AuthFile(Path(home) / ".docker/config.json"),
+        AuthFile(Path(home) / ".dockercfg", legacy=True),
+    ]
+    env = {
+        "HOME": home,
+        "XDG_RUNTIME_DIR": "/run/user/1000",
+        "XDG_CONFIG_HOME": "/cfg",
+        "DOCKER_CONFIG": "/dock",
+    }
+    assert [a.path for a in auth_files(env, uid=1000)][:3] == [
+        Path("/run/user/1000/containers/auth.json"),
+        Path("/cfg/containers/auth.json"),
+        Path("/dock/config.json"),
+    ]
+    # REGISTRY_AUTH_FILE takes the first place (as skopeo's --authfile default)
+    env["REGISTRY_AUTH_FILE"] = "/job/auth.json"
+    assert auth_files(env, uid=1000)[0].path == Path("/job/auth.json")
+
+
+def test_the_first_file_and_the_most_specific_key_win(tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path), "REGISTRY_AUTH_FILE": str(tmp_path / "job.json")}
+    write(
+        tmp_path / "job.json",
+        {
+            "auths": {
+                "reg.example": {"auth": basic("host", "h")},
+                "reg.example/team": {"auth": basic("team", "t")},
+                "reg.example/team/base": {"auth": basic("repo", "r")},
+            }
+        },
+    )
+    write(tmp_path / ".docker/config.json", {"auths": {"other.example": {"auth": basic("d", "x")}}})
+    assert keys_for("reg.example/team/base") == [
+        "reg.example/team/base",
+        "reg.example/team",
+        "reg.example",
+    ]
+    for repository, user in [
+        ("reg.example/team/base", "repo"),
+        ("reg.example/team/python", "team"),
+        ("reg.example/other/base", "host"),
+        ("other.example/x", "d"),
+    ]:
+        found = find(repository, env).credential
+        assert found is not None and found.username == user, repository
+    found = find("reg.example/team/base", env).credential
+    assert (
+        found is not None
+        and found.source == f"{tmp_path / 'job.json'} (auths reg.example/team/base)"
+    )
+    # the secret is never in the credential's repr (logs, tracebacks)
+    assert "r'" not in repr(found) and "secret" not in repr(found)
+    missing = find("nowhere.example/x", env)
+    assert missing.credential is None
+    assert missing.looked_in[0] == str(tmp_path / "job.json") and len(missing.looked_in) == 4
+
+
+def test_url_keys_identity_tokens_and_broken_files(tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path), "REGISTRY_AUTH_FILE": str(tmp_path / "a.json")}
+    write(tmp_path / "a.json", {"auths": {"https://old.example/v1/": {"auth": basic("u", "p")}}})
+    old = find("old.example/x", env).credential
+    assert old is not None and old.username == "u"
+    write(tmp_path / "a.json", {"auths": {"tok.example": {"identitytoken": "refresh-1"}}})
+    token = find("tok.example/x", env).credential
+    assert token is not None and token.identity_token and token.secret == "refresh-1"
+    # handed to skopeo as docker writes it: containers/image wants an `auth` beside it
+    assert token.auth_entry() == {"auth": basic("", ""), "identitytoken": "refresh-1"}
+    write(tmp_path / "a.json", {"auths": {"bad.example": {"auth": "not base64!"}}})
+    with pytest.raises(RegistryAccessError, match="not base64"):
+        find("bad.example/x", env)
+    (tmp_path / "a.json").write_text("{" * 100_000)
+    with pytest.raises(RegistryAccessError, match="not valid JSON"):
+        find("bad.example/x", env)
+
+
+def helper_script(bin_dir: Path, name: str, answers: dict[str, tuple[str, str]]) -> None:
+    """docker-credential-NAME: `get` answers {Username, Secret} for the hosts it knows."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    script = bin_dir / f"docker-credential-{name}"
+    cases = "".join(
+        f'  {host}) echo \'{{"ServerURL":"{host}","Username":"{u}","Secret":"{s}"}}\';;\n'
+        for host, (u, s) in answers.items()
+    )
+    script.write_text(
+        "#!/bin/sh\n"
+        '[ "$1" = get ] || exit 2\nread host\ncase "$host" in\n'
+        f"{cases}"
+        "  *) echo 'credentials not found in native keychain'; exit 1;;\nesac\n"
+    )
+    script.chmod(0o755)
+
+
+def test_credential_helpers_and_stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
+    helper_script(tmp_path / "bin", "ecr", {"ecr.example": ("AWS", "ecr-token")})
+    helper_script(tmp_path / "bin", "store", {"store.example": ("<token>", "refresh-2")})
+    env = {"HOME": str(tmp_path)}
+    config = write(
+        tmp_path / ".docker/config.json",
+        {
+            "credHelpers": {"ecr.example": "ecr", "gone.example": "missing"},
+            "credsStore": "store",
+            "auths": {"file.example": {"auth": basic("f", "p")}},
+        },
+    )
+    ecr = find("ecr.example/team/base", env).credential
+    assert ecr is not None and (ecr.username, ecr.secret) == ("AWS", "ecr-token")
+    assert ecr.source == f"docker-credential-ecr, named in {config}'s credHelpers"
+    stored = find("store.example/x", env).credential
+    assert stored is not None and stored.identity_token and stored.secret == "refresh-2"
+    # an auths entry comes before the store; a store that knows nothing is no credential
+    file_cred = find("file.example/x", env).credential
+    assert file_cred is not None and file_cred.username == "f"
+    assert find("unknown.example/x", env).credential is None
+    with pytest.raises(RegistryAccessError, match="docker-credential-missing is not on PATH"):
+        find("gone.example/x", env)
+
+
+def test_certs_d_first_directory_wins_and_client_pairs(tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path)}
+    home_dir = tmp_path / ".config/containers/certs.d/reg.example:5000"
+    home_dir.mkdir(parents=True)
+    (home_dir / "b.crt").write_text("x")
+    (home_dir / "a.crt").write_text("x")
+    (home_dir / "me.cert").write_text("x")
+    (home_dir / "me.key").write_text("x")
+    extra = tmp_path / "extra.pem"
+    extra.write_text("x")
+    trust = certs.host_trust("reg.example:5000", extra, env)
+    assert trust.directory == home_dir
+    assert trust.cas == (home_dir / "a.crt", home_dir / "b.crt", extra)
+    assert trust.client == (home_dir / "me.cert", home_dir / "me.key")
+    assert trust.looked_in == (str(home_dir), str(extra))
+    cert_dir = trust.skopeo_dir(tmp_path / "skopeo")
+    assert sorted(p.name for p in cert_dir.iterdir()) == [
+        "00-a.crt",
+        "01-b.crt",
+        "02-extra.crt",
+        "client.cert",
+        "client.key",
+    ]
+    (home_dir / "me.key").unlink()
+    with pytest.raises(UsageError, match="no key"):
+        certs.host_trust("reg.example:5000", None, env)
+    nothing = certs.host_trust("other.example", None, env)
+    assert nothing.cas == () and len(nothing.looked_in) == 3
+    with pytest.raises(UsageError, match="not a file"):
+        certs.ca_file(None, {certs.CA_FILE_ENV: str(tmp_path / "absent.pem")})
+
+
+def test_skopeo_is_handed_what_cairn_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(tmp_path / "job.json"))
+    write(tmp_path / "job.json", {"auths": {"reg.example/team": {"auth": basic("u", "p")}}})
+    host = Access(AccessOptions()).of("reg.example/team/base:13")
+    opts = host.skopeo_options("dest", "reg.example/team/base", tmp_path)
+    authfile = Path(next(o for o in opts if o.startswith("--dest-authfile=")).split("=", 1)[1])
+    assert authfile.stat().st_mode & 0o777 == 0o600
+    assert json.loads(authfile.read_text()) == {
+        "auths": {"reg.example/team/base": {"auth": basic("u", "p")}}
+    }
+    assert any(o.startswith("--dest-cert-dir=") for o in opts)
+    # a remote host is spoken to over HTTPS, checked, unless asked otherwise
+    assert "--dest-tls-verify=false" not in opts
+    unchecked = Access(AccessOptions(tls_verify=False)).of("reg.example/x")
+    assert "--src-tls-verify=false" in unchecked.skopeo_options("src", "reg.example/x", tmp_path)
+    assert repository_of("docker://h:5000/a/b@sha256:00") == "h:5000/a/b"
+
+
+def test_messages_name_the_cause_and_the_source() -> None:
+    cred = credentials.Credential("robot", "s3cret", "/job/auth.json (auths h)")
+    looked = credentials.Lookup(cred, ("/job/auth.json",))
+    refused = explain("pushing", "h/a/b:1", Failure(401, False, "unauthorized"), 1, lookup=looked)
+    assert isinstance(refused, RegistryAccessError) and refused.exit_code == 8
+    assert "did not accept the credentials (user 'robot') from /job/auth.json" in str(refused)
+    scope = "denied: requested access to the resource is denied"
+    denied = explain("pushing", "h/a/b:1", Failure(401, False, scope), 1, lookup=looked, write=True)
+    assert "may not push to a/b" in str(denied)
+    none = credentials.Lookup(None, ("/a.json", "/b.json"))
+    missing = explain("pushing", "h/a/b:1", Failure(401, False, "unauthorized"), 1, lookup=none)
+    assert "none for h were found in /a.json, /b.json" in str(missing)
+    x509 = 'x509: certificate signed by unknown authority"'
+    untrusted = explain("pushing", "h/a/b:1", Failure(None, False, x509), 1)
+    assert isinstance(untrusted, RegistryAccessError)
+    assert "not trusted (x509: certificate signed by unknown authority)" in str(untrusted)
+    for error in (refused, denied, missing, untrusted):
+        assert "s3cret" not in str(error)
+
+
+def test_a_push_sends_only_the_signatures_made_for_its_destination(tmp_path: Path) -> None:
+    layout = layout_with(tmp_path / "store", base=b"one")
+    key = keys.SigningKey(ec.generate_private_key(ec.SECP256R1()), "team")
+    for prefix in ("team.example/qapm", "customer.example/qapm", "team.example/qapm-old"):
+        sign_images(layout, [("base", f"{prefix}/base", ("13",))], key)
+    index_sig = next(t for t in layout.attachments("base") if t.endswith(".sig"))
+    sig = layout.attachments("base")[index_sig]
+    assert len(layout.read_json(sig.digest)["layers"]) == 6  # kept in the store: all of them
+    made = signatures_for(layout, sig, "customer.example/qapm/base")
+    assert made is not None
+    identities = {signed_identity(b.data) for b in made.blobs[1:]}
+    assert identities == {"customer.example/qapm/base", "customer.example/qapm/base:13"}
+    # a prefix that is another's prefix is not the same repository
+    team = signatures_for(layout, sig, "team.example/qapm/base")
+    assert team is not None and len(team.blobs) == 3
+    assert signatures_for(layout, sig, "elsewhere.example/qapm/base") is None
