@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -79,13 +79,88 @@ def _mounts_below(path: Path) -> list[str]:
     return sorted(points, key=len, reverse=True)
 
 
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+
+
+def _bottom_up(path: Path) -> Iterator[tuple[int, str, bool]]:
+    """Everything below the directory `path` (links not followed), each directory after
+    what it holds: (the descriptor of the directory holding it, its name, is a directory).
+    Iterative, and relative to one open directory at a time: a tree thousands of levels
+    deep (an untrusted archive's staircase), deeper than PATH_MAX, is walked as any other."""
+    try:
+        fd = os.open(path, _DIR_FLAGS)
+    except OSError:
+        return
+    trail: list[str] = []  # the names from `path` down to the directory `fd` is
+    seen: list[set[str]] = [set()]  # what each directory on the trail has given already
+    try:
+        while True:
+            try:
+                entries = list(os.scandir(fd))
+            except OSError:
+                entries = []
+            child = None
+            for entry in entries:
+                if entry.name in seen[-1]:
+                    continue
+                seen[-1].add(entry.name)
+                if entry.is_dir(follow_symlinks=False):
+                    try:
+                        child = os.open(entry.name, _DIR_FLAGS, dir_fd=fd)
+                    except OSError:
+                        yield fd, entry.name, True  # cannot be entered: judged as it is
+                        continue
+                    trail.append(entry.name)
+                    break
+                yield fd, entry.name, False
+            if child is not None:
+                os.close(fd)
+                fd = child
+                seen.append(set())
+                continue
+            if not trail:
+                return
+            parent = os.open("..", _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = parent
+            seen.pop()
+            yield fd, trail.pop(), True
+    finally:
+        os.close(fd)
+
+
 def tree_bytes(path: Path) -> int:
     total = 0
-    for dirpath, _, files in os.walk(path):
-        for name in files:
+    for fd, name, is_dir in _bottom_up(path):
+        if not is_dir:
             with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(dirpath, name)).st_size  # noqa: PTH118
+                total += os.stat(name, dir_fd=fd, follow_symlinks=False).st_size
     return total
+
+
+def _remove_all(path: Path) -> int:
+    """Remove `path` and everything below it, going on past what cannot be removed; how
+    many entries are left."""
+    left = 0
+    for fd, name, is_dir in _bottom_up(path):
+        try:
+            if is_dir:
+                os.rmdir(name, dir_fd=fd)
+            else:
+                os.unlink(name, dir_fd=fd)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            left += 1
+    with contextlib.suppress(FileNotFoundError):
+        try:
+            if path.is_symlink() or not path.is_dir():
+                path.unlink()
+            else:
+                path.rmdir()
+        except OSError:
+            left += 1
+    return left
 
 
 def remove_tree(path: Path) -> int:
@@ -97,17 +172,37 @@ def remove_tree(path: Path) -> int:
     if left:
         raise OSError(f"{path} still has mounts below it: {', '.join(left)}")
     size = tree_bytes(path)
-    shutil.rmtree(path, ignore_errors=True)
+    _remove_all(path)
     return size
 
 
+def _ours_and_ended(candidate: Path) -> bool:
+    """A scratch directory of this user's whose cairn process has ended. Another user's
+    (which this one may not even look into) is theirs to reclaim."""
+    try:
+        st = candidate.lstat()
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+            return False
+        return (candidate / OWNER).exists() and not _owner_alive(candidate)
+    except OSError:
+        return False
+
+
 def reclaim(root: Path) -> tuple[int, list[Path]]:
-    """Remove the scratch directories under `root` whose cairn process has ended."""
+    """Remove the scratch directories under `root` whose cairn process has ended. Nothing
+    here fails the command that reclaims: what cannot be removed is left for later."""
     freed, removed = 0, []
-    for candidate in sorted(root.glob("cairn-*")):
-        if candidate.is_dir() and (candidate / OWNER).exists() and not _owner_alive(candidate):
-            with contextlib.suppress(OSError):
+    try:
+        candidates = sorted(root.glob("cairn-*"))
+    except OSError:
+        return 0, []
+    for candidate in candidates:
+        if _ours_and_ended(candidate):
+            try:
                 freed += remove_tree(candidate)
+            except (OSError, RecursionError):
+                continue
+            if not os.path.lexists(candidate):
                 removed.append(candidate)
     return freed, removed
 

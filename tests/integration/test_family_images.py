@@ -225,9 +225,11 @@ def test_push_multi_arch_index_and_skip_what_is_there(base: Built, registry: Reg
     assert uploads(registry.requests()[start:]) == []
 
 
-def test_push_without_insecure_and_to_nothing(
+def test_push_without_plain_http_and_to_nothing(
     base: Built, registry: Registry, tmp_path: Path
 ) -> None:
+    # a registry on this machine may speak plain HTTP without --plain-http, as Docker allows
+    # (elsewhere "the registry speaks plain HTTP. Try: --plain-http": a unit test's)
     res = cairn(
         "push",
         str(EXAMPLE),
@@ -237,8 +239,7 @@ def test_push_without_insecure_and_to_nothing(
         f"oci:{base.store}",
         check=False,
     )
-    assert res.returncode == 4, res.stderr
-    assert "the registry speaks plain HTTP" in res.stderr and "--insecure" in res.stderr
+    assert res.returncode == 0, res.stderr
     res = cairn(
         "push",
         str(EXAMPLE),

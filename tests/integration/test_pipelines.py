@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.integration.conftest import Registry, cairn_json
+from tests.integration.conftest import cairn_json
 from tests.pipelines import (
     GITLAB_CI_LOCAL,
     SMALL_FAMILY,
@@ -23,6 +23,7 @@ from tests.pipelines import (
     family_repository,
     run_pipeline,
 )
+from tests.secure_registries import SecureRegistry, certs_d, tls_htpasswd_registry
 
 
 @pytest.fixture(scope="module")
@@ -34,19 +35,33 @@ def expected_jobs() -> list[str]:
     return [f"build-{i}-{a}" for i in ("core", "app") for a in ("amd64", "arm64")]
 
 
-def registry_digest(registry: Registry, name: str) -> str:
+def registry_digest(registry: SecureRegistry, name: str, cert_dir: Path) -> str:
     raw = subprocess.run(
-        ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{registry.address}/{name}"],
+        ["skopeo", "inspect", "--raw", "--cert-dir", str(cert_dir),
+         "--creds", f"{CI_USER}:{CI_PASSWORD}", f"docker://{registry.address}/{name}"],
         capture_output=True,
         check=True,
-    ).stdout
+    ).stdout  # fmt: skip
     return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+# GitLab's job token: its user and a password only this test knows
+CI_USER = "gitlab-ci-token"
+CI_PASSWORD = "glcbt-64_a7Xq2pLmN0vR9sT"
 
 
 @pytest.mark.arm64
 def test_the_gitlab_pipeline_runs_in_a_family_only_repository_and_pushes_what_build_gives(
-    tmp_path: Path, wheel: Path, registry: Registry, binfmt_registered: None
+    tmp_path: Path, wheel: Path, binfmt_registered: None
 ) -> None:
+    """...and logs in to GitLab's registry as GitLab says: CI_REGISTRY, CI_REGISTRY_IMAGE,
+    CI_REGISTRY_USER, CI_REGISTRY_PASSWORD; the registry's TLS comes from a private CA
+    (a file variable), and it wants an htpasswd login."""
+    with tls_htpasswd_registry(tmp_path / "registry", {CI_USER: CI_PASSWORD}) as registry:
+        _run_gitlab_pipeline(tmp_path, wheel, registry)
+
+
+def _run_gitlab_pipeline(tmp_path: Path, wheel: Path, registry: SecureRegistry) -> None:
     if not GITLAB_CI_LOCAL.exists():
         pytest.fail(f"{GITLAB_CI_LOCAL} is missing: scripts/setup --dev installs it")
     repo = tmp_path / "family"
@@ -67,15 +82,23 @@ def test_the_gitlab_pipeline_runs_in_a_family_only_repository_and_pushes_what_bu
     run = run_pipeline(
         repo,
         CAIRN_PACKAGE=str(wheel),
-        CAIRN_REGISTRY=f"{registry.address}/pipeline",
-        CAIRN_PUSH_OPTIONS="--insecure",
+        CI_REGISTRY=registry.address,
+        CI_REGISTRY_IMAGE=f"{registry.address}/Group/Pipeline",
+        CI_REGISTRY_USER=CI_USER,
+        CI_REGISTRY_PASSWORD=CI_PASSWORD,
+        CAIRN_REGISTRY_CA_FILE=str(registry.ca_cert),
     )
     assert run.returncode == 0, run.log[-6000:]
+    assert CI_PASSWORD not in run.log
+    assert f"Login succeeded: {CI_USER} at {registry.address}" in run.log, run.log[-6000:]
     print(f"gitlab pipeline: {run.seconds:.0f} s, {run.job_seconds()}")
     assert set(run.job_seconds()) == {*expected_jobs(), "publish"}, run.log[-6000:]
     for job in (*expected_jobs(), "publish"):
         assert f"PASS  {job}" in run.log, run.log[-6000:]
-    pushed = {name: registry_digest(registry, f"pipeline/{name}:1") for name in expected}
+    cert_dir = certs_d(tmp_path / "certs", registry)
+    pushed = {
+        name: registry_digest(registry, f"group/pipeline/{name}:1", cert_dir) for name in expected
+    }
     assert pushed == expected
 
     # publish without a registry: it merges, keeps the layout and says that nothing is pushed
@@ -84,7 +107,7 @@ def test_the_gitlab_pipeline_runs_in_a_family_only_repository_and_pushes_what_bu
     shutil.copytree(tmp_path / "direct", parts / "cairn-parts" / "everything")
     quiet = run_script(pipeline["publish"]["script"], parts, wheel, CAIRN_REGISTRY="")
     assert quiet.returncode == 0, quiet.stderr
-    assert "CAIRN_REGISTRY is not set, so nothing is pushed" in quiet.stdout
+    assert "so nothing is pushed" in quiet.stdout
     merged = json.loads((parts / "cairn-published" / "index.json").read_text())
     assert {m["digest"] for m in merged["manifests"]} == set(expected.values())
 

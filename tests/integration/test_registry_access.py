@@ -147,14 +147,17 @@ def helper(bin_dir: Path, name: str, host: str, user: str) -> None:
 @contextlib.contextmanager
 def run_containers_auth() -> Iterator[Path]:
     """/run/containers/0/auth.json, where `skopeo login` writes as root without a session
-    (ssh, sudo -i, CI, a container), removed afterwards."""
+    (ssh, sudo -i, CI, a container): empty for the block, then as it was."""
     path = Path(f"/run/containers/{os.getuid()}/auth.json")
-    if path.exists():
-        pytest.fail(f"{path} exists before the test: it would be overwritten")
+    kept = path.read_bytes() if path.exists() else None  # the machine's own, put back
+    path.unlink(missing_ok=True)
     try:
         yield path
     finally:
         path.unlink(missing_ok=True)
+        if kept is not None:
+            path.write_bytes(kept)
+            path.chmod(0o600)
 
 
 SOURCES = (

@@ -224,6 +224,10 @@ def test_messages_name_the_cause_and_the_source() -> None:
     untrusted = explain("pushing", "h/a/b:1", Failure(None, False, x509), 1)
     assert isinstance(untrusted, RegistryAccessError)
     assert "not trusted (x509: certificate signed by unknown authority)" in str(untrusted)
+    plain = explain(
+        "pushing", "h/a", Failure(None, False, "server gave HTTP response to HTTPS client"), 1
+    )
+    assert "speaks plain HTTP" in str(plain) and "--plain-http" in str(plain)
     for error in (refused, denied, missing, untrusted):
         assert "s3cret" not in str(error)
 
