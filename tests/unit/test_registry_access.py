@@ -67,6 +67,7 @@ def test_the_first_file_and_the_most_specific_key_win(tmp_path: Path) -> None:
                 "reg.example": {"auth": basic("host", "h")},
                 "reg.example/team": {"auth": basic("team", "t")},
                 "reg.example/team/base": {"auth": basic("repo", "r")},
+                "scoped.example/team": {"auth": basic("scoped", "s")},
             }
         },
     )
@@ -91,6 +92,8 @@ def test_the_first_file_and_the_most_specific_key_win(tmp_path: Path) -> None:
     )
     # the secret is never in the credential's repr (logs, tracebacks)
     assert "r'" not in repr(found) and "secret" not in repr(found)
+    # a namespace's login is that namespace's only
+    assert find("scoped.example/other/x", env).credential is None
     missing = find("nowhere.example/x", env)
     assert missing.credential is None
     assert missing.looked_in[0] == str(tmp_path / "job.json") and len(missing.looked_in) == 4

@@ -72,7 +72,7 @@ CI_REGISTRY_VARIABLES = (
 PUBLISH_LOGIN = (
     'CAIRN_DESTINATION=$(printf %s "${CAIRN_REGISTRY:-${CAIRN_CI_REGISTRY_IMAGE:-}}" '
     "| tr '[:upper:]' '[:lower:]')",
-    'CAIRN_JOB_DIR=$(mktemp -d) && trap \'rm -rf "$CAIRN_JOB_DIR"\' EXIT',
+    "CAIRN_JOB_DIR=$(mktemp -d) && trap 'rm -rf \"$CAIRN_JOB_DIR\"' EXIT",
     'export REGISTRY_AUTH_FILE="$CAIRN_JOB_DIR/auth.json"',
     'case "${CAIRN_SIGN_KEY:-}" in -----BEGIN*) printf \'%s\\n\' "$CAIRN_SIGN_KEY" '
     '> "$CAIRN_JOB_DIR/sign.key"; CAIRN_SIGN_KEY="$CAIRN_JOB_DIR/sign.key";; esac',
@@ -166,7 +166,7 @@ def ci_jobs(family: Family, cwd: Path | None = None) -> tuple[CiJob, ...]:
         'if [ -n "$CAIRN_DESTINATION" ]; then '
         f'{CAIRN} push {spec} "$CAIRN_DESTINATION" --output oci:{PUBLISHED} '
         '${CAIRN_SIGN_KEY:+--sign-key "$CAIRN_SIGN_KEY"} $CAIRN_PUSH_OPTIONS; '
-        'else echo "cairn: no registry (CAIRN_REGISTRY, or the CI\'s own), so nothing is '
+        "else echo \"cairn: no registry (CAIRN_REGISTRY, or the CI's own), so nothing is "
         f"pushed; the merged layout {PUBLISHED} is kept as this job's artifact.\"; fi",
     )
     jobs.append(CiJob("publish", host, tuple(j.id for j in jobs), publish, None, PUBLISHED))

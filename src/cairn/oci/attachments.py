@@ -110,7 +110,7 @@ def signatures_for(layout: OciLayout, sig: Descriptor, repository: str) -> Attac
         desc = Descriptor.from_json(d)
         if desc.media_type != MEDIA_SIMPLESIGNING or desc.size > MAX_PAYLOAD:
             continue
-        data = layout.blob_path(desc.digest).read_bytes()
+        data = layout.read_blob(desc.digest, MAX_PAYLOAD)
         identity = signed_identity(data)
         if identity is not None and names_repository(identity, repository):
             kept.append((data, desc))
@@ -132,11 +132,9 @@ def _push_manifest(
             _push_manifest(client, path, layout, Descriptor.from_json(child), child["digest"])
     else:
         for blob in [doc["config"], *doc.get("layers", [])]:
-            data = layout.blob_path(blob["digest"]).read_bytes()
+            data = layout.read_blob(blob["digest"])
             client.put_blob(path, blob["digest"], data)
-    client.put_manifest(
-        path, reference, layout.blob_path(desc.digest).read_bytes(), desc.media_type
-    )
+    client.put_manifest(path, reference, layout.read_blob(desc.digest), desc.media_type)
 
 
 def push_attachments(

@@ -108,10 +108,12 @@ def keys_for(repository: str) -> list[str]:
     return ["/".join(parts[:n]) for n in range(len(parts), 0, -1)]
 
 
-def _normalised(key: str) -> str:
-    """An auths key written as a URL (https://HOST/v1/, as old docker logins did) -> HOST."""
-    key = key.removeprefix("https://").removeprefix("http://")
-    return key.split("/", 1)[0]
+def _normalised(key: str, legacy: bool) -> str:
+    """An auths key written as a URL (https://HOST/v1/, as old docker logins did) -> HOST;
+    a key without a scheme (REGISTRY/NAMESPACE) stays as it is, as containers/image reads
+    it: only an exact match names a namespace."""
+    stripped = key.removeprefix("https://").removeprefix("http://")
+    return stripped.split("/", 1)[0] if legacy or stripped != key else stripped
 
 
 def _read(path: Path) -> dict[str, Any] | None:
@@ -237,7 +239,7 @@ def _in_file(auth: AuthFile, repository: str) -> Credential | None:
             if found is not None:
                 return found
     for key, entry in auths.items():
-        if _normalised(key) == host:
+        if _normalised(key, auth.legacy) == host:
             found = _decoded(auth.path, key, entry)
             if found is not None:
                 return found

@@ -14,14 +14,16 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import re
 import shutil
+import stat
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from cairn.errors import CairnError, ImageContentError, StoreError, UsageError
 from cairn.oci.image import (
@@ -34,6 +36,10 @@ from cairn.oci.image import (
 )
 from cairn.oci.reference import ImageRef
 from cairn.signals import stop_deferred
+from cairn.untrusted import MAX_DOCUMENT, json_object
+
+MAX_READ = 64 << 20  # a blob read whole (an attestation's SBOM, a signature payload)
+MAX_INDEX = 64 << 20  # index.json: thousands of images and attachments
 
 OCI_LAYOUT = {"imageLayoutVersion": "1.0.0"}
 # An attachment of image NAME is kept under the ref NAME:TAG, TAG the registry's tag for
@@ -141,7 +147,13 @@ class OciLayout:
         if not self.exists():
             return {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": []}
         try:
-            loaded: dict[str, Any] = json.loads((self.root / "index.json").read_bytes())
+            fd = os.open(self.root / "index.json", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            with os.fdopen(fd, "rb") as f:
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    raise ValueError("not a regular file")
+                loaded = json_object(f.read(MAX_INDEX + 1), "index.json", max_bytes=MAX_INDEX)
+            if not isinstance(loaded.get("manifests", []), list):
+                raise ValueError("its manifests are no list")
         except (OSError, ValueError) as e:
             raise StoreError(
                 f"Reading the image layout {self.root} failed because its index.json "
@@ -184,9 +196,72 @@ class OciLayout:
         algo, _, hexdigest = checked_digest(digest).partition(":")
         return self.root / "blobs" / algo / hexdigest
 
-    def read_json(self, digest: str) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.blob_path(digest).read_bytes())
+    @contextlib.contextmanager
+    def open_blob(self, digest: str) -> Iterator[tuple[BinaryIO, int]]:
+        """The blob's file and size, opened without following a link and only when it is a
+        regular file (a FIFO or a device would block or never end); ImageContentError
+        otherwise."""
+        path = self.blob_path(digest)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as e:
+            what = "is a link" if e.errno == errno.ELOOP else f"cannot be read ({e.strerror})"
+            raise ImageContentError(
+                f"The blob {digest} of {self.root} {what}.",
+                "Try: copy the image again from a source you trust.",
+            ) from None
+        f = os.fdopen(fd, "rb")
+        with f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise ImageContentError(
+                    f"The blob {digest} of {self.root} is not a regular file.",
+                    "Try: copy the image again from a source you trust.",
+                )
+            os.set_blocking(fd, True)
+            yield f, st.st_size
+
+    def read_blob(self, digest: str, max_bytes: int = MAX_READ) -> bytes:
+        """The blob's bytes, read within `max_bytes` and checked against its digest."""
+        with self.open_blob(digest) as (f, size):
+            if size > max_bytes:
+                raise ImageContentError(
+                    f"The blob {digest} of {self.root} is {size} bytes, more than the "
+                    f"{max_bytes} a document of its kind may be.",
+                    "Try: copy the image again from a source you trust.",
+                )
+            data = f.read(max_bytes + 1)
+        if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+            raise ImageContentError(
+                f"The blob {digest} of {self.root} does not match its digest.",
+                "Try: copy the image again from a source you trust.",
+            )
         return data
+
+    def check_blob(self, digest: str) -> None:
+        """That the blob (a layer, of any size) is a regular file matching its digest,
+        read a MiB at a time; ImageContentError otherwise."""
+        h = hashlib.sha256()
+        with self.open_blob(digest) as (f, _):
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+        if "sha256:" + h.hexdigest() != digest:
+            raise ImageContentError(
+                f"The blob {digest} of {self.root} does not match its digest.",
+                "Try: copy the image again from a source you trust.",
+            )
+
+    def read_json(self, digest: str) -> dict[str, Any]:
+        """A manifest, index, config or other JSON document of the layout, read within
+        untrusted's bounds and checked against its digest."""
+        data = self.read_blob(digest, MAX_DOCUMENT)
+        try:
+            return json_object(data, f"the blob {digest}")
+        except ValueError as e:
+            raise ImageContentError(
+                f"The layout {self.root} is damaged: {e}.",
+                "Try: copy the image again from a source you trust.",
+            ) from None
 
     @contextlib.contextmanager
     def staging(self) -> Iterator[Staging]:
@@ -233,6 +308,12 @@ class Staging:
         """A blob staged here, else the one already in the layout."""
         staged = self.blobs / checked_digest(digest).partition(":")[2]
         return staged if staged.exists() else self.layout.blob_path(digest)
+
+    def read_blob(self, digest: str, max_bytes: int = MAX_READ) -> bytes:
+        staged = self.blobs / checked_digest(digest).partition(":")[2]
+        if staged.exists():
+            return staged.read_bytes()
+        return self.layout.read_blob(digest, max_bytes)
 
     def read_json(self, digest: str) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(self.blob_path(digest).read_bytes())

@@ -103,7 +103,7 @@ def signed_prefixes(layout: OciLayout, names: list[str]) -> set[str]:
             if not tag.endswith(".sig"):
                 continue
             for layer in layout.read_json(desc.digest).get("layers", []):
-                identity = signed_identity(layout.blob_path(layer["digest"]).read_bytes()) or ""
+                identity = signed_identity(layout.read_blob(layer["digest"])) or ""
                 head, _, last = identity.rpartition("/")
                 repository = f"{head}/{last.partition(':')[0]}"
                 if repository.endswith(f"/{name}"):

@@ -35,8 +35,7 @@ def attached_layers(layout: OciLayout | Staging, manifest: Descriptor) -> list[B
     """The layers of an attachment manifest, each with its payload."""
     doc = layout.read_json(manifest.digest)
     return [
-        Blob(layout.blob_path(d["digest"]).read_bytes(), Descriptor.from_json(d))
-        for d in doc.get("layers", [])
+        Blob(layout.read_blob(d["digest"]), Descriptor.from_json(d)) for d in doc.get("layers", [])
     ]
 
 

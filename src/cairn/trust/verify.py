@@ -16,7 +16,6 @@ Each check is reported; the first that fails is named.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from cairn.errors import CairnError
@@ -31,6 +30,7 @@ from cairn.trust.sigstore import (
     ANN_REFERRER_PREDICATE,
     check_signature,
 )
+from cairn.untrusted import printable
 
 REQUIRED = (SPDX, CYCLONEDX, SLSA_PROVENANCE)
 
@@ -46,10 +46,26 @@ def _layers(layout: OciLayout, attached: dict[str, Descriptor], tag: str) -> lis
 
 def _intact(layout: OciLayout, digest: str) -> bool:
     try:
-        data = layout.blob_path(digest).read_bytes()
-    except OSError:
+        layout.check_blob(digest)
+    except (OSError, CairnError):
         return False
-    return "sha256:" + hashlib.sha256(data).hexdigest() == digest
+    return True
+
+
+def _blobs(layout: OciLayout, manifest: Descriptor) -> Check:
+    """Every blob the platform's manifest names (its config and layers) is there, a regular
+    file, and hashes to its digest: a replaced layer is found here, not at the customer."""
+    try:
+        doc = layout.read_json(manifest.digest)
+        digests = [doc["config"]["digest"], *(d["digest"] for d in doc.get("layers", []))]
+    except (KeyError, TypeError, AttributeError, CairnError):
+        return Check(manifest.digest, "blobs", False, "the manifest is damaged")
+    for digest in digests:
+        if not isinstance(digest, str) or not _intact(layout, digest):
+            return Check(
+                manifest.digest, "blobs", False, f"{str(digest)[:80]} is missing or damaged"
+            )
+    return Check(manifest.digest, "blobs", True, f"{len(digests)} blobs match their digests")
 
 
 def _signature(
@@ -150,12 +166,20 @@ def _referrers(
     return Check(subject, "referrers", True, f"{len(listed)} attestations listed")
 
 
-def verify_image(layout: OciLayout, name: str, key: PublicKey) -> list[Check]:
-    """Every check of image `name` in the layout, in order: index, then each platform."""
-    index = layout.refs()[name]
-    attached = layout.attachments(name)
+def verify_image(
+    layout: OciLayout, name: str, key: PublicKey, *, blobs: bool = True
+) -> list[Check]:
+    """Every check of image `name` in the layout, in order: index, then each platform;
+    with `blobs`, every config and layer is hashed too (a registry's image is read without
+    its layers). A damaged layout gives failed checks, never an exception."""
+    try:
+        index = layout.refs()[name]
+        attached = layout.attachments(name)
+        manifests = layout.platform_manifests(name)
+    except (KeyError, TypeError, AttributeError, CairnError) as e:
+        detail = e.message if isinstance(e, CairnError) else "its index is damaged"
+        return [Check(name, "index", False, printable(detail))]
     checks = []
-    manifests = layout.platform_manifests(name)
     if not manifests:
         # cairn signs and attests indexes: anything else has no platform to attest
         checks.append(
@@ -166,6 +190,8 @@ def verify_image(layout: OciLayout, name: str, key: PublicKey) -> list[Check]:
             checks.append(Check(desc.digest, "digest", False, "the manifest's bytes differ"))
         checks.append(_signature(layout, attached, desc.digest, key))
     for manifest in manifests:
+        if blobs:
+            checks.append(_blobs(layout, manifest))
         checks += _attestations(layout, attached, manifest, key)
     return checks
 
