@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from cairn import reaper
+from cairn.errors import StoreError
 
 log = logging.getLogger("cairn")
 
@@ -48,6 +49,42 @@ def scratch_root(shm: Path = SHM) -> Path:
     if st.f_flag & os.ST_NOEXEC or st.f_bavail * st.f_frsize < MIN_FREE:
         return Path(tempfile.gettempdir())
     return shm
+
+
+RAM_FILESYSTEMS = frozenset({"tmpfs", "ramfs"})
+
+
+def filesystem_type(path: Path) -> str:
+    """The type of the file system `path` is on (tmpfs, ext4, ...), from mountinfo."""
+    where = os.path.realpath(path)
+    best, kind = "", ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            fields = line.split()
+            point = fields[4].encode().decode("unicode_escape")
+            inside = where == point or where.startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best):
+                best, kind = point, fields[fields.index("-") + 1]
+    return kind
+
+
+def disk_root() -> Path:
+    """Scratch space on a disk, never in memory: for untrusted bytes (a bundle being
+    checked), which must not be able to fill the machine's RAM. $TMPDIR when it is on a
+    disk, else /var/tmp, else /tmp."""
+    candidates = [os.environ["TMPDIR"]] if os.environ.get("TMPDIR") else []
+    for candidate in map(Path, [*candidates, "/var/tmp", "/tmp"]):
+        if (
+            candidate.is_dir()
+            and os.access(candidate, os.W_OK | os.X_OK)
+            and filesystem_type(candidate) not in RAM_FILESYSTEMS
+        ):
+            return candidate
+    raise StoreError(
+        "No scratch directory on a disk: $TMPDIR, /var/tmp and /tmp are all in memory (or "
+        "missing), and a bundle is never unpacked into memory.",
+        "Try: TMPDIR=DIR, DIR a directory on a disk with room for the bundle.",
+    )
 
 
 def _start_time(pid: int) -> str | None:

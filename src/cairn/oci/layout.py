@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import stat
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,14 +75,23 @@ def _write_file(path: Path, data: bytes) -> None:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write a file so that readers see the old content or the new, never a part of it."""
-    tmp = path.with_name(f".{path.name}.cairn-{os.getpid()}")
+    """Write a file so that readers see the old content or the new, never a part of it:
+    through a new temporary file beside it (O_EXCL, never one planted there or a link),
+    renamed over it."""
+    tmp: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_file(tmp, data)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        tmp = Path(name)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.chmod(0o644)
         tmp.replace(path)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise store_failure(f"Writing {path.name}", path, e) from None
 
 
@@ -148,9 +158,10 @@ class OciLayout:
             return {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": []}
         try:
             fd = os.open(self.root / "index.json", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise ValueError("not a regular file")
             with os.fdopen(fd, "rb") as f:
-                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                    raise ValueError("not a regular file")
                 loaded = json_object(f.read(MAX_INDEX + 1), "index.json", max_bytes=MAX_INDEX)
             if not isinstance(loaded.get("manifests", []), list):
                 raise ValueError("its manifests are no list")
@@ -210,15 +221,15 @@ class OciLayout:
                 f"The blob {digest} of {self.root} {what}.",
                 "Try: copy the image again from a source you trust.",
             ) from None
-        f = os.fdopen(fd, "rb")
-        with f:
-            st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                raise ImageContentError(
-                    f"The blob {digest} of {self.root} is not a regular file.",
-                    "Try: copy the image again from a source you trust.",
-                )
-            os.set_blocking(fd, True)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise ImageContentError(
+                f"The blob {digest} of {self.root} is not a regular file.",
+                "Try: copy the image again from a source you trust.",
+            )
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb") as f:
             yield f, st.st_size
 
     def read_blob(self, digest: str, max_bytes: int = MAX_READ) -> bytes:

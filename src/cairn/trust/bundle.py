@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import hashlib
 import io
 import json
 import os
+import re
+import stat
 import tarfile
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,13 +35,16 @@ from typing import IO, Any
 
 import zstandard
 
-from cairn.errors import StoreError, UsageError, VerificationError
+from cairn.errors import ImageContentError, StoreError, UsageError, VerificationError
 from cairn.oci.attachments import signatures_for, signed_identity
 from cairn.oci.image import ANN_REF_NAME, MEDIA_INDEX, canonical_json
-from cairn.oci.layout import ATTACHED, OCI_LAYOUT, OciLayout, reachable
+from cairn.oci.layout import ATTACHED, OCI_LAYOUT, OciLayout, checked_digest, reachable
+from cairn.trust import ustar
 from cairn.trust.keys import PublicKey, SigningKey
+from cairn.untrusted import MAX_DOCUMENT, json_object, printable
 
-BUNDLE_VERSION = 1
+# 2: the manifest lists every file's size, so that each is taken at its signed size
+BUNDLE_VERSION = 2
 MANIFEST = "cairn-bundle.json"
 SIGNATURE = "cairn-bundle.json.sig"
 SUMS = "SHA256SUMS"
@@ -130,11 +137,37 @@ class _IndexView(OciLayout):
         return super().read_json(digest)
 
 
+def _size(item: Path | bytes) -> int:
+    return len(item) if isinstance(item, bytes) else item.lstat().st_size
+
+
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[IO[bytes]]:
+    """A file of the store (or a part), opened without following a link, only when it is
+    a regular file: a link planted in the store never puts another file in a bundle."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        raise ImageContentError(
+            f"{path} cannot be read without following a link ({e.strerror}).",
+            "Try: build (or copy) the images again into a store of cairn's own.",
+        ) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ImageContentError(
+            f"{path} is not a regular file.",
+            "Try: build (or copy) the images again into a store of cairn's own.",
+        )
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "rb") as f:
+        yield f
+
+
 def _sha256(item: Path | bytes) -> str:
     if isinstance(item, bytes):
         return hashlib.sha256(item).hexdigest()
     h = hashlib.sha256()
-    with item.open("rb") as f:
+    with _opened(item) as f:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
@@ -150,13 +183,22 @@ def write_bundle(
     """The bundle of `images` (all in `layout`), signed with `key`, as a zstd stream; with
     `prefix`, only the signatures made for REGISTRY/PREFIX go in."""
     files = layout_files(layout, images, prefix)
-    sums = "".join(f"{_sha256(item)}  {name}\n" for name, item in files).encode()
+    hashed = [(name, _sha256(item)) for name, item in files]
+    for name, digest in hashed:
+        if name.startswith("blobs/") and name.rsplit("/", 1)[1] != digest:
+            raise ImageContentError(
+                f"The blob {name} of {layout.root} does not match its digest: it is not "
+                "bundled (unbundle would refuse it).",
+                "Try: build the image again (or copy it again from its registry).",
+            )
+    sums = "".join(f"{digest}  {name}\n" for name, digest in hashed).encode()
     manifest = canonical_json(
         {
             "bundle_version": BUNDLE_VERSION,
             "images": [{"name": i.name, "digest": i.digest, "tags": list(i.tags)} for i in images],
             "key": key.public.fingerprint,
             "checksums": "sha256:" + hashlib.sha256(sums).hexdigest(),
+            "sizes": {name: _size(item) for name, item in files},
         }
     )
     signature = base64.b64encode(key.sign(manifest))
@@ -174,7 +216,7 @@ def write_bundle(
             if isinstance(item, bytes):
                 tar.addfile(_member(name, len(item)), io.BytesIO(item))
             else:
-                with item.open("rb") as f:
+                with _opened(item) as f:
                     tar.addfile(_member(name, os.fstat(f.fileno()).st_size), f)
 
 
@@ -194,84 +236,191 @@ def _refused(what: str, hint: str = "") -> VerificationError:
     )
 
 
-def read_bundle(stream: IO[bytes], key: PublicKey, into: Path) -> Opened:
-    """Unpack a bundle into the directory `into` and check it all: the manifest's format and
-    signature, the checksum list's digest, every file's checksum, nothing missing or
-    added, every blob's digest. Any failure raises before the caller writes anything."""
-    members = _unpack(stream, into)
+MAX_SIGNATURE = 4096  # base64 of an ECDSA signature: about 100 bytes
+MAX_SUMS = 16 << 20  # 100,000 lines of checksums
+MAX_FILES = 100_000
+ROOM = 64 << 20  # free space kept beyond the bundle's files
+_FILE_NAME = re.compile(r"^(?:oci-layout|index\.json|blobs/sha256/[0-9a-f]{64})$")
+_SUM_LINE = re.compile(r"^([0-9a-f]{64})  (\S+)$")
+
+
+@dataclass(frozen=True)
+class _Head:
+    """What the signed head of a bundle says: its images, and each file's digest and size
+    (None for a bundle of format 1, which lists no sizes)."""
+
+    images: tuple[BundledImage, ...]
+    key: str
+    digests: dict[str, str]
+    sizes: dict[str, int] | None
+
+
+def _images(manifest: dict[str, Any]) -> tuple[BundledImage, ...]:
     try:
-        manifest_bytes = (into / MANIFEST).read_bytes()
-        manifest = json.loads(manifest_bytes)
-        version = int(manifest["bundle_version"])
-    except (OSError, ValueError, KeyError, TypeError):
-        raise _refused(f"it has no readable {MANIFEST}") from None
+        images = tuple(
+            BundledImage(str(i["name"]), checked_digest(i["digest"]), tuple(map(str, i["tags"])))
+            for i in manifest["images"]
+        )
+    except (KeyError, TypeError, ValueError, ImageContentError):
+        raise _refused("its manifest's list of images is damaged") from None
+    if any(not _IMAGE_NAME.match(i.name) for i in images):
+        raise _refused("its manifest names an image by something that is no image name")
+    return images
+
+
+_IMAGE_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+
+
+def _checked_head(
+    manifest_bytes: bytes, signature_text: bytes, sums: bytes, key: PublicKey
+) -> _Head:
+    """The manifest's signature, format and checksum list, checked before any file is taken."""
     try:
-        signature = base64.b64decode((into / SIGNATURE).read_bytes(), validate=True)
-    except (OSError, ValueError):
+        signature = base64.b64decode(signature_text, validate=True)
+    except ValueError:
         signature = b""
     if not key.verifies(signature, manifest_bytes):
-        raise _refused(
-            f"its manifest is not signed by the key {key.fingerprint} (it names "
-            f"{manifest.get('key')})"
-        )
+        raise _refused(f"its manifest is not signed by the key {key.fingerprint}")
+    try:
+        manifest = json_object(manifest_bytes, MANIFEST)
+        version = int(manifest["bundle_version"])
+    except (ValueError, KeyError, TypeError):
+        raise _refused(f"its {MANIFEST} is damaged") from None
     if version > BUNDLE_VERSION:
         raise UsageError(
             f"The bundle is of format {version}, made by a newer cairn; this one reads "
             f"format {BUNDLE_VERSION} and older.",
             "Try: unbundle with the cairn version that made the bundle, or a newer one.",
         )
-    sums = (into / SUMS).read_bytes() if (into / SUMS).is_file() else b""
     if "sha256:" + hashlib.sha256(sums).hexdigest() != manifest.get("checksums"):
         raise _refused(f"{SUMS} is not the checksum list its manifest signs")
-    listed = {}
-    for line in sums.decode().splitlines():
-        digest, _, name = line.partition("  ")
-        listed[name] = digest
-    extra = sorted(set(members) - set(listed) - {MANIFEST, SIGNATURE, SUMS})
-    if extra:
-        raise _refused(f"{extra[0]} is in the bundle and not in its checksums")
-    for name, digest in sorted(listed.items()):
-        path = into / name
-        if name not in members or not path.is_file():
-            raise _refused(f"{name} is missing")
-        if _sha256(path) != digest:
-            raise _refused(f"{name} does not match its checksum")
-        if name.startswith("blobs/sha256/") and digest != name.rsplit("/", 1)[1]:
-            raise _refused(f"{name} holds another blob")
-    images = tuple(
-        BundledImage(i["name"], i["digest"], tuple(i["tags"])) for i in manifest["images"]
-    )
-    return Opened(OciLayout(into), images, str(manifest.get("key")))
+    digests: dict[str, str] = {}
+    for line in sums.decode("utf-8", errors="replace").splitlines():
+        m = _SUM_LINE.match(line)
+        if not m or not _FILE_NAME.match(m[2]) or m[2] in digests:
+            raise _refused(f"{SUMS} has a line no bundle has: {printable(line, 120)!r}")
+        digests[m[2]] = m[1]
+        if m[2].startswith("blobs/") and m[2].rsplit("/", 1)[1] != m[1]:
+            raise _refused(f"{m[2]} is listed with another blob's checksum")
+    if len(digests) > MAX_FILES:
+        raise _refused(f"it lists {len(digests)} files, more than {MAX_FILES}")
+    sizes = None
+    if version >= 2:
+        listed = manifest.get("sizes")
+        if (
+            not isinstance(listed, dict)
+            or set(listed) != set(digests)
+            or not all(isinstance(v, int) and v >= 0 for v in listed.values())
+        ):
+            raise _refused("its manifest's sizes are not those of its checksum list")
+        sizes = {str(k): int(v) for k, v in listed.items()}
+    return _Head(_images(manifest), str(manifest.get("key")), digests, sizes)
 
 
-def _unpack(stream: IO[bytes], into: Path) -> list[str]:
-    names = []
+def _take(chunks: Iterator[bytes], target: Path, digest: str, size: int | None) -> None:
+    """One member's data into `target` (a new file: never through a link), hashed as it
+    is written; a member whose bytes or size are not the signed ones is refused at once."""
+    h = hashlib.sha256()
+    written = 0
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as out:
+        for chunk in chunks:
+            written += len(chunk)
+            if size is not None and written > size:
+                break
+            h.update(chunk)
+            out.write(chunk)
+    if (size is not None and written != size) or h.hexdigest() != digest:
+        raise _refused(f"{target.name} does not match its checksum")
+
+
+def _head_member(
+    items: Iterator[tuple[ustar.Member, Iterator[bytes]]], name: str, cap: int
+) -> bytes:
+    got = next(items, None)
+    if got is None:
+        raise _refused(f"it ends before its {name}")
+    member, chunks = got
+    if member.name != name:
+        raise _refused(
+            f"it begins with {printable(member.name, 120)!r} where {name} belongs: it is no "
+            "bundle, or one whose files were reordered"
+        )
+    if member.size > cap:
+        raise _refused(f"its {name} is {member.size} bytes, more than a bundle's ({cap})")
+    return b"".join(chunks)
+
+
+def _room(into: Path, needed: int) -> None:
+    st = os.statvfs(into)
+    free = st.f_bavail * st.f_frsize
+    if needed + ROOM > free:
+        raise StoreError(
+            f"Unpacking the bundle needs {needed / 1e9:.2f} GB in {into}, which has "
+            f"{free / 1e9:.2f} GB free; nothing was written.",
+            "Try: TMPDIR=DIR on a disk with room (a RAM-backed one is never used for it).",
+        )
+
+
+def read_bundle(stream: IO[bytes], key: PublicKey, into: Path) -> Opened:
+    """Check a bundle and take its files into the directory `into`, verifying first: its
+    manifest, signature and checksum list come first and are read within small caps; the
+    signature, the format and the list are checked, and the room for every file; only
+    then is each file taken, on sight: listed, of its signed size, a regular file, hashed
+    as it is written. Nothing unlisted or unsigned is written, and a failure raises
+    before the caller pushes anything."""
     try:
         reader = zstandard.ZstdDecompressor().stream_reader(stream, closefd=False)
-        with tarfile.open(fileobj=reader, mode="r|") as tar:
-            for member in tar:
-                name = os.path.normpath(member.name)
-                if not member.isfile() or name.startswith(("/", "..", ".")) or name in names:
-                    raise _refused(f"it holds {member.name!r}, which no bundle has")
-                target = into / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                source = tar.extractfile(member)
-                assert source is not None
-                with target.open("wb") as out:
-                    while chunk := source.read(1 << 20):
-                        out.write(chunk)
-                names.append(name)
+        items = ustar.members(reader)
+        manifest = _head_member(items, MANIFEST, MAX_DOCUMENT)
+        signature = _head_member(items, SIGNATURE, MAX_SIGNATURE)
+        sums = _head_member(items, SUMS, MAX_SUMS)
+        head = _checked_head(manifest, signature, sums, key)
+        if head.sizes is not None:
+            _room(into, sum(head.sizes.values()))
+        (into / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+        taken: set[str] = set()
+        for member, chunks in items:
+            name = member.name
+            if name not in head.digests:
+                raise _refused(
+                    f"{printable(name, 120)!r} is in the bundle and not in its checksums"
+                )
+            if name in taken:
+                raise _refused(f"{name} is in the bundle twice")
+            size = head.sizes[name] if head.sizes is not None else None
+            if size is not None and member.size != size:
+                raise _refused(f"{name} is {member.size} bytes, and its signed size is {size}")
+            _take(chunks, into / name, head.digests[name], size)
+            taken.add(name)
+        missing = sorted(set(head.digests) - taken)
+        if missing:
+            raise _refused(f"{missing[0]} is missing")
+    except ustar.Refused as e:
+        raise _refused(str(e)) from None
     except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise StoreError(
+                f"Unpacking the bundle filled the disk holding {into}.",
+                "Try: TMPDIR=DIR on a disk with room.",
+            ) from None
         raise _refused(f"it cannot be unpacked ({e.strerror or e})") from None
-    except (zstandard.ZstdError, tarfile.TarError, EOFError) as e:
+    except (zstandard.ZstdError, EOFError) as e:
         raise _refused(
             f"it is truncated or damaged ({e})",
             "Try: copy the bundle again; with parts, check that every part is there.",
         ) from None
-    return names
+    return Opened(OciLayout(into), head.images, head.key)
 
 
 # ------------------------------------------------------------------ parts
+def _new_beside(final: Path) -> tuple[IO[bytes], Path]:
+    """A new temporary file beside `final` (O_EXCL, never through a link) and its path."""
+    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", dir=final.parent)
+    os.fchmod(fd, 0o644)
+    return os.fdopen(fd, "wb"), Path(name)
+
+
 def write_parts(whole: Path, part_size: int) -> list[Path]:
     """Split `whole` into WHOLE.000, .001, ... of `part_size` bytes and WHOLE.parts, copied
     a MiB at a time; the parts appear under their names only once all are written."""
@@ -281,10 +430,10 @@ def write_parts(whole: Path, part_size: int) -> list[Path]:
         with whole.open("rb") as f:
             while True:
                 final = whole.with_name(f"{whole.name}.{len(made):03d}")
-                tmp = final.with_name(f".{final.name}.cairn-{os.getpid()}")
+                out, tmp = _new_beside(final)
                 made.append((tmp, final))
                 h, size = hashlib.sha256(), 0
-                with tmp.open("wb") as out:
+                with out:
                     while size < part_size and (chunk := f.read(min(1 << 20, part_size - size))):
                         out.write(chunk)
                         h.update(chunk)
@@ -295,9 +444,10 @@ def write_parts(whole: Path, part_size: int) -> list[Path]:
                     break
                 rows.append({"name": final.name, "size": size, "sha256": h.hexdigest()})
         index = whole.with_name(f"{whole.name}.parts")
-        tmp_index = index.with_name(f".{index.name}.cairn-{os.getpid()}")
-        tmp_index.write_bytes(canonical_json({"parts": rows}))
+        out, tmp_index = _new_beside(index)
         made.append((tmp_index, index))
+        with out:
+            out.write(canonical_json({"parts": rows}))
         for tmp, final in made:
             tmp.replace(final)
     except OSError as e:
@@ -327,7 +477,7 @@ class _Concatenated(io.RawIOBase):
                 path = next(self._paths, None)
                 if path is None:
                     return 0
-                self._file = path.open("rb")
+                self._file = os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb")
             n: int = self._file.readinto(buffer)
             if n:
                 return n
@@ -335,35 +485,54 @@ class _Concatenated(io.RawIOBase):
             self._file = None
 
 
+MAX_PART_LIST = 1 << 20
+MAX_PARTS = 10_000
+_PART_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,250}$")
+
+
+def _part_rows(index: Path) -> list[tuple[str, int, str]]:
+    """FILE.parts: each part's name (beside it), size and sha256, read within bounds."""
+    try:
+        with _opened(index) as f:
+            doc = json_object(f.read(MAX_PART_LIST + 1), index.name, max_bytes=MAX_PART_LIST)
+        rows = doc["parts"]
+        if not isinstance(rows, list) or not 0 < len(rows) <= MAX_PARTS:
+            raise ValueError("no list of parts")
+        parsed = [(str(r["name"]), int(r["size"]), str(r["sha256"])) for r in rows]
+    except (ValueError, KeyError, TypeError, ImageContentError):
+        raise _refused(f"{index.name} is damaged") from None
+    for name, size, digest in parsed:
+        if not _PART_NAME.match(name) or name == index.name:
+            raise _refused(f"{index.name} names a part outside its directory")
+        if size < 0 or not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise _refused(f"{index.name} is damaged")
+    return parsed
+
+
 @contextlib.contextmanager
 def open_parts(path: Path) -> Iterator[IO[bytes]]:
     """The bundle at `path` (one file, or the FILE.parts of a split one), checked part by
-    part against FILE.parts before it is read."""
+    part against FILE.parts before it is read. Nothing is read through a link."""
     index = path if path.name.endswith(".parts") else path.with_name(path.name + ".parts")
     if path.is_file() and not path.name.endswith(".parts"):
-        with path.open("rb") as f:
+        with _opened(path) as f:
             yield f
         return
     if not index.is_file():
-        raise UsageError(f"{path} does not exist (nor {index.name}).", "Try: the bundle's path.")
-    try:
-        rows = json.loads(index.read_bytes())["parts"]
-        names = [str(row["name"]) for row in rows]
-        sizes = [int(row["size"]) for row in rows]
-        sums = [str(row["sha256"]) for row in rows]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise _refused(f"{index.name} is damaged") from None
-    if any(Path(n).name != n or n.startswith(".") for n in names):
-        raise _refused(f"{index.name} names a part outside its directory")
+        raise UsageError(
+            f"{printable(path)} does not exist (nor {printable(index.name)}).",
+            "Try: the bundle's path.",
+        )
+    rows = _part_rows(index)
     paths = []
-    for name, size, digest in zip(names, sizes, sums, strict=True):
+    for name, size, digest in rows:
         part = index.with_name(name)
         if not part.is_file():
             raise _refused(
                 f"its part {part.name} is missing ({len(rows)} parts)",
                 f"Try: copy {part.name} next to {index.name}.",
             )
-        if part.stat().st_size != size or _sha256(part) != digest:
+        if part.lstat().st_size != size or _sha256(part) != digest:
             raise _refused(f"its part {part.name} is damaged (its checksum differs)")
         paths.append(part)
     with io.BufferedReader(_Concatenated(paths)) as stream:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 from cairn.errors import CairnError, StoreError, UsageError, VerificationError
 from cairn.family.jobs import BuildOptions, plan_jobs
@@ -23,7 +25,7 @@ from cairn.oci import skopeo
 from cairn.oci.access import Access
 from cairn.oci.attachments import Registries, fetch_attachments
 from cairn.oci.layout import OciLayout
-from cairn.scratch import scratch_dir
+from cairn.scratch import disk_root, scratch_dir
 from cairn.trust.bundle import (
     BundledImage,
     Opened,
@@ -60,11 +62,18 @@ def _from_registry(
 
 
 @contextlib.contextmanager
-def _written(out: Path) -> Iterator[Path]:
-    """A temporary file beside `out`, renamed to it when the block succeeds."""
-    tmp = out.with_name(f".{out.name}.cairn-{os.getpid()}")
+def _written(out: Path) -> Iterator[IO[bytes]]:
+    """A new temporary file beside `out` (made with O_EXCL: never one planted there, nor
+    through a link), renamed to it when the block succeeds."""
     try:
-        yield tmp
+        fd, name = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    except OSError as e:
+        raise StoreError(f"Writing {out} failed: {e.strerror}.") from None
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+        tmp.chmod(0o644)
         tmp.replace(out)
     except OSError as e:
         raise StoreError(f"Writing {out} failed: {e.strerror}.") from None
@@ -114,7 +123,7 @@ def make_bundle(
                 )
         prefix = _identity(layout, names, made_for or source)
         images = [BundledImage(n, refs[n].digest, family.image(n).tags) for n in names]
-        with _written(out) as tmp_out, tmp_out.open("wb") as f:
+        with _written(out) as f:
             write_bundle(layout, images, key, f, prefix)
     return write_parts(out, part_size) if part_size else [out]
 
@@ -161,7 +170,8 @@ def _check_images(opened: Opened, key: PublicKey) -> None:
                 f"The bundle is refused: its layout does not hold {image.name} at "
                 f"{image.digest}, which its manifest names."
             )
-        failed = first_failure(verify_image(opened.layout, image.name, key))
+        # read_bundle took every file at its signed checksum: no blob is hashed twice
+        failed = first_failure(verify_image(opened.layout, image.name, key, blobs=False))
         if failed is not None:
             raise VerificationError(
                 f"The bundle is refused: {image.name}'s {failed.check} of "
@@ -179,7 +189,7 @@ def unbundle(
     say: Callable[[str], None],
 ) -> list[PushedImage]:
     dest = check_destination(destination)
-    with scratch_dir("unbundle") as tmp:
+    with scratch_dir("unbundle", disk_root()) as tmp:
         with _nothing_pushed(), open_parts(bundle) as stream:
             opened = read_bundle(stream, key, Path(tmp))
             _check_images(opened, key)

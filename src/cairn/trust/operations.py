@@ -17,7 +17,7 @@ from cairn.oci.attachments import Registries, fetch, fetch_attachments
 from cairn.oci.layout import OciLayout, existing_layout
 from cairn.oci.reference import parse_ref
 from cairn.oci.registry import RetryPolicy
-from cairn.scratch import scratch_dir
+from cairn.scratch import disk_root, scratch_dir
 from cairn.trust.attesting import sign_and_attest
 from cairn.trust.bundle import open_parts, read_bundle
 from cairn.trust.keys import PublicKey, SigningKey
@@ -136,10 +136,10 @@ def verify_references(references: list[str], key: PublicKey, *, access: Access) 
     images = []
     registries = Registries(access)
     for text in references:
-        with scratch_dir("verify") as tmp:
-            # a registry's image is read without its layers; a layout's and a bundle's
-            # are hashed, every one
-            with_blobs = not text.startswith("docker://")
+        with scratch_dir("verify", disk_root()) as tmp:
+            # a registry's image is read without its layers; a layout's are hashed, every
+            # one (a bundle's were, as they were taken)
+            with_blobs = text.startswith("oci:")
             for layout, name in _targets(text, Path(tmp), registries, key):
                 checks = verify_image(layout, name, key, blobs=with_blobs)
                 label = text if text.startswith(("oci:", "docker://")) else f"{text}:{name}"

@@ -1,0 +1,331 @@
+"""Input made by an attacker, at the air gap: bundles, part lists and layouts that are
+built to write without bound, to recurse, to block, to read through a link, or to print
+escape sequences. Every one is refused with a named reason, before anything unsigned
+is written (past a small cap) and never with a traceback; a property-based test feeds
+damaged bundles to the reader and checks the same."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+import hypothesis.strategies as st
+import pytest
+import zstandard
+from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import HealthCheck, given, settings
+
+from cairn.errors import CairnError, ImageContentError, StoreError, UsageError
+from cairn.oci.layout import OciLayout
+from cairn.scratch import remove_tree, tree_bytes
+from cairn.trust import bundle as bundle_format
+from cairn.trust import keys, ustar
+from cairn.trust.bundle import BundledImage, open_parts, read_bundle, write_bundle
+from cairn.trust.delivery import _written
+from cairn.trust.signing import sign_images
+from cairn.trust.verify import first_failure, verify_image
+from cairn.untrusted import json_document, printable
+from tests.helpers import layout_with
+
+KEY = keys.SigningKey(ec.generate_private_key(ec.SECP256R1()), "team")
+OTHER = keys.SigningKey(ec.generate_private_key(ec.SECP256R1()), "other")
+CAP = 1 << 20  # what may be written before the signature holds: nothing, here
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> OciLayout:
+    layout = layout_with(tmp_path_factory.mktemp("store") / "oci", base=b"hello " * 100)
+    sign_images(layout, [("base", "team.example/qapm/base", ("13",))], KEY)
+    return layout
+
+
+@pytest.fixture(scope="module")
+def good(store: OciLayout) -> bytes:
+    out = io.BytesIO()
+    image = BundledImage("base", store.refs()["base"].digest, ("13",))
+    write_bundle(store, [image], KEY, out)
+    return out.getvalue()
+
+
+def unzstd(data: bytes) -> bytes:
+    return zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)).read()
+
+
+def members(data: bytes) -> list[tuple[str, bytes]]:
+    with tarfile.open(fileobj=io.BytesIO(unzstd(data)), mode="r") as tar:
+        return [(m.name, tar.extractfile(m).read()) for m in tar]  # type: ignore[union-attr]
+
+
+def header(name: bytes, size: int, kind: bytes = b"0", magic: bytes = b"ustar\x0000") -> bytes:
+    """One raw tar header, checksum and all: what an attacker writes by hand."""
+    h = bytearray(512)
+    h[0 : len(name)] = name
+    h[100:108] = b"0000644\0"
+    h[108:116] = h[116:124] = b"0000000\0"
+    h[124:136] = f"{size:011o}\0".encode()
+    h[136:148] = b"00000000000\0"
+    h[156:157] = kind
+    h[257:265] = magic
+    h[148:156] = b" " * 8
+    h[148:156] = f"{sum(h):06o}\0 ".encode()
+    return bytes(h)
+
+
+def zstd(raw: bytes) -> bytes:
+    return zstandard.ZstdCompressor().compress(raw)
+
+
+def pack(entries: list[tuple[str, bytes]]) -> bytes:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in entries:
+            tar.addfile(bundle_format._member(name, len(data)), io.BytesIO(data))
+    return zstd(raw.getvalue())
+
+
+def resigned(entries: list[tuple[str, bytes]], manifest: dict[str, object]) -> bytes:
+    """`entries` with the manifest replaced by `manifest`, signed by the team's key."""
+    data = json.dumps(manifest).encode()
+    signature = base64.b64encode(KEY.sign(data))
+    swap = {bundle_format.MANIFEST: data, bundle_format.SIGNATURE: signature}
+    return pack([(n, swap.get(n, d)) for n, d in entries])
+
+
+def refused(data: bytes, into: Path) -> CairnError:
+    into.mkdir(parents=True, exist_ok=True)
+    with pytest.raises(CairnError) as caught:
+        read_bundle(io.BytesIO(data), KEY.public, into)
+    assert tree_bytes(into) <= CAP, "unsigned bytes were written"
+    return caught.value
+
+
+# -- each attack, made by a generator ---------------------------------------------------
+def sparse_member() -> bytes:
+    """83 bytes that GNU tar (and Python's tarfile) expand into a 20 GiB regular file."""
+    raw = header(b"blobs/sha256/" + b"0" * 64, 0, kind=b"S", magic=b"ustar  \0")
+    return zstd(raw + b"\0" * 1024)
+
+
+def zeros_first() -> bytes:
+    """A gigabyte of zeros, a few hundred bytes compressed, in front of everything."""
+    return zstd(header(b"zeros", 1 << 30) + b"\0" * 4096)
+
+
+def staircase() -> bytes:
+    """Directories 1,800 deep."""
+    raw = b"".join(header(b"a/" * min(n, 49), 0, kind=b"5") for n in range(1, 1800))
+    return zstd(raw + b"\0" * 1024)
+
+
+def long_name_record() -> bytes:
+    """A GNU long-name record that says it is 512 MiB long."""
+    return zstd(header(b"././@LongLink", 512 << 20, kind=b"L", magic=b"ustar  \0") + b"x" * 512)
+
+
+def pax_record() -> bytes:
+    return zstd(header(b"PaxHeaders/x", 512 << 20, kind=b"x") + b"x" * 512)
+
+
+def many_members() -> bytes:
+    raw = b"".join(header(f"m{n}".encode(), 1) + b"x" + b"\0" * 511 for n in range(200_000))
+    return zstd(raw + b"\0" * 1024)
+
+
+ATTACKS: dict[str, tuple[Callable[[], bytes], str]] = {
+    "a GNU sparse member": (sparse_member, "not a POSIX ustar archive"),
+    "a gigabyte of zeros first": (zeros_first, "where cairn-bundle.json belongs"),
+    "a staircase of directories": (staircase, "regular files only"),
+    "a 512 MiB long-name record": (long_name_record, "not a POSIX ustar archive"),
+    "a 512 MiB PAX record": (pax_record, "regular files only"),
+    "200,000 one-byte members": (many_members, "where cairn-bundle.json belongs"),
+}
+
+
+@pytest.mark.parametrize("attack", list(ATTACKS))
+def test_an_unsigned_bundle_is_refused_at_its_first_header(tmp_path: Path, attack: str) -> None:
+    make, reason = ATTACKS[attack]
+    error = refused(make(), tmp_path / "into")
+    assert reason in str(error), str(error)
+    assert error.exit_code == 7
+
+
+def test_the_signed_head_decides_before_any_file(good: bytes, tmp_path: Path) -> None:
+    entries = members(good)
+    manifest = json.loads(dict(entries)[bundle_format.MANIFEST])
+    blob = next(n for n, _ in entries if n.startswith("blobs/"))
+    # a member whose header says more than its signed size: refused at the header
+    grown = [(n, d + b"x" * 100 if n == blob else d) for n, d in entries]
+    error = refused(pack(grown), tmp_path / "a")
+    assert f"{blob} is" in str(error) and "signed size" in str(error)
+    # an unlisted member, named to rewrite the screen: refused, its name escaped
+    evil = "\x1b[2J\x1b[31mowned"
+    error = refused(pack([*entries[:3], (evil, b"x"), *entries[3:]]), tmp_path / "b")
+    assert "\\x1b[2J" in str(error) and "\x1b" not in str(error)
+    # the signature of another key: nothing taken
+    signature = base64.b64encode(OTHER.sign(dict(entries)[bundle_format.MANIFEST]))
+    other = [(n, signature if n == bundle_format.SIGNATURE else d) for n, d in entries]
+    assert "not signed by the key" in str(refused(pack(other), tmp_path / "c"))
+    # signed, but nested 100,000 deep: a refusal, not a RecursionError
+    deep = pack([(bundle_format.MANIFEST, b"[" * 100_000 + b"]" * 100_000), *entries[1:]])
+    assert "not signed" in str(refused(deep, tmp_path / "d"))
+    data = b"[" * 100_000 + b"]" * 100_000
+    signature = base64.b64encode(KEY.sign(data))
+    nested = pack([(bundle_format.MANIFEST, data), (bundle_format.SIGNATURE, signature),
+                   *entries[2:]])  # fmt: skip
+    assert "is damaged" in str(refused(nested, tmp_path / "e"))
+    # sizes that do not add up, and more room than the disk has
+    manifest["sizes"] = {**manifest["sizes"], blob: 1 << 50}
+    error = refused(resigned(entries, manifest), tmp_path / "f")
+    assert isinstance(error, StoreError) and "free" in str(error)
+
+
+def test_a_good_bundle_is_taken_whole(good: bytes, tmp_path: Path, store: OciLayout) -> None:
+    opened = read_bundle(io.BytesIO(good), KEY.public, tmp_path)
+    assert [i.name for i in opened.images] == ["base"]
+    assert opened.layout.refs()["base"].digest == store.refs()["base"].digest
+    checks = verify_image(opened.layout, "base", KEY.public)
+    assert all(c.ok for c in checks if c.check in ("signature", "blobs", "digest"))
+
+
+def test_part_lists_are_read_within_bounds(tmp_path: Path) -> None:
+    for name, doc in {
+        "empty-name": {"parts": [{"name": "", "size": 1, "sha256": "0" * 64}]},
+        "path": {"parts": [{"name": "../x", "size": 1, "sha256": "0" * 64}]},
+        "deep": json.loads("[" * 50 + "]" * 50),
+    }.items():
+        index = tmp_path / f"{name}.tar.zst.parts"
+        index.write_text(json.dumps(doc))
+        with pytest.raises(CairnError) as caught, open_parts(index):
+            pass
+        assert caught.value.exit_code == 7, caught.value
+    huge = tmp_path / "huge.tar.zst.parts"
+    huge.write_bytes(b"[" * (1 << 21))
+    with pytest.raises(CairnError, match="damaged"), open_parts(huge):
+        pass
+
+
+def test_layouts_are_read_without_following_links(tmp_path: Path, store: OciLayout) -> None:
+    copy = tmp_path / "oci"
+    os.system(f"cp -a {store.root} {copy}")
+    layout = OciLayout(copy)
+    manifest = layout.platform_manifests("base")[0]
+    layer = layout.read_json(manifest.digest)["layers"][0]["digest"]
+    path = layout.blob_path(layer)
+    # a layer replaced by 16 bytes: found by its hash
+    path.write_bytes(b"0123456789abcdef")
+    failed = first_failure(verify_image(layout, "base", KEY.public))
+    assert failed is not None and failed.check == "blobs", failed
+    # a link to /dev/zero, and a FIFO: refused at once, not read for ever
+    for make in (lambda p: p.symlink_to("/dev/zero"), os.mkfifo):
+        path.unlink()
+        make(path)
+        with pytest.raises(ImageContentError):
+            layout.check_blob(layer)
+        failed = first_failure(verify_image(layout, "base", KEY.public))
+        assert failed is not None and failed.check == "blobs"
+    # an index blob missing, a directory, no JSON: failed checks, no traceback
+    index_blob = layout.blob_path(layout.refs()["base"].digest)
+    for damage in ("missing", "directory", "text"):
+        if index_blob.is_dir():
+            index_blob.rmdir()
+        index_blob.unlink(missing_ok=True)
+        if damage == "directory":
+            index_blob.mkdir()
+        elif damage == "text":
+            index_blob.write_text("not json")
+        checks = verify_image(layout, "base", KEY.public)
+        assert not all(c.ok for c in checks)
+
+
+def test_bundle_output_goes_through_no_planted_link(tmp_path: Path, store: OciLayout) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("root's own")
+    out = tmp_path / "out.tar.zst"
+    for pid in range(os.getpid() - 5, os.getpid() + 5):  # the old, predictable names
+        (tmp_path / f".{out.name}.cairn-{pid}").symlink_to(secret)
+    with _written(out) as f:
+        f.write(b"bundle bytes")
+    assert secret.read_text() == "root's own"
+    assert out.read_bytes() == b"bundle bytes" and not out.is_symlink()
+
+
+def test_scratch_removal_does_not_recurse(tmp_path: Path) -> None:
+    deep = tmp_path / "stair"
+    deep.mkdir()
+    here = os.open(deep, os.O_RDONLY)
+    for _ in range(3000):  # deeper than PATH_MAX and the recursion limit
+        os.mkdir("d", dir_fd=here)
+        nxt = os.open("d", os.O_RDONLY, dir_fd=here)
+        os.close(here)
+        here = nxt
+    os.close(here)
+    remove_tree(deep)
+    assert not deep.exists()
+
+
+def test_untrusted_json_and_text() -> None:
+    with pytest.raises(ValueError, match="deeper"):
+        json_document(b"{" * 10_000, "x")
+    with pytest.raises(ValueError, match="larger"):
+        json_document(b"[" + b"1," * (3 << 20) + b"1]", "x")
+    assert printable("a\x1b]0;title\x07b\u202e") == "a\\x1b]0;title\\x07b\\u202e"
+
+
+def test_strict_ustar_refuses_what_a_bundle_never_holds() -> None:
+    assert ustar.parse_header(b"\0" * 512) is None
+    good = header(b"blobs/sha256/" + b"a" * 64, 5)
+    assert ustar.parse_header(good) == ustar.Member("blobs/sha256/" + "a" * 64, 5)
+    damaged = good[:10] + b"X" + good[11:]
+    with pytest.raises(ustar.Refused, match="checksum"):
+        ustar.parse_header(damaged)
+    for kind in (b"1", b"2", b"3", b"4", b"5", b"6", b"7", b"g", b"x", b"L", b"K", b"S"):
+        with pytest.raises(ustar.Refused):
+            ustar.parse_header(header(b"x", 0, kind=kind))
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_damaged_bundles_never_escape_or_crash(
+    data: st.DataObject, good: bytes, tmp_path: Path
+) -> None:
+    """Bundles damaged at random (bytes flipped, cut, inserted; in the tar or in the
+    compressed stream): refused or accepted, never a traceback, nothing written outside
+    the scratch directory, and nothing of size before the signature holds; `cairn verify`
+    and `cairn unbundle` (both read_bundle) give one verdict."""
+    raw = bytearray(unzstd(good))
+    where = data.draw(st.sampled_from(["tar", "zstd"]))
+    target = raw if where == "tar" else bytearray(good)
+    for _ in range(data.draw(st.integers(1, 4))):
+        kind = data.draw(st.sampled_from(["flip", "cut", "insert", "size"]))
+        at = data.draw(st.integers(0, max(len(target) - 1, 0)))
+        if kind == "flip":
+            target[at] ^= data.draw(st.integers(1, 255))
+        elif kind == "cut":
+            del target[at : at + data.draw(st.integers(1, 2048))]
+        elif kind == "insert":
+            target[at:at] = data.draw(st.binary(min_size=1, max_size=1024))
+        elif where == "tar" and len(target) >= 512:
+            block = (at // 512) * 512  # a header's size field made huge
+            target[block + 124 : block + 136] = b"77777777777\0"
+    stream = zstd(bytes(target)) if where == "tar" else bytes(target)
+    work = tmp_path / f"case-{os.urandom(4).hex()}"
+    into = work / "into"
+    into.mkdir(parents=True)
+    outside = sorted(p.name for p in tmp_path.iterdir())
+    try:
+        read_bundle(io.BytesIO(stream), KEY.public, into)
+    except (CairnError, UsageError) as e:
+        assert e.exit_code in (2, 5, 6, 7), e
+        assert tree_bytes(into) <= len(unzstd(good)), "more was written than the bundle holds"
+    assert sorted(p.name for p in tmp_path.iterdir()) == outside
+    assert {p.name for p in work.iterdir()} == {"into"}
+    remove_tree(work)
