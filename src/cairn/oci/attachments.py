@@ -10,7 +10,6 @@ process each.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from cairn.errors import ImageContentError
@@ -27,6 +26,7 @@ from cairn.oci.image import (
 )
 from cairn.oci.layout import OciLayout, Staging, attachment_tag, checked_digest
 from cairn.oci.registry import RetryPolicy
+from cairn.untrusted import json_object
 
 
 @dataclass
@@ -87,8 +87,9 @@ def attachment(layers: list[tuple[bytes, Descriptor]]) -> Attachment:
 def signed_identity(payload: bytes) -> str | None:
     """The repository a simple-signing payload names (its docker-reference), if any."""
     try:
-        identity = json.loads(payload)["critical"]["identity"]["docker-reference"]
-    except (ValueError, KeyError, TypeError, RecursionError):
+        doc = json_object(payload, "a signature", max_bytes=MAX_PAYLOAD)
+        identity = doc["critical"]["identity"]["docker-reference"]
+    except (ValueError, KeyError, TypeError):
         return None
     return identity if isinstance(identity, str) else None
 
@@ -178,7 +179,7 @@ def fetch(
         return None
     header_type, data = got
     try:
-        doc = json.loads(data)
+        doc = json_object(data, f"{reference}")
         media_type = str(doc.get("mediaType") or header_type)
         children = doc.get("manifests")
         named = None if children is not None else [doc["config"], *doc.get("layers", [])]

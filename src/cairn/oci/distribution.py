@@ -13,7 +13,6 @@ is not, and names what was refused.
 from __future__ import annotations
 
 import http.client
-import json
 import logging
 import re
 import time
@@ -22,7 +21,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 
-from cairn.errors import RegistryAccessError
+from cairn.errors import ImageContentError, RegistryAccessError
 from cairn.oci import registry
 from cairn.oci.access import (
     HostAccess,
@@ -33,6 +32,7 @@ from cairn.oci.access import (
 )
 from cairn.oci.credentials import Credential, Lookup
 from cairn.oci.registry import RetryPolicy
+from cairn.untrusted import MAX_DOCUMENT, json_object
 
 log = logging.getLogger("cairn")
 
@@ -64,6 +64,7 @@ class TokenServiceFailure(Exception):
 
 
 MAX_TOKEN_ANSWER = 1 << 20  # a token service's JSON answer
+MAX_ATTACHMENT_BLOB = 64 << 20  # an attestation's SBOM of a large image is a few MB
 
 
 def _challenge(header: str) -> tuple[str, dict[str, str]]:
@@ -158,7 +159,7 @@ class Registry:
                 req.add_unredirected_header("Authorization", cred.basic())
         try:
             with self._urlopen(req) as response:
-                answer = json.loads(response.read(MAX_TOKEN_ANSWER))
+                answer = json_object(response.read(MAX_TOKEN_ANSWER + 1), "the token answer")
             token = answer.get("token") or answer.get("access_token")
             if not isinstance(token, str) or not token:
                 raise ValueError("no token")
@@ -188,9 +189,11 @@ class Registry:
         headers: dict[str, str] | None = None,
         url: str | None = None,
         missing_ok: bool = False,
+        max_bytes: int = MAX_DOCUMENT,
     ) -> tuple[dict[str, str], bytes] | None:
         """One request, retried as the policy says while the failure is transient: its
-        headers (names in lower case) and body; None for a 404 when `missing_ok`."""
+        headers (names in lower case) and body, read within `max_bytes` (a larger answer
+        is refused, not read); None for a 404 when `missing_ok`."""
         target = url or f"{self.base}/v2/{repository}/{path}"
         where, operation = _described(method, self.host, repository, path)
         attempts = self.policy.retries + 1
@@ -198,7 +201,7 @@ class Registry:
             try:
                 with self._open(method, target, repository, data, headers or {}) as response:
                     got = {k.lower(): v for k, v in response.headers.items()}
-                    return got, response.read()
+                    return got, _bounded(response, max_bytes, f"{operation} {where}")
             except HttpFailure as e:
                 if e.status == 404 and missing_ok:
                     return None
@@ -314,7 +317,10 @@ class Registry:
         )
 
     def get_blob(self, repository: str, digest: str) -> bytes | None:
-        got = self.request("GET", repository, f"blobs/{digest}", missing_ok=True)
+        """An attachment's blob (a signature payload, an attestation): 64 MiB at most."""
+        got = self.request(
+            "GET", repository, f"blobs/{digest}", missing_ok=True, max_bytes=MAX_ATTACHMENT_BLOB
+        )
         return None if got is None else got[1]
 
     def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str) -> None:
@@ -334,6 +340,18 @@ class Registry:
         if got is None:
             return None
         return got[0].get("content-type", "").split(";")[0], got[1]
+
+
+def _bounded(response: http.client.HTTPResponse, max_bytes: int, what: str) -> bytes:
+    """The answer's body, refused (not read on) past `max_bytes`."""
+    body = response.read(max_bytes + 1)
+    if len(body) > max_bytes:
+        raise ImageContentError(
+            f"{what}: the registry answered with more than {max_bytes} bytes, more than "
+            "such a document may be.",
+            "Try: check what the registry holds there (skopeo inspect --raw).",
+        )
+    return body
 
 
 def _described(method: str, host: str, repository: str, path: str) -> tuple[str, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from cairn.trust.bundle import open_parts, read_bundle
 from cairn.trust.keys import PublicKey, SigningKey
 from cairn.trust.results import SignResult, VerifiedImage, VerifyResult
 from cairn.trust.verify import verify_image
+from cairn.untrusted import json_object
 
 # what `cairn verify` takes for a bundle rather than an image reference
 BUNDLE_NAMES = (".tar.zst", ".parts")
@@ -92,7 +92,7 @@ def from_registry(target: str, into: Path, registries: Registries) -> None:
         for blob in top.blobs:
             stage.add(blob)
         stage.set_ref(name, top.descriptor)
-        doc = json.loads(top.blobs[0].data)
+        doc = json_object(top.blobs[0].data, target)
         digests = [top.descriptor.digest, *(m["digest"] for m in doc.get("manifests", []))]
         fetch_attachments(stage, client, path, name, digests)
 
