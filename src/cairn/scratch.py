@@ -123,47 +123,60 @@ def _bottom_up(path: Path) -> Iterator[tuple[int, str, bool]]:
     """Everything below the directory `path` (links not followed), each directory after
     what it holds: (the descriptor of the directory holding it, its name, is a directory).
     Iterative, and relative to one open directory at a time: a tree thousands of levels
-    deep (an untrusted archive's staircase), deeper than PATH_MAX, is walked as any other."""
+    deep (an untrusted archive's staircase), deeper than PATH_MAX, is walked as any other.
+    Each directory is listed once; climbing back (through "..") checks that it is the
+    directory that was left, and stops the walk if it was moved meanwhile."""
     try:
         fd = os.open(path, _DIR_FLAGS)
     except OSError:
         return
-    trail: list[str] = []  # the names from `path` down to the directory `fd` is
-    seen: list[set[str]] = [set()]  # what each directory on the trail has given already
+    # per level: what is left of its listing, and the (device, inode) of the directory
+    levels: list[tuple[Iterator[tuple[str, bool]], tuple[int, int]]] = []
+    trail: list[str] = []
+    entries = _listing(fd)
     try:
         while True:
-            try:
-                entries = list(os.scandir(fd))
-            except OSError:
-                entries = []
             child = None
-            for entry in entries:
-                if entry.name in seen[-1]:
+            for name, is_dir in entries:
+                if not is_dir:
+                    yield fd, name, False
                     continue
-                seen[-1].add(entry.name)
-                if entry.is_dir(follow_symlinks=False):
-                    try:
-                        child = os.open(entry.name, _DIR_FLAGS, dir_fd=fd)
-                    except OSError:
-                        yield fd, entry.name, True  # cannot be entered: judged as it is
-                        continue
-                    trail.append(entry.name)
-                    break
-                yield fd, entry.name, False
+                try:
+                    child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                except OSError:
+                    yield fd, name, True  # cannot be entered: judged as it is
+                    continue
+                st = os.fstat(fd)
+                levels.append((entries, (st.st_dev, st.st_ino)))
+                trail.append(name)
+                break
             if child is not None:
                 os.close(fd)
                 fd = child
-                seen.append(set())
+                entries = _listing(fd)
                 continue
             if not trail:
                 return
             parent = os.open("..", _DIR_FLAGS, dir_fd=fd)
             os.close(fd)
             fd = parent
-            seen.pop()
+            entries, identity = levels.pop()
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) != identity:
+                return  # the tree moved under the walk: leave the rest
             yield fd, trail.pop(), True
     finally:
         os.close(fd)
+
+
+def _listing(fd: int) -> Iterator[tuple[str, bool]]:
+    """The names in the directory `fd`, read once, each with whether it is a directory."""
+    try:
+        with os.scandir(fd) as found:
+            listed = [(e.name, e.is_dir(follow_symlinks=False)) for e in found]
+    except OSError:
+        listed = []
+    return iter(listed)
 
 
 def tree_bytes(path: Path) -> int:

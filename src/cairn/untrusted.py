@@ -16,20 +16,21 @@ from typing import Any
 
 MAX_DOCUMENT = 4 << 20  # bytes: distribution refuses a larger manifest
 MAX_DEPTH = 64  # an OCI document nests 5 deep; SBOMs and provenance a dozen or so
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
-_BRACKETS = re.compile(rb"[\[\]{}]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
 
 
-def nesting(data: bytes) -> int:
-    """How deep arrays and objects nest in the JSON text `data` (strings skipped)."""
-    depth = deepest = 0
-    for m in _BRACKETS.finditer(_STRING.sub(b'""', data)):
-        if m.group(0) in b"[{":
-            depth += 1
+def nesting(doc: Any) -> int:
+    """How deep arrays and objects nest in a parsed document (walked without recursion)."""
+    deepest = 0
+    todo: list[tuple[Any, int]] = [(doc, 1)]
+    while todo:
+        node, depth = todo.pop()
+        if isinstance(node, dict):
             deepest = max(deepest, depth)
-        else:
-            depth -= 1
+            todo += [(v, depth + 1) for v in node.values()]
+        elif isinstance(node, list):
+            deepest = max(deepest, depth)
+            todo += [(v, depth + 1) for v in node]
     return deepest
 
 
@@ -37,15 +38,19 @@ def json_document(
     data: bytes, what: str, *, max_bytes: int = MAX_DOCUMENT, max_depth: int = MAX_DEPTH
 ) -> Any:
     """`data` parsed as JSON; ValueError saying why when it is too large, too deep or no
-    JSON at all."""
+    JSON at all. (Python's parser refuses, with a RecursionError, what nests past the
+    interpreter's limit; what it took is measured after.)"""
     if len(data) > max_bytes:
         raise ValueError(f"{what} is larger than {max_bytes} bytes")
-    if nesting(data) > max_depth:
-        raise ValueError(f"{what} nests deeper than {max_depth} levels")
     try:
-        return json.loads(data)
-    except (ValueError, RecursionError, UnicodeDecodeError) as e:
+        doc = json.loads(data)
+    except RecursionError:
+        raise ValueError(f"{what} nests deeper than {max_depth} levels") from None
+    except (ValueError, UnicodeDecodeError) as e:
         raise ValueError(f"{what} is not JSON ({str(e)[:100]})") from None
+    if nesting(doc) > max_depth:
+        raise ValueError(f"{what} nests deeper than {max_depth} levels")
+    return doc
 
 
 def json_object(

@@ -74,9 +74,10 @@ def test_always_500_gives_up_counting_attempts_and_writes_no_tag(
 def test_401_is_not_retried_and_names_credentials(family: Path, registry: Registry) -> None:
     with fault_proxy(registry.address, Rule("POST", BLOB_UPLOAD, status=401)) as proxy:
         res = push(family, proxy.address)
-    assert res.returncode == 4, res.stderr
+    assert res.returncode == 8, res.stderr
     assert "retrying" not in res.stderr
     assert "wants credentials" in res.stderr and "skopeo login" in res.stderr, res.stderr
+    assert "/.docker/config.json" in res.stderr  # the places looked in
     assert [s for _, _, s in proxy.seen].count(401) == 1
     assert tags_of(registry, family) == []
 

@@ -295,6 +295,10 @@ def test_publish_logs_in_by_the_ci_convention_and_variables_override(tmp_path: P
     _, calls = _publish(tmp_path / "c", **gitlab, CAIRN_REGISTRY="harbor.example/base")
     assert [c.split("|")[0] for c in calls] == ["push"]
     assert "job-token-123" not in "".join(calls)
+    # a private registry's password never goes to the CI's registry
+    _, calls = _publish(tmp_path / "c2", **gitlab, CAIRN_REGISTRY_PASSWORD="harbor-secret")
+    assert "harbor-secret" not in "".join(calls)
+    assert calls[0].startswith("login|registry.gitlab.example|-u|gitlab-ci-token|")
     # a signing key given as PEM goes to a file of the job's own
     _, calls = _publish(tmp_path / "d", **gitlab, CAIRN_SIGN_KEY="-----BEGIN KEY-----\nx")
     assert "|--sign-key|" in calls[1] and calls[1].split("--sign-key|")[1].endswith("sign.key|")

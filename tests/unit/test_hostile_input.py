@@ -11,6 +11,7 @@ import io
 import json
 import os
 import tarfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -269,8 +270,14 @@ def test_scratch_removal_does_not_recurse(tmp_path: Path) -> None:
 
 
 def test_untrusted_json_and_text() -> None:
-    with pytest.raises(ValueError, match="deeper"):
-        json_document(b"{" * 10_000, "x")
+    for depth in (100, 10_000):  # within the parser's recursion, and past it
+        with pytest.raises(ValueError, match="deeper"):
+            json_document(b"[" * depth + b"]" * depth, "x")
+    # escaped quotes by the megabyte: refused in linear time, not hours
+    start = time.monotonic()
+    with pytest.raises(ValueError, match="not JSON"):
+        json_document(b'"' + b'\\"' * (1 << 20), "x")
+    assert time.monotonic() - start < 2
     with pytest.raises(ValueError, match="larger"):
         json_document(b"[" + b"1," * (3 << 20) + b"1]", "x")
     assert printable("a\x1b]0;title\x07b\u202e") == "a\\x1b]0;title\\x07b\\u202e"

@@ -54,14 +54,14 @@ def test_auth_files_in_containers_auth_json_order(tmp_path: Path) -> None:
         Path("/dock/config.json"),
     ]
     # REGISTRY_AUTH_FILE takes the first place (as skopeo's --authfile default)
-    env["REGISTRY_AUTH_FILE"] = "/job/auth.json"
-    assert auth_files(env, uid=1000)[0].path == Path("/job/auth.json")
+    env["REGISTRY_AUTH_FILE"] = "/job/auth.json"  # alone, as skopeo's --authfile
+    assert auth_files(env, uid=1000) == [AuthFile(Path("/job/auth.json"))]
 
 
 def test_the_first_file_and_the_most_specific_key_win(tmp_path: Path) -> None:
-    env = {"HOME": str(tmp_path), "REGISTRY_AUTH_FILE": str(tmp_path / "job.json")}
+    env = {"HOME": str(tmp_path), "XDG_RUNTIME_DIR": str(tmp_path / "run")}
     write(
-        tmp_path / "job.json",
+        tmp_path / "run/containers/auth.json",
         {
             "auths": {
                 "reg.example": {"auth": basic("host", "h")},
@@ -88,7 +88,7 @@ def test_the_first_file_and_the_most_specific_key_win(tmp_path: Path) -> None:
     found = find("reg.example/team/base", env).credential
     assert (
         found is not None
-        and found.source == f"{tmp_path / 'job.json'} (auths reg.example/team/base)"
+        and found.source == f"{tmp_path / 'run/containers/auth.json'} (auths reg.example/team/base)"
     )
     # the secret is never in the credential's repr (logs, tracebacks)
     assert "r'" not in repr(found) and "secret" not in repr(found)
@@ -96,7 +96,8 @@ def test_the_first_file_and_the_most_specific_key_win(tmp_path: Path) -> None:
     assert find("scoped.example/other/x", env).credential is None
     missing = find("nowhere.example/x", env)
     assert missing.credential is None
-    assert missing.looked_in[0] == str(tmp_path / "job.json") and len(missing.looked_in) == 4
+    assert missing.looked_in[0] == str(tmp_path / "run/containers/auth.json")
+    assert len(missing.looked_in) == 4
 
 
 def test_url_keys_identity_tokens_and_broken_files(tmp_path: Path) -> None:
@@ -109,6 +110,13 @@ def test_url_keys_identity_tokens_and_broken_files(tmp_path: Path) -> None:
     assert token is not None and token.identity_token and token.secret == "refresh-1"
     # handed to skopeo as docker writes it: containers/image wants an `auth` beside it
     assert token.auth_entry() == {"auth": basic("", ""), "identitytoken": "refresh-1"}
+    # Docker Hub's names are one; an entry with no colon is skipped, as docker does
+    hub_key = "https://index.docker.io/v1/"
+    write(tmp_path / "a.json", {"auths": {hub_key: {"auth": basic("h", "p")}}})
+    hub = find("docker.io/library/debian", env).credential
+    assert hub is not None and hub.username == "h"
+    write(tmp_path / "a.json", {"auths": {"odd.example": {"auth": "bm9jb2xvbg=="}}})
+    assert find("odd.example/x", env).credential is None
     write(tmp_path / "a.json", {"auths": {"bad.example": {"auth": "not base64!"}}})
     with pytest.raises(RegistryAccessError, match="not base64"):
         find("bad.example/x", env)

@@ -64,7 +64,8 @@ CI_REGISTRY_VARIABLES = (
 
 # How `publish` finds where to push and logs in: CAIRN_REGISTRY (else the CI's own registry
 # image, lower case as registries want it); CAIRN_REGISTRY_USER and CAIRN_REGISTRY_PASSWORD
-# (else the CI's job credentials, sent only to the CI's own registry). The password goes
+# (sent only to CAIRN_REGISTRY's host; else the CI's job credentials, sent only to the CI's
+# own registry). The password goes
 # through a pipe from the shell's printf (a builtin: on no command line) into cairn login,
 # which keeps it in an auth file of the job's own, removed when the job's shell exits. A
 # signing key (CAIRN_SIGN_KEY: a file variable's path, or the PEM itself) signs the images;
@@ -73,15 +74,18 @@ PUBLISH_LOGIN = (
     'CAIRN_DESTINATION=$(printf %s "${CAIRN_REGISTRY:-${CAIRN_CI_REGISTRY_IMAGE:-}}" '
     "| tr '[:upper:]' '[:lower:]')",
     "CAIRN_JOB_DIR=$(mktemp -d) && trap 'rm -rf \"$CAIRN_JOB_DIR\"' EXIT",
-    'export REGISTRY_AUTH_FILE="$CAIRN_JOB_DIR/auth.json"',
     'case "${CAIRN_SIGN_KEY:-}" in -----BEGIN*) printf \'%s\\n\' "$CAIRN_SIGN_KEY" '
     '> "$CAIRN_JOB_DIR/sign.key"; CAIRN_SIGN_KEY="$CAIRN_JOB_DIR/sign.key";; esac',
-    'if [ -n "$CAIRN_DESTINATION" ] && [ -n "${CAIRN_REGISTRY_PASSWORD:-}" ]; then '
+    # a login goes to the job's own auth file (REGISTRY_AUTH_FILE: then the only one read);
+    # without one, the job's user's own logins and helpers serve
+    'if [ -n "${CAIRN_REGISTRY:-}" ] && [ -n "${CAIRN_REGISTRY_PASSWORD:-}" ]; then '
+    'export REGISTRY_AUTH_FILE="$CAIRN_JOB_DIR/auth.json"; '
     'printf %s "$CAIRN_REGISTRY_PASSWORD" | '
     f'{CAIRN} login "${{CAIRN_DESTINATION%%/*}}" -u "${{CAIRN_REGISTRY_USER:-}}" '
     "--password-stdin; "
     'elif [ -n "${CAIRN_CI_PASSWORD:-}" ] && '
     '[ "${CAIRN_DESTINATION%%/*}" = "${CAIRN_CI_REGISTRY:-}" ]; then '
+    'export REGISTRY_AUTH_FILE="$CAIRN_JOB_DIR/auth.json"; '
     f'printf %s "$CAIRN_CI_PASSWORD" | {CAIRN} login "$CAIRN_CI_REGISTRY" '
     '-u "$CAIRN_CI_USER" --password-stdin; fi',
 )

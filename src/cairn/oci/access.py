@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from cairn.errors import RegistryAccessError
 from cairn.oci import certs, credentials
 from cairn.oci.certs import HostTrust
 from cairn.oci.credentials import Lookup
@@ -49,27 +48,6 @@ class AccessOptions:
     ) -> AccessOptions:
         """The options, with the CA file from $CAIRN_REGISTRY_CA_FILE when none is given."""
         return cls(plain_http, tls_verify, certs.ca_file(ca_file))
-
-
-def untrusted_certificate(host: str, trust: HostTrust, detail: str) -> RegistryAccessError:
-    return RegistryAccessError(
-        f"The TLS certificate of {host} is not trusted ({detail}). It was checked against "
-        f"{trust.described()}; certificate directories looked in: "
-        f"{', '.join(trust.looked_in)}.",
-        f"Try: put the registry's CA certificate in /etc/containers/certs.d/{host}/ca.crt "
-        f"(skopeo and podman read it too), or name it with --ca-file or "
-        f"{certs.CA_FILE_ENV}; --no-tls-verify only for a registry you trust.",
-    )
-
-
-def client_certificate_refused(host: str, trust: HostTrust, detail: str) -> RegistryAccessError:
-    given = f"{trust.client[0]} was refused" if trust.client else "none was found"
-    return RegistryAccessError(
-        f"{host} wants a client certificate it accepts ({detail}), and {given}; "
-        f"certificate directories looked in: {', '.join(trust.looked_in)}.",
-        f"Try: put the client certificate and key issued for you in "
-        f"/etc/containers/certs.d/{host}/ as client.cert and client.key.",
-    )
 
 
 _CLIENT_CERT_ALERTS = ("BAD_CERTIFICATE", "CERTIFICATE_REQUIRED", "UNKNOWN_CA")

@@ -94,11 +94,15 @@ def signed_identity(payload: bytes) -> str | None:
     return identity if isinstance(identity, str) else None
 
 
+def repository_of_identity(identity: str) -> str:
+    """A signature's identity, REGISTRY/REPO or REGISTRY/REPO:TAG, without its tag."""
+    head, sep, last = identity.rpartition("/")
+    return f"{head}{sep}{last.partition(':')[0]}" if sep else identity
+
+
 def names_repository(identity: str, repository: str) -> bool:
     """Whether a signature's identity is REPOSITORY itself or REPOSITORY:TAG."""
-    return identity == repository or (
-        identity.startswith(repository + ":") and "/" not in identity[len(repository) + 1 :]
-    )
+    return repository_of_identity(identity) == repository
 
 
 def signatures_for(layout: OciLayout, sig: Descriptor, repository: str) -> Attachment | None:
@@ -168,22 +172,34 @@ class Fetched:
     blobs: tuple[Blob, ...]
 
 
+MAX_CHILDREN = 64  # an index's manifests: platforms, or an image's referrers
+
+
 def fetch(
-    client: Registry, path: str, reference: str, *, with_blobs: bool = True
+    client: Registry, path: str, reference: str, *, with_blobs: bool = True, depth: int = 0
 ) -> Fetched | None:
     """REPOSITORY:REFERENCE with everything under it (without the blobs manifests name unless
     `with_blobs`), or None when it is not there. The media type is the document's own, not
-    the registry's word for it; a document that is not one is refused."""
+    the registry's word for it; a document that is not one is refused. What is asked for by
+    digest must hash to it, an index holds manifests only (one level, at most 64), and a
+    blob must hash to its digest: a registry cannot lead the reader on for ever."""
     got = client.get_manifest(path, reference)
     if got is None:
         return None
     header_type, data = got
+    if reference.startswith("sha256:") and sha256_digest(data) != reference:
+        raise ImageContentError(
+            f"{client.host}/{path}@{reference} answered with a document of another digest.",
+            "Try: check what the registry holds there (skopeo inspect --raw).",
+        )
     try:
         doc = json_object(data, f"{reference}")
         media_type = str(doc.get("mediaType") or header_type)
         children = doc.get("manifests")
         named = None if children is not None else [doc["config"], *doc.get("layers", [])]
         digests = [checked_digest(d["digest"]) for d in (children or named or [])]
+        if children is not None and (depth > 0 or len(children) > MAX_CHILDREN):
+            raise ValueError("an index of indexes, or one too long")
     except (ValueError, TypeError, KeyError, AttributeError):
         raise ImageContentError(
             f"{client.host}/{path}:{reference} is not an OCI manifest or index.",
@@ -193,12 +209,17 @@ def fetch(
     blobs: list[Blob] = [Blob(data, descriptor)]
     if children is not None:
         for digest in digests:
-            below = fetch(client, path, digest, with_blobs=with_blobs)
+            below = fetch(client, path, digest, with_blobs=with_blobs, depth=depth + 1)
             if below is not None:
                 blobs += below.blobs
     elif with_blobs:
         for d, digest in zip(named or [], digests, strict=True):
             content = client.get_blob(path, digest)
+            if content is not None and sha256_digest(content) != digest:
+                raise ImageContentError(
+                    f"{client.host}/{path}: the blob {digest} answered is another one.",
+                    "Try: check what the registry holds there.",
+                )
             if content is not None:
                 blobs.append(
                     Blob(content, Descriptor(str(d.get("mediaType", "")), digest, len(content)))

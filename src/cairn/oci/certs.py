@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from cairn.errors import UsageError
+from cairn.errors import RegistryAccessError, UsageError
 
 CA_FILE_ENV = "CAIRN_REGISTRY_CA_FILE"
 SYSTEM_STORE = "the system store"
@@ -122,3 +122,38 @@ def host_trust(
         cas.append(extra_ca)
         looked.append(str(extra_ca))
     return HostTrust(host, directory, tuple(cas), client, tuple(looked))
+
+
+def untrusted_certificate(host: str, trust: HostTrust | None, detail: str) -> RegistryAccessError:
+    """The refusal of a certificate: where trust was looked for, and how to give it."""
+    checked = (
+        f" It was checked against {trust.described()}; certificate directories looked in: "
+        f"{', '.join(trust.looked_in)}."
+        if trust is not None
+        else ""
+    )
+    return RegistryAccessError(
+        f"The TLS certificate of {host} is not trusted ({detail}).{checked}",
+        f"Try: put the registry's CA certificate in /etc/containers/certs.d/{host}/ca.crt "
+        f"(skopeo and podman read it too), or name it with --ca-file or {CA_FILE_ENV}; "
+        "--no-tls-verify only for a registry you trust.",
+    )
+
+
+def client_certificate_refused(
+    host: str, trust: HostTrust | None, detail: str
+) -> RegistryAccessError:
+    """The registry's refusal of the handshake for want of a client certificate."""
+    given = (
+        f", and {trust.client[0]} was refused; certificate directories looked in: "
+        f"{', '.join(trust.looked_in)}"
+        if trust is not None and trust.client
+        else f"; certificate directories looked in: {', '.join(trust.looked_in)}"
+        if trust is not None
+        else ""
+    )
+    return RegistryAccessError(
+        f"{host} wants a client certificate it accepts ({detail}){given}.",
+        "Try: put the client certificate and key issued for you in "
+        f"/etc/containers/certs.d/{host}/ as client.cert and client.key.",
+    )

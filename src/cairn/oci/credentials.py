@@ -2,20 +2,25 @@
 
 The files are read as containers-auth.json(5) says containers/image reads them:
 
-1. `$REGISTRY_AUTH_FILE`, else `$XDG_RUNTIME_DIR/containers/auth.json`, else
-   `/run/containers/$UID/auth.json` (where `skopeo login` writes as root without a
-   session, as under ssh, `sudo -i`, CI or in a container);
+1. `$REGISTRY_AUTH_FILE` and nothing else when it is set (as skopeo's --authfile: a CI
+   job's own file is not mixed with the runner's); else
+   `$XDG_RUNTIME_DIR/containers/auth.json`, else `/run/containers/$UID/auth.json` (where
+   `skopeo login` writes as root without a session: ssh, `sudo -i`, CI, a container);
 2. `$XDG_CONFIG_HOME/containers/auth.json` (`~/.config/containers/auth.json`);
 3. `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`;
 4. `~/.dockercfg` (docker's legacy file: host keys only).
 
 In each file, in turn: a `credHelpers` entry for the host (`docker-credential-NAME get`,
-the protocol docker, skopeo and crane share), then the most specific `auths` key
-(REGISTRY/NAMESPACE/REPO, ..., REGISTRY/NAMESPACE, REGISTRY: what `skopeo login
-REGISTRY/NAMESPACE` writes), then a key written as a URL (`https://HOST/v1/`), and last
-the file's `credsStore` helper, as docker does. The first file that answers wins. An
-entry's `auth` is base64(USER:PASSWORD); an `identitytoken` (or a helper's `<token>` user)
-is an OAuth2 refresh token, traded at the registry's token service.
+the protocol docker, skopeo and crane share), then the most specific `auths` key that is
+there (REGISTRY/NAMESPACE/REPO, ..., REGISTRY/NAMESPACE, REGISTRY: what `skopeo login
+REGISTRY/NAMESPACE` writes; a key that is there ends the file's search, empty or not),
+then a key written as a URL (`https://HOST/v1/`; Docker Hub's index.docker.io,
+registry-1.docker.io and docker.io are one), and last the file's `credsStore` helper: that
+one is docker's, which containers/image does not read; cairn does, and hands skopeo what
+it answered. The first file that answers wins. An entry's `auth` is
+base64(USER:PASSWORD) (one without a colon is skipped, as docker does); an
+`identitytoken` (or a helper's `<token>` user) is an OAuth2 refresh token, traded at the
+registry's token service.
 
 Every lookup says where it looked and where it found what it found, so that a refusal
 can name the source; the secret itself never reaches a message, a log or `--json`.
@@ -87,8 +92,8 @@ def auth_files(env: Mapping[str, str] | None = None, uid: int | None = None) -> 
     uid = os.getuid() if uid is None else uid
     home = Path(env.get("HOME") or Path.home())
     if env.get("REGISTRY_AUTH_FILE"):
-        first = Path(env["REGISTRY_AUTH_FILE"])
-    elif env.get("XDG_RUNTIME_DIR"):
+        return [AuthFile(Path(env["REGISTRY_AUTH_FILE"]))]
+    if env.get("XDG_RUNTIME_DIR"):
         first = Path(env["XDG_RUNTIME_DIR"]) / "containers" / "auth.json"
     else:
         first = Path("/run/containers") / str(uid) / "auth.json"
@@ -108,12 +113,21 @@ def keys_for(repository: str) -> list[str]:
     return ["/".join(parts[:n]) for n in range(len(parts), 0, -1)]
 
 
+DOCKER_HUB = "docker.io"
+_DOCKER_HUB_NAMES = frozenset({"index.docker.io", "registry-1.docker.io", DOCKER_HUB})
+
+
+def registry_name(host: str) -> str:
+    """Docker Hub's several host names as one, as containers/image compares them."""
+    return DOCKER_HUB if host in _DOCKER_HUB_NAMES else host
+
+
 def _normalised(key: str, legacy: bool) -> str:
     """An auths key written as a URL (https://HOST/v1/, as old docker logins did) -> HOST;
     a key without a scheme (REGISTRY/NAMESPACE) stays as it is, as containers/image reads
     it: only an exact match names a namespace."""
     stripped = key.removeprefix("https://").removeprefix("http://")
-    return stripped.split("/", 1)[0] if legacy or stripped != key else stripped
+    return registry_name(stripped.split("/", 1)[0] if legacy or stripped != key else stripped)
 
 
 def _read(path: Path) -> dict[str, Any] | None:
@@ -157,12 +171,12 @@ def _decoded(path: Path, key: str, entry: object) -> Credential | None:
         try:
             username, sep, secret = base64.b64decode(auth, validate=True).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
-            sep = ""
-        if not sep:
             raise RegistryAccessError(
                 f"The credentials of {key} in {path} are not base64(USER:PASSWORD).",
                 f"Try: skopeo login {key} again.",
-            )
+            ) from None
+        if not sep:
+            return None  # as docker and containers/image: an entry of no use is skipped
     if isinstance(token, str) and token:
         return Credential(username, token, where, identity_token=True)
     if secret or username:
@@ -195,7 +209,8 @@ def helper(name: str, host: str, configured_in: str) -> Credential | None:
         ) from None
     said = done.stdout.decode(errors="replace")
     if done.returncode != 0:
-        if HELPER_NOT_FOUND in said.lower() or HELPER_NOT_FOUND in done.stderr.decode().lower():
+        errors = done.stderr.decode(errors="replace").lower()
+        if HELPER_NOT_FOUND in said.lower() or HELPER_NOT_FOUND in errors:
             return None
         # a helper's own words (never its output on success, which holds the secret)
         words = (done.stderr or done.stdout).decode(errors="replace").strip()[-300:]
@@ -219,6 +234,19 @@ def helper(name: str, host: str, configured_in: str) -> Credential | None:
     return Credential(username, secret, source) if secret else None
 
 
+def _entry(auth: AuthFile, auths: dict[str, Any], keys: list[str], host: str) -> Credential | None:
+    """The auths entry of the most specific key that is there (it decides, even when it
+    holds nothing of use: docker leaves empty ones beside a credsStore), else of a key
+    written as a URL."""
+    for key in keys:
+        if key in auths:
+            return _decoded(auth.path, key, auths[key])
+    for key, entry in auths.items():
+        if _normalised(key, auth.legacy) == registry_name(host):
+            return _decoded(auth.path, key, entry)
+    return None
+
+
 def _in_file(auth: AuthFile, repository: str) -> Credential | None:
     doc = _read(auth.path)
     if doc is None:
@@ -233,16 +261,9 @@ def _in_file(auth: AuthFile, repository: str) -> Credential | None:
         if isinstance(helpers, dict) and isinstance(helpers.get(host), str):
             return helper(helpers[host], host, f"{auth.path}'s credHelpers")
         keys = keys_for(repository)
-    for key in keys:
-        if key in auths:
-            found = _decoded(auth.path, key, auths[key])
-            if found is not None:
-                return found
-    for key, entry in auths.items():
-        if _normalised(key, auth.legacy) == host:
-            found = _decoded(auth.path, key, entry)
-            if found is not None:
-                return found
+    found = _entry(auth, auths, keys, host)
+    if found is not None:
+        return found
     store = doc.get("credsStore")
     if not auth.legacy and isinstance(store, str) and store:
         return helper(store, host, f"{auth.path}'s credsStore")

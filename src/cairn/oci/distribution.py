@@ -15,24 +15,21 @@ from __future__ import annotations
 import http.client
 import logging
 import re
+import ssl
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
+from typing import IO
 
 from cairn.errors import ImageContentError, RegistryAccessError
 from cairn.oci import registry
-from cairn.oci.access import (
-    HostAccess,
-    client_certificate_refused,
-    is_certificate_failure,
-    is_client_certificate_refusal,
-    untrusted_certificate,
-)
+from cairn.oci.access import HostAccess, is_certificate_failure, is_client_certificate_refusal
+from cairn.oci.certs import client_certificate_refused, untrusted_certificate
 from cairn.oci.credentials import Credential, Lookup
 from cairn.oci.registry import RetryPolicy
-from cairn.untrusted import MAX_DOCUMENT, json_object
+from cairn.untrusted import MAX_DOCUMENT, json_object, printable
 
 log = logging.getLogger("cairn")
 
@@ -67,6 +64,48 @@ MAX_TOKEN_ANSWER = 1 << 20  # a token service's JSON answer
 MAX_ATTACHMENT_BLOB = 64 << 20  # an attestation's SBOM of a large image is a few MB
 
 
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Redirects (a blob served from a bucket or a CDN) to http(s) only: never ftp."""
+
+    def redirect_request(  # noqa: PLR0917 (urllib's own signature)
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        if urllib.parse.urlsplit(newurl).scheme not in ("http", "https"):
+            raise urllib.error.HTTPError(newurl, code, "a redirect to no HTTP URL", headers, fp)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _opener(context: ssl.SSLContext, redirects: bool) -> urllib.request.OpenerDirector:
+    """An opener of http and https URLs only (urllib's default also opens file:, ftp: and
+    data: URLs, which a registry could name as its token service), through the
+    environment's proxies."""
+    opener = urllib.request.OpenerDirector()
+    handlers: list[urllib.request.BaseHandler] = [
+        urllib.request.ProxyHandler(),
+        urllib.request.UnknownHandler(),
+        urllib.request.HTTPHandler(),
+        urllib.request.HTTPSHandler(context=context),
+        urllib.request.HTTPDefaultErrorHandler(),
+        urllib.request.HTTPErrorProcessor(),
+    ]
+    if redirects:
+        handlers.append(_HttpOnlyRedirects())
+    for handler in handlers:
+        opener.add_handler(handler)
+    return opener
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme, parts.netloc
+
+
 def _challenge(header: str) -> tuple[str, dict[str, str]]:
     """WWW-Authenticate: 'Bearer realm="…",service="…"' -> ("bearer", {realm, service, …})."""
     kind = header.split(" ", 1)[0].lower()
@@ -80,6 +119,7 @@ class Registry:
     access: HostAccess
     policy: RetryPolicy = field(default_factory=RetryPolicy.from_env)
     _token: dict[str, str] = field(default_factory=dict)  # scope -> Authorization value
+    _openers: dict[bool, urllib.request.OpenerDirector] = field(default_factory=dict)
 
     @property
     def host(self) -> str:
@@ -89,12 +129,20 @@ class Registry:
     def base(self) -> str:
         return f"{self.access.scheme()}://{self.host}"
 
-    def _urlopen(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        context = self.access.context() if req.full_url.startswith("https:") else None
-        response: http.client.HTTPResponse = urllib.request.urlopen(
-            req, timeout=self.policy.stall_timeout, context=context
+    def _urlopen(
+        self, req: urllib.request.Request, *, redirects: bool = True
+    ) -> http.client.HTTPResponse:
+        if redirects not in self._openers:
+            self._openers[redirects] = _opener(self.access.context(), redirects)
+        response: http.client.HTTPResponse = self._openers[redirects].open(
+            req, timeout=self.policy.stall_timeout
         )
         return response
+
+    def _same_origin(self, url: str) -> bool:
+        """Whether `url` is the registry's own scheme and host: only there is a token or
+        a password sent (an upload's Location names wherever the registry likes)."""
+        return _origin(url) == _origin(self.base)
 
     # ------------------------------------------------------------------ HTTP
     def _open(
@@ -110,7 +158,7 @@ class Registry:
         fresh = False  # authorization asked for by this request: a 401 with it is final
         for _ in range(3):
             req = urllib.request.Request(url, data=data, method=method, headers=dict(headers))
-            if scope in self._token:
+            if scope in self._token and self._same_origin(url):
                 # not sent on to where a registry redirects a blob (a bucket, a CDN)
                 req.add_unredirected_header("Authorization", self._token[scope])
             try:
@@ -138,7 +186,14 @@ class Registry:
         return self._bearer(params["realm"], params.get("service", ""), scope, cred)
 
     def _bearer(self, realm: str, service: str, scope: str, cred: Credential | None) -> str:
-        """A token from the registry's token service, for `scope`."""
+        """A token from the registry's token service, for `scope`. The service must be
+        reached over HTTPS (plain HTTP only when the registry itself speaks it): a password
+        is never sent in the clear, nor to a file: or ftp: URL a registry names."""
+        scheme = urllib.parse.urlsplit(realm).scheme
+        if scheme != "https" and not (scheme == "http" and self.access.scheme() == "http"):
+            raise HttpFailure(
+                401, f"the registry names a token service at {printable(realm, 120)}, not https"
+            )
         if cred is not None and cred.identity_token:
             # OAuth2's refresh grant, as docker and containers/image trade identity tokens
             form = {
@@ -256,7 +311,7 @@ class Registry:
         where, operation = self.host, "logging in to"
         try:
             try:
-                with self._urlopen(urllib.request.Request(f"{self.base}/v2/")):
+                with self._urlopen(urllib.request.Request(f"{self.base}/v2/"), redirects=False):
                     return  # a registry that asks no one
             except urllib.error.HTTPError as e:
                 if e.code != 401:
@@ -266,8 +321,9 @@ class Registry:
                 auth = self._bearer(params["realm"], params.get("service", ""), "", cred)
             else:
                 auth = cred.basic()
-            req = urllib.request.Request(f"{self.base}/v2/", headers={"Authorization": auth})
-            with self._urlopen(req):
+            req = urllib.request.Request(f"{self.base}/v2/")
+            req.add_unredirected_header("Authorization", auth)
+            with self._urlopen(req, redirects=False):  # a redirect is no login
                 return
         except HttpFailure as e:
             if e.status in (401, 403):

@@ -15,7 +15,6 @@ import contextlib
 import errno
 import fcntl
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -74,6 +73,16 @@ def _write_file(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
+def new_file_mode() -> int:
+    """The mode a new file gets from this process's umask (0644 under the usual 022); a
+    file made through mkstemp (0600) is given it before it is renamed into place."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        status = Path("/proc/self/status").read_text()
+        umask = int(next(ln for ln in status.splitlines() if ln.startswith("Umask:")).split()[1], 8)
+        return 0o666 & ~umask
+    return 0o644
+
+
 def write_atomically(path: Path, data: bytes) -> None:
     """Write a file so that readers see the old content or the new, never a part of it:
     through a new temporary file beside it (O_EXCL, never one planted there or a link),
@@ -87,7 +96,7 @@ def write_atomically(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        tmp.chmod(0o644)
+        tmp.chmod(new_file_mode())
         tmp.replace(path)
     except OSError as e:
         if tmp is not None:
@@ -320,15 +329,16 @@ class Staging:
         staged = self.blobs / checked_digest(digest).partition(":")[2]
         return staged if staged.exists() else self.layout.blob_path(digest)
 
-    def read_blob(self, digest: str, max_bytes: int = MAX_READ) -> bytes:
+    def _holding(self, digest: str) -> OciLayout:
+        """Where the blob is: staged here, else the layout (each read as OciLayout reads)."""
         staged = self.blobs / checked_digest(digest).partition(":")[2]
-        if staged.exists():
-            return staged.read_bytes()
-        return self.layout.read_blob(digest, max_bytes)
+        return OciLayout(self.dir) if os.path.lexists(staged) else self.layout
+
+    def read_blob(self, digest: str, max_bytes: int = MAX_READ) -> bytes:
+        return self._holding(digest).read_blob(digest, max_bytes)
 
     def read_json(self, digest: str) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.blob_path(digest).read_bytes())
-        return data
+        return self._holding(digest).read_json(digest)
 
     def add(self, blob: Blob) -> Descriptor:
         target = self.blobs / checked_digest(blob.descriptor.digest).partition(":")[2]

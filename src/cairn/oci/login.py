@@ -57,9 +57,12 @@ def _keep(path: Path, key: str, entry: dict[str, str]) -> None:
     try:
         with path.open("rb") as f:
             data = f.read(MAX_AUTH_FILE + 1)
+        if len(data) > MAX_AUTH_FILE:
+            raise ValueError("larger than 1 MiB")
         loaded = json.loads(data) if data.strip() else {}
-        if isinstance(loaded, dict) and len(data) <= MAX_AUTH_FILE:
-            doc = loaded
+        if not isinstance(loaded, dict):
+            raise ValueError("not a JSON object")
+        doc = loaded
     except FileNotFoundError:
         pass
     except (OSError, ValueError, RecursionError) as e:

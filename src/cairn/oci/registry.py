@@ -26,6 +26,7 @@ from pathlib import Path
 
 from cairn.engines import Stalled, run_logged, tail
 from cairn.errors import CairnError, RegistryAccessError, RegistryError, UsageError
+from cairn.oci.certs import HostTrust, client_certificate_refused, untrusted_certificate
 from cairn.oci.credentials import Lookup
 from cairn.scratch import scratch_dir
 
@@ -138,6 +139,7 @@ def run(
     lookup: Lookup | None = None,
     write: bool = False,
     env: dict[str, str] | None = None,
+    trust: HostTrust | None = None,
 ) -> None:
     """Run the skopeo command `cmd` that does `operation` ("pushing base") against the
     registry image `where`, retrying what is transient; RegistryError when it gives up
@@ -166,7 +168,9 @@ def run(
                 ) from None
             failure = classify(tail(logfile, 30))
             if not failure.transient or attempt == attempts:
-                raise explain(operation, where, failure, attempt, lookup=lookup, write=write)
+                raise explain(
+                    operation, where, failure, attempt, lookup=lookup, write=write, trust=trust
+                )
             wait = policy.delay(attempt)
             log.warning(
                 "%s %s: %s (attempt %d of %d); retrying in %.1f s",
@@ -251,6 +255,7 @@ def explain(
     *,
     lookup: Lookup | None = None,
     write: bool = False,
+    trust: HostTrust | None = None,
 ) -> CairnError:
     """The message for a final failure: what the registry said and what to do about it."""
     said = failure.text.strip()
@@ -263,21 +268,10 @@ def explain(
         )
     client = _CLIENT_CERTIFICATE.search(said)
     if client and failure.status is None:
-        return RegistryAccessError(
-            f"{operation} {where} failed: {registry} wants a client certificate it accepts "
-            f"({client.group(0)}).",
-            f"Try: put the client certificate and key issued for you in "
-            f"/etc/containers/certs.d/{registry}/ as client.cert and client.key.",
-        )
+        return client_certificate_refused(registry, trust, client.group(0))
     certificate = _CERTIFICATE.search(said)
     if certificate and failure.status is None:
-        return RegistryAccessError(
-            f"{operation} {where} failed: the TLS certificate of {registry} is not trusted "
-            f"({certificate.group(0).strip()}).",
-            f"Try: put the registry's CA certificate in /etc/containers/certs.d/{registry}/"
-            "ca.crt, or name it with --ca-file; --no-tls-verify only for a registry you "
-            "trust.",
-        )
+        return untrusted_certificate(registry, trust, certificate.group(0).strip())
     if failure.status in (401, 403) or (failure.status is None and _CREDENTIALS.search(said)):
         denied = failure.status == 403 or bool(_SCOPE_DENIED.search(said))
         error = access_refused(
@@ -303,17 +297,3 @@ def explain(
             f"{RETRIES_ENV} sets how often cairn tries.",
         )
     return RegistryError(f"{operation} {where} failed; skopeo said:\n{said}")
-
-
-def read(
-    operation: str,
-    where: str,
-    cmd: Sequence[str],
-    policy: RetryPolicy | None = None,
-    lookup: Lookup | None = None,
-) -> bytes:
-    """What the skopeo command `cmd` (inspect, list-tags) prints, as `run` runs it."""
-    with scratch_dir("registry-read") as tmp:
-        out = Path(tmp) / "stdout"
-        run(operation, where, cmd, policy=policy, stdout=out, lookup=lookup)
-        return out.read_bytes()

@@ -43,6 +43,7 @@ def copy(
     with scratch_dir("skopeo") as tmp:
         remote = None
         lookup = None
+        trust = None
         sides: tuple[tuple[Literal["src", "dest"], str], ...] = (("src", src), ("dest", dst))
         for side, ref in sides:
             if ref.startswith("docker://"):
@@ -51,6 +52,7 @@ def copy(
                 host = (access or Access()).of(remote)
                 cmd += host.skopeo_options(side, repository, Path(tmp))
                 lookup = host.credential(repository)
+                trust = host.trust
         cmd += [src, dst]
         if remote is not None:
             # a registry at one end: retries, a stall time-out, what the registry said
@@ -62,6 +64,7 @@ def copy(
                 lookup=lookup,
                 write=dst.startswith("docker://"),
                 env=isolated_env(Path(tmp)),
+                trust=trust,
             )
             return
         logfile = Path(tmp) / "skopeo.log"

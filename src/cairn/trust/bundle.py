@@ -36,9 +36,21 @@ from typing import IO, Any
 import zstandard
 
 from cairn.errors import ImageContentError, StoreError, UsageError, VerificationError
-from cairn.oci.attachments import signatures_for, signed_identity
+from cairn.oci.attachments import (
+    MAX_PAYLOAD,
+    repository_of_identity,
+    signatures_for,
+    signed_identity,
+)
 from cairn.oci.image import ANN_REF_NAME, MEDIA_INDEX, canonical_json
-from cairn.oci.layout import ATTACHED, OCI_LAYOUT, OciLayout, checked_digest, reachable
+from cairn.oci.layout import (
+    ATTACHED,
+    OCI_LAYOUT,
+    OciLayout,
+    checked_digest,
+    new_file_mode,
+    reachable,
+)
 from cairn.trust import ustar
 from cairn.trust.keys import PublicKey, SigningKey
 from cairn.untrusted import MAX_DOCUMENT, json_object, printable
@@ -110,9 +122,8 @@ def signed_prefixes(layout: OciLayout, names: list[str]) -> set[str]:
             if not tag.endswith(".sig"):
                 continue
             for layer in layout.read_json(desc.digest).get("layers", []):
-                identity = signed_identity(layout.read_blob(layer["digest"])) or ""
-                head, _, last = identity.rpartition("/")
-                repository = f"{head}/{last.partition(':')[0]}"
+                identity = signed_identity(layout.read_blob(layer["digest"], MAX_PAYLOAD))
+                repository = repository_of_identity(identity or "")
                 if repository.endswith(f"/{name}"):
                     found.add(repository.removesuffix(f"/{name}"))
     return found
@@ -391,6 +402,8 @@ def read_bundle(stream: IO[bytes], key: PublicKey, into: Path) -> Opened:
             size = head.sizes[name] if head.sizes is not None else None
             if size is not None and member.size != size:
                 raise _refused(f"{name} is {member.size} bytes, and its signed size is {size}")
+            if size is None:  # format 1 signs no sizes: each file must fit before it is taken
+                _room(into, member.size)
             _take(chunks, into / name, head.digests[name], size)
             taken.add(name)
         missing = sorted(set(head.digests) - taken)
@@ -417,7 +430,7 @@ def read_bundle(stream: IO[bytes], key: PublicKey, into: Path) -> Opened:
 def _new_beside(final: Path) -> tuple[IO[bytes], Path]:
     """A new temporary file beside `final` (O_EXCL, never through a link) and its path."""
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.", dir=final.parent)
-    os.fchmod(fd, 0o644)
+    os.fchmod(fd, new_file_mode())
     return os.fdopen(fd, "wb"), Path(name)
 
 
@@ -498,7 +511,9 @@ def _part_rows(index: Path) -> list[tuple[str, int, str]]:
         rows = doc["parts"]
         if not isinstance(rows, list) or not 0 < len(rows) <= MAX_PARTS:
             raise ValueError("no list of parts")
-        parsed = [(str(r["name"]), int(r["size"]), str(r["sha256"])) for r in rows]
+        parsed = [(str(r["name"]), r["size"], str(r["sha256"])) for r in rows]
+        if not all(type(size) is int for _, size, _ in parsed):
+            raise ValueError("a size is no whole number")
     except (ValueError, KeyError, TypeError, ImageContentError):
         raise _refused(f"{index.name} is damaged") from None
     for name, size, digest in parsed:
@@ -513,6 +528,7 @@ def _part_rows(index: Path) -> list[tuple[str, int, str]]:
 def open_parts(path: Path) -> Iterator[IO[bytes]]:
     """The bundle at `path` (one file, or the FILE.parts of a split one), checked part by
     part against FILE.parts before it is read. Nothing is read through a link."""
+    path = path.resolve()  # the user's own argument: a link they made is theirs to follow
     index = path if path.name.endswith(".parts") else path.with_name(path.name + ".parts")
     if path.is_file() and not path.name.endswith(".parts"):
         with _opened(path) as f:

@@ -24,7 +24,7 @@ from cairn.family.spec import Family, load_family
 from cairn.oci import skopeo
 from cairn.oci.access import Access
 from cairn.oci.attachments import Registries, fetch_attachments
-from cairn.oci.layout import OciLayout
+from cairn.oci.layout import OciLayout, new_file_mode
 from cairn.scratch import disk_root, scratch_dir
 from cairn.trust.bundle import (
     BundledImage,
@@ -73,7 +73,7 @@ def _written(out: Path) -> Iterator[IO[bytes]]:
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
-        tmp.chmod(0o644)
+        tmp.chmod(new_file_mode())
         tmp.replace(out)
     except OSError as e:
         raise StoreError(f"Writing {out} failed: {e.strerror}.") from None

@@ -69,7 +69,7 @@ def _exactly(stream: IO[bytes], n: int) -> bytes:
     while len(data) < n:
         chunk = stream.read(n - len(data))
         if not chunk:
-            raise Refused("it ends in the middle of a member (truncated)")
+            raise Refused("it is truncated or damaged (it ends in the middle of a member)")
         data += chunk
     return data
 
