@@ -703,28 +703,22 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def _running(
-    d: Path, tls: TlsFiles, auth: dict[str, Any] | None, client_certs: bool = False
-) -> Iterator[tuple[str, Path]]:
-    """docker-registry serving TLS on 127.0.0.1 with `auth`, storing in `d`: its address
-    and log."""
+def serve(d: Path, config: dict[str, Any]) -> Iterator[tuple[str, Path]]:
+    """Debian's docker-registry with `config` (its http.addr filled in: 127.0.0.1 and a
+    free port), storing in `d`: its address and log, for the block."""
     if shutil.which("docker-registry") is None:
         pytest.fail("docker-registry is missing: scripts/setup installs it")
     address = f"127.0.0.1:{free_port()}"
-    http_tls: dict[str, Any] = {"certificate": str(tls.server_cert), "key": str(tls.server_key)}
-    if client_certs:
-        http_tls["clientcas"] = [str(tls.ca_cert)]
-    config: dict[str, Any] = {
+    config = {
         "version": "0.1",
         "log": {"level": "info", "accesslog": {"disabled": False}},
         "storage": {
             "filesystem": {"rootdirectory": str(d / "data")},
             "delete": {"enabled": True},
         },
-        "http": {"addr": address, "tls": http_tls},
+        **config,
     }
-    if auth:
-        config["auth"] = auth
+    config["http"] = {**config.get("http", {}), "addr": address}
     (d / "config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     log = d / "registry.log"
     with log.open("wb") as out:
@@ -753,6 +747,22 @@ def _running(
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@contextlib.contextmanager
+def _running(
+    d: Path, tls: TlsFiles, auth: dict[str, Any] | None, client_certs: bool = False
+) -> Iterator[tuple[str, Path]]:
+    """docker-registry serving TLS on 127.0.0.1 with `auth`, storing in `d`: its address
+    and log."""
+    http_tls: dict[str, Any] = {"certificate": str(tls.server_cert), "key": str(tls.server_key)}
+    if client_certs:
+        http_tls["clientcas"] = [str(tls.ca_cert)]
+    config: dict[str, Any] = {"http": {"tls": http_tls}}
+    if auth:
+        config["auth"] = auth
+    with serve(d, config) as running:
+        yield running
 
 
 @contextlib.contextmanager

@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import pytest
 from tests.freshroot import FreshRoot
 from tests.helpers import snapshot
 from tests.schemas import validated
+from tests.secure_registries import serve
 
 from cairn.family.refresh import installed_versions
 from cairn.oci.layout import OciLayout
@@ -335,49 +335,11 @@ class Registry:
         return out
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def running_registry(d: Path) -> Iterator[Registry]:
     """Debian's docker-registry (distribution) on 127.0.0.1, plain HTTP, storing in `d`."""
-    if shutil.which("docker-registry") is None:
-        pytest.fail("docker-registry is missing: scripts/setup installs it")
-    address = f"127.0.0.1:{free_port()}"
-    (d / "config.yml").write_text(
-        "version: 0.1\n"
-        "log:\n  level: info\n  accesslog:\n    disabled: false\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {d / 'data'}\n"
-        "  delete:\n    enabled: true\n"
-        f"http:\n  addr: {address}\n"
-    )
-    log = d / "registry.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            ["docker-registry", "serve", str(d / "config.yml")],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                host, port = address.split(":")
-                with socket.create_connection((host, int(port)), timeout=1):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"docker-registry did not start:\n{log.read_text()[-3000:]}")
-                time.sleep(0.2)
+    with serve(d, {}) as (address, log):
         yield Registry(address, log)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
 
 
 @pytest.fixture(scope="session")

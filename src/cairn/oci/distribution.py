@@ -270,19 +270,7 @@ class Registry:
                         operation, where, e.url, e.reason, attempt
                     ) from None
             except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
-                failed = is_certificate_failure(e)
-                if failed:
-                    raise untrusted_certificate(self.host, self.access.trust, failed) from None
-                alert = is_client_certificate_refusal(e)
-                if alert:
-                    raise client_certificate_refused(self.host, self.access.trust, alert) from None
-                reason = str(getattr(e, "reason", e))
-                if "WRONG_VERSION_NUMBER" in reason:  # TLS spoken to a plain-HTTP registry
-                    failure = registry.Failure(
-                        None, False, "server gave HTTP response to HTTPS client"
-                    )
-                else:
-                    failure = registry.Failure(None, True, reason)
+                failure = self._connection_failure(e)
             if not failure.transient or attempt == attempts:
                 raise registry.explain(operation, where, failure, attempt)
             wait = self.policy.delay(attempt)
@@ -290,6 +278,20 @@ class Registry:
                         operation, where, failure.reason, attempt, attempts, wait)  # fmt: skip
             time.sleep(wait)
         raise AssertionError("unreachable")
+
+    def _connection_failure(self, e: BaseException) -> registry.Failure:
+        """What a failed connection was: a certificate refused either way raises at once
+        (no retry helps), anything else is a failure for the retry policy to judge."""
+        failed = is_certificate_failure(e)
+        if failed:
+            raise untrusted_certificate(self.host, self.access.trust, failed) from None
+        alert = is_client_certificate_refusal(e)
+        if alert:
+            raise client_certificate_refused(self.host, self.access.trust, alert) from None
+        reason = str(getattr(e, "reason", e))
+        if "WRONG_VERSION_NUMBER" in reason:  # TLS spoken to a plain-HTTP registry
+            return registry.Failure(None, False, "server gave HTTP response to HTTPS client")
+        return registry.Failure(None, True, reason)
 
     def _refused(
         self, operation: str, where: str, repository: str, method: str, e: HttpFailure
@@ -342,15 +344,7 @@ class Registry:
         except TokenServiceFailure as e:
             raise registry.token_service_failed(operation, where, e.url, e.reason, 1) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
-            failed = is_certificate_failure(e)
-            if failed:
-                raise untrusted_certificate(self.host, self.access.trust, failed) from None
-            alert = is_client_certificate_refusal(e)
-            if alert:
-                raise client_certificate_refused(self.host, self.access.trust, alert) from None
-            reason = str(getattr(e, "reason", e))
-            failure = registry.Failure(None, True, reason)
-            raise registry.explain(operation, where, failure, 1) from None
+            raise registry.explain(operation, where, self._connection_failure(e), 1) from None
 
     # ------------------------------------------------------------------ API
     def has_blob(self, repository: str, digest: str) -> bool:

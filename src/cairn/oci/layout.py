@@ -73,6 +73,30 @@ def _write_file(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
+class NotRegular(OSError):
+    """A file that is a link, not a regular file, or cannot be opened (says which)."""
+
+
+@contextlib.contextmanager
+def open_regular(path: Path) -> Iterator[tuple[BinaryIO, int]]:
+    """`path` opened for reading, and its size, only when it is a regular file reached
+    without following a link: a link planted in a store never makes another file read, a
+    FIFO never blocks and a device never reads for ever. NotRegular otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        raise NotRegular(
+            "is a link" if e.errno == errno.ELOOP else f"cannot be read ({e.strerror})"
+        ) from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise NotRegular("is not a regular file")
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "rb") as f:
+        yield f, st.st_size
+
+
 def new_file_mode() -> int:
     """The mode a new file gets from this process's umask (0644 under the usual 022); a
     file made through mkstemp (0600) is given it before it is renamed into place."""
@@ -218,28 +242,16 @@ class OciLayout:
 
     @contextlib.contextmanager
     def open_blob(self, digest: str) -> Iterator[tuple[BinaryIO, int]]:
-        """The blob's file and size, opened without following a link and only when it is a
-        regular file (a FIFO or a device would block or never end); ImageContentError
-        otherwise."""
-        path = self.blob_path(digest)
+        """The blob's file and size, opened as `open_regular` opens; ImageContentError
+        naming the blob otherwise."""
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError as e:
-            what = "is a link" if e.errno == errno.ELOOP else f"cannot be read ({e.strerror})"
+            with open_regular(self.blob_path(digest)) as (f, size):
+                yield f, size
+        except NotRegular as e:
             raise ImageContentError(
-                f"The blob {digest} of {self.root} {what}.",
+                f"The blob {digest} of {self.root} {e}.",
                 "Try: copy the image again from a source you trust.",
             ) from None
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            os.close(fd)
-            raise ImageContentError(
-                f"The blob {digest} of {self.root} is not a regular file.",
-                "Try: copy the image again from a source you trust.",
-            )
-        os.set_blocking(fd, True)
-        with os.fdopen(fd, "rb") as f:
-            yield f, st.st_size
 
     def read_blob(self, digest: str, max_bytes: int = MAX_READ) -> bytes:
         """The blob's bytes, read within `max_bytes` and checked against its digest."""

@@ -25,7 +25,6 @@ import io
 import json
 import os
 import re
-import stat
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -46,9 +45,11 @@ from cairn.oci.image import ANN_REF_NAME, MEDIA_INDEX, canonical_json
 from cairn.oci.layout import (
     ATTACHED,
     OCI_LAYOUT,
+    NotRegular,
     OciLayout,
     checked_digest,
     new_file_mode,
+    open_regular,
     reachable,
 )
 from cairn.trust import ustar
@@ -154,24 +155,15 @@ def _size(item: Path | bytes) -> int:
 
 @contextlib.contextmanager
 def _opened(path: Path) -> Iterator[IO[bytes]]:
-    """A file of the store (or a part), opened without following a link, only when it is
-    a regular file: a link planted in the store never puts another file in a bundle."""
+    """A file of the store (or a part), as layout.open_regular opens it: a link planted in
+    the store never puts another file in a bundle."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as e:
+        with open_regular(path) as (f, _):
+            yield f
+    except NotRegular as e:
         raise ImageContentError(
-            f"{path} cannot be read without following a link ({e.strerror}).",
-            "Try: build (or copy) the images again into a store of cairn's own.",
+            f"{path} {e}.", "Try: build (or copy) the images again into a store of cairn's own."
         ) from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise ImageContentError(
-            f"{path} is not a regular file.",
-            "Try: build (or copy) the images again into a store of cairn's own.",
-        )
-    os.set_blocking(fd, True)
-    with os.fdopen(fd, "rb") as f:
-        yield f
 
 
 def _sha256(item: Path | bytes) -> str:
