@@ -640,12 +640,7 @@ class SecureRegistry:
 
     def requests(self) -> list[str]:
         """The registry's access log so far: one "METHOD PATH" per request."""
-        out = []
-        for line in self.log.read_text(errors="replace").splitlines():
-            m = re.search(r'"(GET|HEAD|POST|PUT|PATCH|DELETE) (\S+) HTTP', line)
-            if m:
-                out.append(f"{m.group(1)} {m.group(2)}")
-        return out
+        return access_log(self.log)
 
     def ssl_context(self) -> ssl.SSLContext:
         """A client context trusting the CA, presenting the client certificate if any."""
@@ -700,6 +695,16 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def access_log(log: Path) -> list[str]:
+    """A registry's access log so far: one "METHOD PATH" per request."""
+    out = []
+    for line in log.read_text(errors="replace").splitlines():
+        m = re.search(r'"(GET|HEAD|POST|PUT|PATCH|DELETE) (\S+) HTTP', line)
+        if m:
+            out.append(f"{m.group(1)} {m.group(2)}")
+    return out
 
 
 @contextlib.contextmanager

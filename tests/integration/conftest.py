@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -23,7 +22,7 @@ import pytest
 from tests.freshroot import FreshRoot
 from tests.helpers import snapshot
 from tests.schemas import validated
-from tests.secure_registries import serve
+from tests.secure_registries import access_log, serve
 
 from cairn.family.refresh import installed_versions
 from cairn.oci.layout import OciLayout
@@ -327,12 +326,7 @@ class Registry:
 
     def requests(self) -> list[str]:
         """The registry's access log so far: one "METHOD PATH" per request."""
-        out = []
-        for line in self.log.read_text(errors="replace").splitlines():
-            m = re.search(r'"(GET|HEAD|POST|PUT|PATCH|DELETE) (\S+) HTTP', line)
-            if m:
-                out.append(f"{m.group(1)} {m.group(2)}")
-        return out
+        return access_log(self.log)
 
 
 @contextlib.contextmanager
