@@ -16,6 +16,9 @@ from typing import Any
 
 MAX_DOCUMENT = 4 << 20  # bytes: distribution refuses a larger manifest
 MAX_DEPTH = 64  # an OCI document nests 5 deep; SBOMs and provenance a dozen or so
+_CONTROL_BUT_NEWLINE = re.compile(
+    r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]"
+)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
 
 
@@ -63,8 +66,9 @@ def json_object(
     return doc
 
 
-def printable(text: object, limit: int = 200) -> str:
-    """`text` safe for a terminal: control and bidirectional characters escaped, cut to
-    `limit` characters."""
-    shown = _CONTROL.sub(lambda m: m.group(0).encode("unicode_escape").decode(), str(text))
+def printable(text: object, limit: int = 200, *, lines: bool = False) -> str:
+    """`text` safe for a terminal: control and bidirectional characters escaped (but line
+    breaks, with `lines`), cut to `limit` characters."""
+    control = _CONTROL_BUT_NEWLINE if lines else _CONTROL
+    shown = control.sub(lambda m: m.group(0).encode("unicode_escape").decode(), str(text))
     return shown if len(shown) <= limit else shown[: limit - 1] + "…"

@@ -7,12 +7,16 @@ damaged bundles to the reader and checks the same."""
 from __future__ import annotations
 
 import base64
+import contextlib
+import hashlib
+import http.server
 import io
 import json
 import os
 import tarfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import hypothesis.strategies as st
@@ -22,7 +26,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
 
 from cairn.errors import CairnError, ImageContentError, StoreError, UsageError
+from cairn.oci.access import Access
+from cairn.oci.attachments import fetch
+from cairn.oci.distribution import Registry
+from cairn.oci.image import Descriptor
 from cairn.oci.layout import OciLayout
+from cairn.oci.registry import RetryPolicy
 from cairn.scratch import remove_tree, tree_bytes
 from cairn.trust import bundle as bundle_format
 from cairn.trust import keys, ustar
@@ -180,7 +189,7 @@ def test_the_signed_head_decides_before_any_file(good: bytes, tmp_path: Path) ->
                    *entries[2:]])  # fmt: skip
     assert "is damaged" in str(refused(nested, tmp_path / "e"))
     # sizes that do not add up, and more room than the disk has
-    manifest["sizes"] = {**manifest["sizes"], blob: 1 << 50}
+    manifest["sizes"] = {**manifest["sizes"], blob: 1 << 45}
     error = refused(resigned(entries, manifest), tmp_path / "f")
     assert isinstance(error, StoreError) and "free" in str(error)
 
@@ -336,3 +345,149 @@ def test_damaged_bundles_never_escape_or_crash(
     assert sorted(p.name for p in tmp_path.iterdir()) == outside
     assert {p.name for p in work.iterdir()} == {"into"}
     remove_tree(work)
+
+
+# -- what a registry may answer --------------------------------------------------------
+Answer = Callable[[http.server.BaseHTTPRequestHandler], None]
+
+
+@contextlib.contextmanager
+def hostile_registry(answers: dict[str, Answer]) -> Iterator[tuple[str, list[tuple[str, str]]]]:
+    """A registry on 127.0.0.1 answering GETs as `answers` say (by path prefix), and the
+    (path, Authorization) of every request it was sent."""
+    seen: list[tuple[str, str]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            seen.append((self.path, self.headers.get("Authorization", "")))
+            answer = next((a for p, a in answers.items() if self.path.startswith(p)), None)
+            if answer is None:
+                _send(self, 401, WWW_Authenticate='Basic realm="elsewhere"')
+            else:
+                answer(self)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _send(
+    h: http.server.BaseHTTPRequestHandler, status: int, body: bytes = b"", **headers: str
+) -> None:
+    h.send_response(status)
+    for k, v in headers.items():
+        h.send_header(k.replace("_", "-"), v)
+    h.send_header("Content-Length", str(len(body)))
+    h.end_headers()
+    h.wfile.write(body)
+
+
+def _client(host: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
+    """cairn's client of `host`, with credentials (u:SECRET) in REGISTRY_AUTH_FILE."""
+    auth = tmp_path / "auth.json"
+    pair = base64.b64encode(b"u:SECRET").decode()
+    auth.write_text(json.dumps({"auths": {host: {"auth": pair}}}))
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(auth))
+    return Registry(Access().host(host), RetryPolicy(retries=0, stall_timeout=1.0))
+
+
+def test_a_registry_cannot_lead_the_client_astray(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a redirect to another origin that asks for credentials: none are sent there
+    with hostile_registry({}) as (other, other_seen):
+        redirect = {
+            "/v2/r/manifests/": lambda h: _send(h, 302, Location=f"http://{other}/v2/r/manifests/x")
+        }
+        with hostile_registry(redirect) as (host, _), pytest.raises(CairnError):
+            _client(host, tmp_path, monkeypatch).get_manifest("r", "x")
+    assert other_seen and all(auth == "" for _, auth in other_seen), other_seen
+
+    # a body dripped a byte at a time is ended, not waited for
+    def drip(h: http.server.BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", str(1 << 20))
+        h.end_headers()
+        with contextlib.suppress(OSError):
+            for _ in range(40):
+                h.wfile.write(b"x")
+                h.wfile.flush()
+                time.sleep(0.2)
+
+    with hostile_registry({"/v2/r/manifests/": drip}) as (host, _):
+        start = time.monotonic()
+        with pytest.raises(CairnError):
+            _client(host, tmp_path, monkeypatch).get_manifest("r", "x")
+        assert time.monotonic() - start < 6
+
+    # an attachment naming one blob 500 times: the blob is fetched once
+    blob = os.urandom(1 << 16)
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    layer = {"mediaType": "x", "digest": digest, "size": len(blob)}
+    manifest = json.dumps({"config": layer, "layers": [layer] * 500}).encode()
+    answers: dict[str, Answer] = {
+        "/v2/r/manifests/": lambda h: _send(h, 200, manifest, Content_Type="x"),
+        "/v2/r/blobs/": lambda h: _send(h, 200, blob),
+    }
+    with hostile_registry(answers) as (host, seen):
+        fetched = fetch(_client(host, tmp_path, monkeypatch), "r", "sha256-x.att")
+    assert fetched is not None and len(fetched.blobs) == 2  # the manifest, the blob
+    assert sum(path.startswith("/v2/r/blobs/") for path, _ in seen) == 1
+
+
+def test_hostile_descriptors_and_sizes_are_refused(tmp_path: Path, store: OciLayout) -> None:
+    for bad in ({"mediaType": 1, "digest": "sha256:" + "0" * 64, "size": 1},
+                {"mediaType": "x", "digest": 12, "size": 1},
+                {"mediaType": "x", "digest": "sha256:" + "0" * 64, "size": True},
+                "a string", {"mediaType": "x", "digest": "sha256:" + "0" * 64, "size": 1,
+                             "annotations": "x"}):  # fmt: skip
+        with pytest.raises(ImageContentError):
+            Descriptor.from_json(bad)
+    # a blob that is not its descriptor's size is refused before it is hashed
+    layout = OciLayout(tmp_path / "oci")
+    os.system(f"cp -a {store.root} {layout.root}")
+    manifest = layout.platform_manifests("base")[0]
+    layer = layout.read_json(manifest.digest)["layers"][0]
+    with layout.blob_path(layer["digest"]).open("r+b") as f:
+        f.truncate(1 << 40)  # a terabyte, sparse
+    start = time.monotonic()
+    with pytest.raises(ImageContentError, match="its descriptor says"):
+        layout.check_blob(layer["digest"], layer["size"])
+    assert time.monotonic() - start < 1
+    # a signed manifest with odd types: refused, not a traceback
+    assert printable("a\nb\x1b", lines=True) == "a\nb\\x1b"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"bundle_version": 1e400},
+        {"bundle_version": "2"},
+        {"bundle_version": True},
+        {"images": [{"name": "base", "digest": "sha256:" + "0" * 64, "tags": "13"}]},
+        {"images": [{"name": "\x1b[2J", "digest": "sha256:" + "0" * 64, "tags": []}]},
+    ],
+)
+def test_a_signed_manifest_of_odd_types_is_refused(
+    good: bytes, tmp_path: Path, change: dict[str, object]
+) -> None:
+    entries = members(good)
+    manifest = {**json.loads(dict(entries)[bundle_format.MANIFEST]), **change}
+    assert refused(resigned(entries, manifest), tmp_path).exit_code == 7
+
+
+def test_a_part_list_naming_a_part_twice_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "b.000").write_bytes(b"x" * 100)
+    digest = hashlib.sha256(b"x" * 100).hexdigest()
+    row = {"name": "b.000", "size": 100, "sha256": digest}
+    (tmp_path / "b.parts").write_text(json.dumps({"parts": [row] * 1000}))
+    with pytest.raises(CairnError, match="twice"), open_parts(tmp_path / "b.parts"):
+        pass

@@ -131,16 +131,23 @@ def verify(
     if as_json:
         print(dumps(result))
     else:
+        from cairn.untrusted import printable
+
+        # what a layout, a bundle or a registry says is shown escaped
         for image in result.images:
-            print(f"{image.reference} {image.digest}")
+            print(f"{printable(image.reference, 300)} {printable(image.digest, 80)}")
             for c in image.checks:
-                print(f"  {'ok  ' if c.ok else 'FAIL'} {c.check:<16} {c.subject[:19]}  {c.detail}")
+                print(
+                    f"  {'ok  ' if c.ok else 'FAIL'} {printable(c.check, 40):<16} "
+                    f"{printable(c.subject, 19)}  {printable(c.detail, 300)}"
+                )
     failed = [(i, c) for i in result.images for c in i.checks if not c.ok]
     if failed:
         image, check = failed[0]
         raise VerificationError(
-            f"{image.reference} is not verified: {check.check} of {check.subject}: "
-            f"{check.detail} ({len(failed)} checks failed).",
+            f"{printable(image.reference, 300)} is not verified: {printable(check.check, 40)} "
+            f"of {printable(check.subject, 80)}: {printable(check.detail, 300)} "
+            f"({len(failed)} checks failed).",
             "Try: check the key (--key), and that the image was pushed with its signatures "
             "and attestations (cairn push --sign-key).",
         )

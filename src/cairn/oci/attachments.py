@@ -11,6 +11,7 @@ process each.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from cairn.errors import ImageContentError
 from cairn.oci.access import Access
@@ -26,7 +27,7 @@ from cairn.oci.image import (
 )
 from cairn.oci.layout import OciLayout, Staging, attachment_tag, checked_digest
 from cairn.oci.registry import RetryPolicy
-from cairn.untrusted import json_object
+from cairn.untrusted import json_object, printable
 
 
 @dataclass
@@ -173,6 +174,7 @@ class Fetched:
 
 
 MAX_CHILDREN = 64  # an index's manifests: platforms, or an image's referrers
+MAX_LAYERS = 1024  # an attachment's layers: a signature per destination and tag, SBOMs
 
 
 def fetch(
@@ -194,15 +196,17 @@ def fetch(
         )
     try:
         doc = json_object(data, f"{reference}")
-        media_type = str(doc.get("mediaType") or header_type)
+        media_type = printable(doc.get("mediaType") or header_type, 200)
         children = doc.get("manifests")
         named = None if children is not None else [doc["config"], *doc.get("layers", [])]
         digests = [checked_digest(d["digest"]) for d in (children or named or [])]
         if children is not None and (depth > 0 or len(children) > MAX_CHILDREN):
             raise ValueError("an index of indexes, or one too long")
+        if not isinstance(children if children is not None else named, list):
+            raise TypeError("no list")
     except (ValueError, TypeError, KeyError, AttributeError):
         raise ImageContentError(
-            f"{client.host}/{path}:{reference} is not an OCI manifest or index.",
+            f"{client.host}/{path}:{printable(reference, 80)} is not an OCI manifest or index.",
             "Try: check what the registry holds there (skopeo inspect --raw).",
         ) from None
     descriptor = Descriptor(media_type, sha256_digest(data), len(data))
@@ -213,18 +217,38 @@ def fetch(
             if below is not None:
                 blobs += below.blobs
     elif with_blobs:
-        for d, digest in zip(named or [], digests, strict=True):
-            content = client.get_blob(path, digest)
-            if content is not None and sha256_digest(content) != digest:
-                raise ImageContentError(
-                    f"{client.host}/{path}: the blob {digest} answered is another one.",
-                    "Try: check what the registry holds there.",
-                )
-            if content is not None:
-                blobs.append(
-                    Blob(content, Descriptor(str(d.get("mediaType", "")), digest, len(content)))
-                )
+        blobs += _fetch_blobs(client, path, reference, named or [], digests)
     return Fetched(descriptor, tuple(blobs))
+
+
+def _fetch_blobs(
+    client: Registry, path: str, reference: str, named: list[Any], digests: list[str]
+) -> list[Blob]:
+    """The blobs a manifest names, each once (however often it is listed), each hashing
+    to its digest; no more than an attachment holds."""
+    if len(digests) > MAX_LAYERS:
+        raise ImageContentError(
+            f"{client.host}/{path}:{printable(reference, 80)} lists {len(digests)} blobs, "
+            f"more than an attachment holds ({MAX_LAYERS}).",
+            "Try: check what the registry holds there (skopeo inspect --raw).",
+        )
+    blobs: list[Blob] = []
+    fetched: set[str] = set()
+    for d, digest in zip(named, digests, strict=True):
+        if digest in fetched:
+            continue
+        fetched.add(digest)
+        content = client.get_blob(path, digest)
+        if content is None:
+            continue
+        if sha256_digest(content) != digest:
+            raise ImageContentError(
+                f"{client.host}/{path}: the blob {digest} answered is another one.",
+                "Try: check what the registry holds there.",
+            )
+        media_type = printable(d.get("mediaType", ""), 200)
+        blobs.append(Blob(content, Descriptor(media_type, digest, len(content))))
+    return blobs
 
 
 def stage_fetched(stage: Staging, name: str, tag: str, fetched: Fetched) -> None:

@@ -166,7 +166,9 @@ class Registry:
             except urllib.error.HTTPError as e:
                 body = e.read(64 << 10).decode(errors="replace")
                 challenge = e.headers.get("WWW-Authenticate", "") if e.code == 401 else ""
-                if e.code != 401 or fresh:
+                # only the registry's own 401 is answered with its credentials: not one
+                # from where it redirected (a bucket, a CDN, or anyone)
+                if e.code != 401 or fresh or not self._same_origin(e.geturl()):
                     raise HttpFailure(e.code, body, challenge) from None
                 # no token yet, or it expired during a long push: ask once more
                 self._token[scope] = self._authorize(challenge, repository, scope)
@@ -214,7 +216,10 @@ class Registry:
                 req.add_unredirected_header("Authorization", cred.basic())
         try:
             with self._urlopen(req) as response:
-                answer = json_object(response.read(MAX_TOKEN_ANSWER + 1), "the token answer")
+                body = _bounded(
+                    response, MAX_TOKEN_ANSWER, "the token service", self.policy.stall_timeout
+                )
+                answer = json_object(body, "the token answer")
             token = answer.get("token") or answer.get("access_token")
             if not isinstance(token, str) or not token:
                 raise ValueError("no token")
@@ -256,7 +261,10 @@ class Registry:
             try:
                 with self._open(method, target, repository, data, headers or {}) as response:
                     got = {k.lower(): v for k, v in response.headers.items()}
-                    return got, _bounded(response, max_bytes, f"{operation} {where}")
+                    body = _bounded(
+                        response, max_bytes, f"{operation} {where}", self.policy.stall_timeout
+                    )
+                    return got, body
             except HttpFailure as e:
                 if e.status == 404 and missing_ok:
                     return None
@@ -392,16 +400,27 @@ class Registry:
         return got[0].get("content-type", "").split(";")[0], got[1]
 
 
-def _bounded(response: http.client.HTTPResponse, max_bytes: int, what: str) -> bytes:
-    """The answer's body, refused (not read on) past `max_bytes`."""
-    body = response.read(max_bytes + 1)
-    if len(body) > max_bytes:
-        raise ImageContentError(
-            f"{what}: the registry answered with more than {max_bytes} bytes, more than "
-            "such a document may be.",
-            "Try: check what the registry holds there (skopeo inspect --raw).",
-        )
-    return body
+MIN_RATE = 1024  # bytes a second an answer must average, past its first stall time-out
+
+
+def _bounded(response: http.client.HTTPResponse, max_bytes: int, what: str, stall: float) -> bytes:
+    """The answer's body, refused (not read on) past `max_bytes`, and ended when it comes
+    slower than MIN_RATE on average once `stall` seconds have gone: a registry that drips
+    a byte a second (each read within the stall time-out) cannot hold cairn for days."""
+    chunks, got, start = [], 0, time.monotonic()
+    while chunk := response.read1(min(64 << 10, max_bytes + 1 - got)):  # what has come
+        chunks.append(chunk)
+        got += len(chunk)
+        if got > max_bytes:
+            raise ImageContentError(
+                f"{what}: the registry answered with more than {max_bytes} bytes, more than "
+                "such a document may be.",
+                "Try: check what the registry holds there (skopeo inspect --raw).",
+            )
+        took = time.monotonic() - start
+        if took > stall and got < MIN_RATE * (took - stall):
+            raise OSError(f"the answer came at {got / took:.0f} bytes/s, too slow to wait for")
+    return b"".join(chunks)
 
 
 def _described(method: str, host: str, repository: str, path: str) -> tuple[str, str]:

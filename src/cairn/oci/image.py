@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from cairn.errors import ImageContentError
 from cairn.platforms import Platform, known_platforms
 
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -45,12 +47,16 @@ def rfc3339(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def platform_of(obj: dict[str, str]) -> Platform | None:
+def platform_of(obj: dict[str, Any]) -> Platform | None:
     """The Platform an OCI `platform` object names, if cairn knows it."""
+    named = {k: obj[k] for k in ("architecture", "os", "variant") if k in obj}
     for p in known_platforms().values():
-        if p.oci() == {k: obj[k] for k in ("architecture", "os", "variant") if k in obj}:
+        if p.oci() == named:
             return p
     return None
+
+
+_SHA256 = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 
 
 @dataclass(frozen=True)
@@ -74,13 +80,35 @@ class Descriptor:
         return out
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> Descriptor:
+    def from_json(cls, obj: Any) -> Descriptor:
+        """A descriptor as a document gives it, every field of the type the OCI spec says;
+        ImageContentError for anything else (a document from outside may hold anything)."""
+        try:
+            media_type, digest, size = obj["mediaType"], obj["digest"], obj["size"]
+            platform = obj.get("platform")
+            annotations = obj.get("annotations", {})
+            if not (
+                isinstance(media_type, str)
+                and isinstance(digest, str)
+                and _SHA256.match(digest)
+                and type(size) is int
+                and 0 <= size < 1 << 62
+                and (platform is None or isinstance(platform, dict))
+                and isinstance(annotations, dict)
+                and all(isinstance(v, str) for v in annotations.values())
+            ):
+                raise TypeError
+        except (KeyError, TypeError, AttributeError):
+            raise ImageContentError(
+                f"A document holds a descriptor that is not one: {str(obj)[:120]!r}.",
+                "Try: copy the image again from a source you trust.",
+            ) from None
         return cls(
-            media_type=obj["mediaType"],
-            digest=obj["digest"],
-            size=obj["size"],
-            platform=platform_of(obj["platform"]) if "platform" in obj else None,
-            annotations=tuple(sorted(obj.get("annotations", {}).items())),
+            media_type=media_type,
+            digest=digest,
+            size=size,
+            platform=platform_of(platform) if platform is not None else None,
+            annotations=tuple(sorted(annotations.items())),
         )
 
 

@@ -210,9 +210,10 @@ class OciLayout:
         """Every ref name -> descriptor, from org.opencontainers.image.ref.name."""
         out: dict[str, Descriptor] = {}
         for m in self.index().get("manifests", []):
-            name = m.get("annotations", {}).get(ANN_REF_NAME)
+            desc = Descriptor.from_json(m)  # every field of its type, or ImageContentError
+            name = dict(desc.annotations).get(ANN_REF_NAME)
             if name:
-                out[name] = Descriptor.from_json(m)
+                out[name] = desc
         return out
 
     def refs(self) -> dict[str, Descriptor]:
@@ -270,11 +271,18 @@ class OciLayout:
             )
         return data
 
-    def check_blob(self, digest: str) -> None:
-        """That the blob (a layer, of any size) is a regular file matching its digest,
-        read a MiB at a time; ImageContentError otherwise."""
+    def check_blob(self, digest: str, size: int | None = None) -> None:
+        """That the blob (a layer, of any size) is a regular file of `size` bytes (when its
+        descriptor gives one) matching its digest, read a MiB at a time; ImageContentError
+        otherwise. A file of another size is refused before a byte is hashed."""
         h = hashlib.sha256()
-        with self.open_blob(digest) as (f, _):
+        with self.open_blob(digest) as (f, actual):
+            if size is not None and actual != size:
+                raise ImageContentError(
+                    f"The blob {digest} of {self.root} is {actual} bytes, and its descriptor "
+                    f"says {size}.",
+                    "Try: copy the image again from a source you trust.",
+                )
             while chunk := f.read(1 << 20):
                 h.update(chunk)
         if "sha256:" + h.hexdigest() != digest:
@@ -480,19 +488,23 @@ def _remove_stale_staging(directory: Path) -> None:
 def reachable(layout: OciLayout) -> set[str]:
     """Every blob digest that index.json reaches through indexes and manifests."""
     seen: set[str] = set()
-    todo: list[dict[str, Any]] = list(layout.index().get("manifests", []))
+    todo: list[Any] = list(layout.index().get("manifests", []))
     while todo:
-        desc = todo.pop()
-        digest = desc["digest"]
-        if digest in seen:
+        desc = Descriptor.from_json(todo.pop())
+        if desc.digest in seen:
             continue
-        seen.add(digest)
-        media = desc.get("mediaType")
-        if media == MEDIA_INDEX:
-            todo += layout.read_json(digest).get("manifests", [])
-        elif media == MEDIA_MANIFEST:
-            doc = layout.read_json(digest)
-            todo += [doc["config"], *doc.get("layers", [])]
+        seen.add(desc.digest)
+        try:
+            if desc.media_type == MEDIA_INDEX:
+                todo += list(layout.read_json(desc.digest)["manifests"])
+            elif desc.media_type == MEDIA_MANIFEST:
+                doc = layout.read_json(desc.digest)
+                todo += [doc["config"], *list(doc.get("layers", []))]
+        except (KeyError, TypeError):
+            raise ImageContentError(
+                f"The document {desc.digest} of {layout.root} is no OCI manifest or index.",
+                "Try: copy the image again from a source you trust.",
+            ) from None
     return seen
 
 

@@ -29,6 +29,7 @@ from cairn.errors import CairnError, RegistryAccessError, RegistryError, UsageEr
 from cairn.oci.certs import HostTrust, client_certificate_refused, untrusted_certificate
 from cairn.oci.credentials import Lookup
 from cairn.scratch import scratch_dir
+from cairn.untrusted import printable
 
 log = logging.getLogger("cairn")
 
@@ -241,7 +242,7 @@ def token_service_failed(
     tried = f" after {attempts} attempts" if attempts > 1 else ""
     return RegistryError(
         f"{operation} {where} failed{tried}: the registry sends clients to its token "
-        f"service at {url}, which failed: {reason}.",
+        f"service at {printable(url, 200)}, which failed: {printable(reason, 300)}.",
         "Try: check that the token service runs and answers (it is the registry's own; ask "
         f"whoever runs {where.split('/', 1)[0]}).",
     )
@@ -257,8 +258,9 @@ def explain(
     write: bool = False,
     trust: HostTrust | None = None,
 ) -> CairnError:
-    """The message for a final failure: what the registry said and what to do about it."""
-    said = failure.text.strip()
+    """The message for a final failure: what the registry said (escaped: it is the
+    registry's text) and what to do about it."""
+    said = printable(failure.text.strip(), 4000, lines=True)
     tried = f" after {attempts} attempts" if attempts > 1 else ""
     registry = where.split("/", 1)[0]
     if "server gave HTTP response to HTTPS client" in said:

@@ -242,6 +242,7 @@ def _refused(what: str, hint: str = "") -> VerificationError:
 MAX_SIGNATURE = 4096  # base64 of an ECDSA signature: about 100 bytes
 MAX_SUMS = 16 << 20  # 100,000 lines of checksums
 MAX_FILES = 100_000
+MAX_SIZE = 1 << 50  # a file of a bundle: a petabyte is no layer
 ROOM = 64 << 20  # free space kept beyond the bundle's files
 _FILE_NAME = re.compile(r"^(?:oci-layout|index\.json|blobs/sha256/[0-9a-f]{64})$")
 _SUM_LINE = re.compile(r"^([0-9a-f]{64})  (\S+)$")
@@ -260,18 +261,23 @@ class _Head:
 
 def _images(manifest: dict[str, Any]) -> tuple[BundledImage, ...]:
     try:
-        images = tuple(
-            BundledImage(str(i["name"]), checked_digest(i["digest"]), tuple(map(str, i["tags"])))
-            for i in manifest["images"]
-        )
+        images = []
+        for i in manifest["images"]:
+            name, tags = i["name"], i["tags"]
+            if not isinstance(name, str) or not _IMAGE_NAME.match(name):
+                raise ValueError("no image name")
+            if not isinstance(tags, list) or not all(
+                isinstance(t, str) and _TAG.match(t) for t in tags
+            ):
+                raise ValueError("no list of tags")
+            images.append(BundledImage(name, checked_digest(i["digest"]), tuple(tags)))
     except (KeyError, TypeError, ValueError, ImageContentError):
         raise _refused("its manifest's list of images is damaged") from None
-    if any(not _IMAGE_NAME.match(i.name) for i in images):
-        raise _refused("its manifest names an image by something that is no image name")
-    return images
+    return tuple(images)
 
 
-_IMAGE_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+_IMAGE_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*\Z")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z")
 
 
 def _checked_head(
@@ -286,7 +292,9 @@ def _checked_head(
         raise _refused(f"its manifest is not signed by the key {key.fingerprint}")
     try:
         manifest = json_object(manifest_bytes, MANIFEST)
-        version = int(manifest["bundle_version"])
+        version = manifest["bundle_version"]
+        if type(version) is not int:
+            raise TypeError("no whole number")
     except (ValueError, KeyError, TypeError):
         raise _refused(f"its {MANIFEST} is damaged") from None
     if version > BUNDLE_VERSION:
@@ -313,11 +321,11 @@ def _checked_head(
         if (
             not isinstance(listed, dict)
             or set(listed) != set(digests)
-            or not all(isinstance(v, int) and v >= 0 for v in listed.values())
+            or not all(type(v) is int and 0 <= v < MAX_SIZE for v in listed.values())
         ):
             raise _refused("its manifest's sizes are not those of its checksum list")
         sizes = {str(k): int(v) for k, v in listed.items()}
-    return _Head(_images(manifest), str(manifest.get("key")), digests, sizes)
+    return _Head(_images(manifest), printable(manifest.get("key"), 100), digests, sizes)
 
 
 def _take(chunks: Iterator[bytes], target: Path, digest: str, size: int | None) -> None:
@@ -492,7 +500,7 @@ class _Concatenated(io.RawIOBase):
 
 MAX_PART_LIST = 1 << 20
 MAX_PARTS = 10_000
-_PART_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,250}$")
+_PART_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,250}\Z")
 
 
 def _part_rows(index: Path) -> list[tuple[str, int, str]]:
@@ -508,10 +516,12 @@ def _part_rows(index: Path) -> list[tuple[str, int, str]]:
             raise ValueError("a size is no whole number")
     except (ValueError, KeyError, TypeError, ImageContentError):
         raise _refused(f"{index.name} is damaged") from None
+    if len({name for name, _, _ in parsed}) != len(parsed):
+        raise _refused(f"{index.name} names a part twice")
     for name, size, digest in parsed:
         if not _PART_NAME.match(name) or name == index.name:
             raise _refused(f"{index.name} names a part outside its directory")
-        if size < 0 or not re.fullmatch(r"[0-9a-f]{64}", digest):
+        if not 0 <= size < MAX_SIZE or not re.fullmatch(r"[0-9a-f]{64}", digest):
             raise _refused(f"{index.name} is damaged")
     return parsed
 

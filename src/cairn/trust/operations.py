@@ -93,7 +93,7 @@ def from_registry(target: str, into: Path, registries: Registries) -> None:
             stage.add(blob)
         stage.set_ref(name, top.descriptor)
         doc = json_object(top.blobs[0].data, target)
-        digests = [top.descriptor.digest, *(m["digest"] for m in doc.get("manifests", []))]
+        digests = [top.descriptor.digest, *(m["digest"] for m in doc.get("manifests") or [])]
         fetch_attachments(stage, client, path, name, digests)
 
 

@@ -57,15 +57,15 @@ def _blobs(layout: OciLayout, manifest: Descriptor) -> Check:
     file, and hashes to its digest: a replaced layer is found here, not at the customer."""
     try:
         doc = layout.read_json(manifest.digest)
-        digests = [doc["config"]["digest"], *(d["digest"] for d in doc.get("layers", []))]
+        blobs = [Descriptor.from_json(d) for d in [doc["config"], *list(doc.get("layers", []))]]
     except (KeyError, TypeError, AttributeError, CairnError):
         return Check(manifest.digest, "blobs", False, "the manifest is damaged")
-    for digest in digests:
-        if not isinstance(digest, str) or not _intact(layout, digest):
-            return Check(
-                manifest.digest, "blobs", False, f"{str(digest)[:80]} is missing or damaged"
-            )
-    return Check(manifest.digest, "blobs", True, f"{len(digests)} blobs match their digests")
+    for blob in blobs:
+        try:
+            layout.check_blob(blob.digest, blob.size)
+        except (OSError, CairnError):
+            return Check(manifest.digest, "blobs", False, f"{blob.digest} is missing or damaged")
+    return Check(manifest.digest, "blobs", True, f"{len(blobs)} blobs match their digests")
 
 
 def _signature(
