@@ -32,6 +32,10 @@ from cairn.oci.credentials import Lookup
 from cairn.oci.reference import is_local
 
 PROBE_TIMEOUT = 30.0
+# how OpenSSL (3.0 on Debian 12, 3.5 on 13) says a server answered its handshake in plain
+# HTTP: a definite answer, not a time-out or a reset
+NOT_TLS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
+           "UNKNOWN_PROTOCOL", "HTTP_REQUEST")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -113,16 +117,15 @@ class HostAccess:
                 return True
         except urllib.error.HTTPError:
             return True  # TLS works; the registry answered (401 wants credentials)
-        except urllib.error.URLError as e:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
             if is_certificate_failure(e):
                 return True  # TLS spoken; the certificate is judged when it is used
-            # "wrong version number": plain HTTP answered the handshake; anything else
-            # (refused, unreachable) the real request says
-            return not isinstance(e.reason, ssl.SSLError | ConnectionResetError)
-        except (TimeoutError, http.client.HTTPException, ConnectionError):
-            return False
-        except OSError:
-            return True
+            # only a definite answer in plain HTTP to the TLS handshake ("wrong version
+            # number") means plain HTTP: a time-out or a reset (which anyone on the path
+            # can cause) never downgrades; the real request then says what is wrong
+            reason = e.reason if isinstance(e, urllib.error.URLError) else e
+            said = str(reason)
+            return not (isinstance(reason, ssl.SSLError) and any(m in said for m in NOT_TLS))
 
     def credential(self, repository: str) -> Lookup:
         """The credentials for REGISTRY/REPO (looked up once per repository)."""
@@ -163,7 +166,8 @@ def repository_of(target: str) -> str:
 class Access:
     """The hosts of one command, each resolved once."""
 
-    options: AccessOptions = field(default_factory=AccessOptions)
+    # the environment's CA file (CAIRN_REGISTRY_CA_FILE) where no option says otherwise
+    options: AccessOptions = field(default_factory=AccessOptions.from_options)
     _hosts: dict[str, HostAccess] = field(default_factory=dict)
 
     def host(self, host: str) -> HostAccess:
