@@ -132,15 +132,20 @@ def tags(registry: SecureRegistry, repository: str, user: str = "alice") -> list
     return [t for t in found if not t.startswith("sha256-")]
 
 
-def helper(bin_dir: Path, name: str, host: str, user: str) -> None:
-    """docker-credential-NAME, answering `get` for `host` with the account's credentials."""
+def helper(bin_dir: Path, name: str, accounts: dict[str, str]) -> None:
+    """docker-credential-NAME, answering `get` for each host with its account's
+    credentials, and "not found" for any other."""
     bin_dir.mkdir(parents=True, exist_ok=True)
-    answer = json.dumps({"ServerURL": host, "Username": user, "Secret": PASSWORDS[user]})
+    cases = "".join(
+        f"  {host}) echo '"
+        + json.dumps({"ServerURL": host, "Username": user, "Secret": PASSWORDS[user]})
+        + "';;\n"
+        for host, user in accounts.items()
+    )
     script = bin_dir / f"docker-credential-{name}"
     script.write_text(
-        "#!/bin/sh\n"
-        f'read host; if [ "$1" = get ] && [ "$host" = "{host}" ]; then echo \'{answer}\'; '
-        "else echo 'credentials not found in native keychain'; exit 1; fi\n"
+        '#!/bin/sh\n[ "$1" = get ] || exit 2\nread host\ncase "$host" in\n'
+        f"{cases}  *) echo 'credentials not found in native keychain'; exit 1;;\nesac\n"
     )
     script.chmod(0o755)
 
@@ -174,14 +179,13 @@ SOURCES = (
 )
 
 
-@pytest.mark.parametrize("source", SOURCES)
-def test_every_credential_source_pushes_signed_and_verifies(
-    lab: Lab, tmp_path: Path, source: str
-) -> None:
-    host = lab.team.address
-    entry = {"auths": {host: {"auth": basic("alice")}}}
-    user = User(tmp_path / "home", PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}")
-    user.trust(lab.team)
+def credentials_in(
+    source: str, user: User, lab: Lab, accounts: dict[str, str], tmp_path: Path
+) -> contextlib.ExitStack:
+    """Both registries' credentials put where `source` says (what must be undone after,
+    in the stack returned)."""
+    team = lab.team.address
+    entry = {"auths": {h: {"auth": basic(u)} for h, u in accounts.items()}}
     stack = contextlib.ExitStack()
     if source == "REGISTRY_AUTH_FILE":
         (tmp_path / "job.json").write_text(json.dumps(entry))
@@ -192,13 +196,20 @@ def test_every_credential_source_pushes_signed_and_verifies(
         user.env["XDG_RUNTIME_DIR"] = str(tmp_path / "run")
     elif source == "run-containers (skopeo login)":
         stack.enter_context(run_containers_auth())
-        cert_dir = user.home / ".config/containers/certs.d" / host
-        login = subprocess.run(
-            ["skopeo", "login", "--cert-dir", str(cert_dir), "-u", "alice", "--password-stdin",
-             host],
-            input=PASSWORDS["alice"], env=user.env, capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        assert login.returncode == 0, login.stderr
+        certs_d(tmp_path / "login-certs", lab.customer)
+        for host, account in accounts.items():
+            cert_dir = (
+                user.home / ".config/containers/certs.d" / host
+                if host == team
+                else tmp_path / "login-certs" / host
+            )
+            login = subprocess.run(
+                ["skopeo", "login", "--cert-dir", str(cert_dir), "-u", account,
+                 "--password-stdin", host],
+                input=PASSWORDS[account], env=user.env, capture_output=True, text=True,
+                check=False,
+            )  # fmt: skip
+            assert login.returncode == 0, login.stderr
     elif source == "XDG_CONFIG_HOME":
         (tmp_path / "cfg/containers").mkdir(parents=True)
         (tmp_path / "cfg/containers/auth.json").write_text(json.dumps(entry))
@@ -212,26 +223,113 @@ def test_every_credential_source_pushes_signed_and_verifies(
         (user.home / ".docker/config.json").write_text(json.dumps(entry))
     elif source == "namespace key":
         # `skopeo login REGISTRY/NAMESPACE`: valid for that namespace only
-        scoped = {"auths": {f"{host}/scoped": {"auth": basic("alice")}}}
+        scoped = {"auths": {f"{h}/scoped": {"auth": basic(u)} for h, u in accounts.items()}}
         (tmp_path / "job.json").write_text(json.dumps(scoped))
         user.env["REGISTRY_AUTH_FILE"] = str(tmp_path / "job.json")
-        refused = user.push(lab, f"{host}/elsewhere")
+        refused = user.push(lab, f"{lab.team.address}/elsewhere")
         assert refused.returncode == 8, refused.stderr
         assert "none for" in refused.stderr and str(tmp_path / "job.json") in refused.stderr
     else:
-        helper(tmp_path / "bin", "lab", host, "alice")
+        helper(tmp_path / "bin", "lab", accounts)
         (user.home / ".docker").mkdir()
         key = "credHelpers" if source == "credHelpers" else "credsStore"
-        value: object = {host: "lab"} if key == "credHelpers" else "lab"
+        value: object = dict.fromkeys(accounts, "lab") if key == "credHelpers" else "lab"
         (user.home / ".docker/config.json").write_text(json.dumps({key: value}))
-    prefix = f"{host}/scoped" if source == "namespace key" else f"{host}/src-{len(source)}"
+    return stack
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_every_credential_source_carries_a_signed_image_across(
+    lab: Lab, tmp_path: Path, source: str, trixie_skopeo: Path
+) -> None:
+    """With the credentials of both registries in one source: a signed push to the team's
+    registry, verify, bundle --from it, unbundle into the customer's, verify there, and
+    Debian 13's skopeo accepts it under a policy that requires the team's signature."""
+    team, customer = lab.team.address, lab.customer.address
+    accounts = {team: "alice", customer: "pusher"}
+    user = User(
+        tmp_path / "home",
+        PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}",
+        CAIRN_REGISTRY_CA_FILE=str(lab.customer.ca_cert),
+    )
+    user.trust(lab.team)
+    stack = credentials_in(source, user, lab, accounts, tmp_path)
+    name = "scoped" if source == "namespace key" else f"src-{SOURCES.index(source)}"
+    prefix, dest = f"{team}/{name}", f"{customer}/{name}"
+    bundle = tmp_path / "static.tar.zst"
     with stack:
         pushed = user.push(lab, prefix)
         assert pushed.returncode == 0, pushed.stderr
         verified = user.verify(lab, f"{prefix}/static:13")
-    assert verified.returncode == 0, verified.stderr
-    assert json.loads(verified.stdout)["verified"]
-    assert tags(lab.team, f"{prefix.split('/', 1)[1]}/static") == ["13", "trixie"]
+        assert verified.returncode == 0, verified.stderr
+        assert json.loads(verified.stdout)["verified"]
+        made = user.cairn(
+            "bundle", str(EXAMPLE), "-i", "static", "--from", prefix, "--to", str(bundle),
+            "--key", str(lab.key), "--passphrase-file", str(lab.work / "passphrase"),
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        res = user.cairn("unbundle", str(bundle), "--to", dest, "--key", str(lab.pub))
+        assert res.returncode == 0, res.stderr
+        verified = user.verify(lab, f"{dest}/static:13")
+        assert verified.returncode == 0, verified.stderr
+    assert tags(lab.team, f"{name}/static") == ["13", "trixie"]
+    pull = policy_pull(trixie_skopeo, lab, dest, prefix, "static")
+    assert pull.returncode == 0, pull.stderr
+
+
+@pytest.fixture(scope="module")
+def trixie_skopeo(fresh_roots: FreshRoots) -> Path:
+    """The session's trixie root with Debian 13's skopeo (its policy verifies sigstore)."""
+    root = fresh_roots.get("trixie")
+    root.run(
+        "install skopeo",
+        "apt-get update -qq\nDEBIAN_FRONTEND=noninteractive apt-get install -y -qq skopeo "
+        ">/dev/null\nskopeo --version",
+    )
+    return root.path
+
+
+def policy_pull(
+    root: Path, lab: Lab, dest: str, signed_prefix: str, image: str
+) -> subprocess.CompletedProcess[str]:
+    """Debian 13's skopeo copying DEST/IMAGE:13, as the customer's pull-only account, under
+    a policy that requires the team's signature for the names SIGNED_PREFIX had."""
+    customer = lab.customer
+    work = root / "tmp" / f"policy-{dest.replace('/', '-').replace(':', '-')}"
+    (work / "registries.d").mkdir(parents=True)
+    certs_d(work / "certs", customer)
+    shutil.copy(lab.pub, work / "key.pub")
+    inside = f"/tmp/{work.name}"
+    policy = {
+        "default": [{"type": "reject"}],
+        "transports": {
+            "docker": {
+                dest: [
+                    {
+                        "type": "sigstoreSigned",
+                        "keyPath": f"{inside}/key.pub",
+                        "signedIdentity": {
+                            "type": "remapIdentity",
+                            "prefix": dest,
+                            "signedPrefix": signed_prefix,
+                        },
+                    }
+                ]
+            }
+        },
+    }
+    (work / "policy.json").write_text(json.dumps(policy))
+    (work / "registries.d/cairn.yaml").write_text(
+        f"docker:\n  {customer.address}:\n    use-sigstore-attachments: true\n"
+    )
+    return subprocess.run(
+        ["chroot", str(root), "skopeo", "--policy", f"{inside}/policy.json",
+         "--registries.d", f"{inside}/registries.d", "copy", "--all", "--remove-signatures",
+         "--src-cert-dir", f"{inside}/certs/{customer.address}",
+         "--src-creds", f"reader:{PASSWORDS['reader']}",
+         f"docker://{dest}/{image}:13", f"oci:{inside}/out:pulled"],
+        capture_output=True, text=True, check=False, timeout=600,
+    )  # fmt: skip
 
 
 def test_refusals_name_their_cause_and_push_nothing(lab: Lab, tmp_path: Path) -> None:
@@ -264,14 +362,14 @@ def test_refusals_name_their_cause_and_push_nothing(lab: Lab, tmp_path: Path) ->
     assert "not-the-password" not in res.stderr
     # a pull-only account: may not push, through the token service
     user.env["CAIRN_REGISTRY_CA_FILE"] = str(customer.ca_cert)
-    helper(tmp_path / "bin", "cust", customer.address, "reader")
+    helper(tmp_path / "bin", "cust", {customer.address: "reader"})
     auth.write_text(json.dumps({"credHelpers": {customer.address: "cust"}}))
     res = user.push(lab, f"{customer.address}/readonly")
     assert res.returncode == 8, res.stderr
     assert "the account 'reader' (from docker-credential-cust" in res.stderr
     assert "may not push to readonly/static" in res.stderr
     # the token service down: its URL named
-    helper(tmp_path / "bin", "cust", customer.address, "pusher")
+    helper(tmp_path / "bin", "cust", {customer.address: "pusher"})
     with customer.token_service_down():
         res = user.push(lab, f"{customer.address}/tokendown", "--registry-retries", "0")
     assert res.returncode == 4, res.stderr
@@ -300,7 +398,7 @@ def test_reads_ask_for_pull_and_writes_for_push(lab: Lab, tmp_path: Path) -> Non
     push_scopes = {s for r in asked for s in r.scopes if s.endswith(":pull,push")}
     assert push_scopes == {"repository:scopes/static:pull,push"}
     # verify read with pull only: a reader account is enough
-    helper(tmp_path / "bin", "cust", customer.address, "reader")
+    helper(tmp_path / "bin", "cust", {customer.address: "reader"})
     auth.write_text(json.dumps({"credHelpers": {customer.address: "cust"}}))
     user.env["PATH"] = f"{tmp_path / 'bin'}:{os.environ['PATH']}"
     verified = user.verify(lab, f"{customer.address}/scopes/static:13")
@@ -381,7 +479,7 @@ def read(registry: SecureRegistry, path: str) -> bytes:
 
 
 def test_the_air_gap_between_two_authenticated_registries(
-    lab: Lab, tmp_path: Path, fresh_roots: FreshRoots
+    lab: Lab, tmp_path: Path, trixie_skopeo: Path
 ) -> None:
     """The team's registry (htpasswd, its CA in /etc/docker/certs.d) to the customer's
     (token auth, its CA from CAIRN_REGISTRY_CA_FILE, credentials from a helper), and
@@ -393,7 +491,7 @@ def test_the_air_gap_between_two_authenticated_registries(
         PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}",
         CAIRN_REGISTRY_CA_FILE=str(customer.ca_cert),
     )
-    helper(tmp_path / "bin", "cust", customer.address, "pusher")
+    helper(tmp_path / "bin", "cust", {customer.address: "pusher"})
     (user.home / ".docker").mkdir()
     (user.home / ".docker/config.json").write_text(
         json.dumps(
@@ -427,45 +525,5 @@ def test_the_air_gap_between_two_authenticated_registries(
         verified = user.verify(lab, f"{dest}/{image}:13")
         assert verified.returncode == 0, verified.stderr
     # Debian 13's skopeo, reading as the pull-only account, requires the team's signature
-    root = fresh_roots.get("trixie")
-    root.run(
-        "install skopeo",
-        "apt-get update -qq\nDEBIAN_FRONTEND=noninteractive apt-get install -y -qq skopeo "
-        ">/dev/null\nskopeo --version",
-    )
-    work = root.path / "tmp" / "registry-access"
-    (work / "registries.d").mkdir(parents=True)
-    certs_d(work / "certs", customer)
-    shutil.copy(lab.pub, work / "key.pub")
-    policy = {
-        "default": [{"type": "reject"}],
-        "transports": {
-            "docker": {
-                dest: [
-                    {
-                        "type": "sigstoreSigned",
-                        "keyPath": "/tmp/registry-access/key.pub",
-                        "signedIdentity": {
-                            "type": "remapIdentity",
-                            "prefix": dest,
-                            "signedPrefix": prefix,
-                        },
-                    }
-                ]
-            }
-        },
-    }
-    (work / "policy.json").write_text(json.dumps(policy))
-    (work / "registries.d/cairn.yaml").write_text(
-        f"docker:\n  {customer.address}:\n    use-sigstore-attachments: true\n"
-    )
-    inside = "/tmp/registry-access"
-    pull = subprocess.run(
-        ["chroot", str(root.path), "skopeo", "--policy", f"{inside}/policy.json",
-         "--registries.d", f"{inside}/registries.d", "copy", "--all", "--remove-signatures",
-         "--src-cert-dir", f"{inside}/certs/{customer.address}",
-         "--src-creds", f"reader:{PASSWORDS['reader']}",
-         f"docker://{dest}/runtime:13", f"oci:{inside}/out:pulled"],
-        capture_output=True, text=True, check=False, timeout=600,
-    )  # fmt: skip
+    pull = policy_pull(trixie_skopeo, lab, dest, prefix, "runtime")
     assert pull.returncode == 0, pull.stderr
