@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -33,6 +34,8 @@ from tests.secure_registries import (
 )
 
 from cairn.oci.attachments import signed_identity
+from cairn.oci.image import ANN_CREATED, MEDIA_INDEX, json_blob
+from cairn.oci.layout import OciLayout
 
 PASSWORDS = {"alice": "alice-pw-7f3a", "pusher": "pusher-pw-91c2", "reader": "reader-pw-0d5e"}
 PASSPHRASE = "a team passphrase"
@@ -527,3 +530,55 @@ def test_the_air_gap_between_two_authenticated_registries(
     # Debian 13's skopeo, reading as the pull-only account, requires the team's signature
     pull = policy_pull(trixie_skopeo, lab, dest, prefix, "runtime")
     assert pull.returncode == 0, pull.stderr
+
+
+def test_an_older_bundle_does_not_move_tags_back(lab: Lab, tmp_path: Path) -> None:
+    """static bundled as built, and again with a later creation date (as a later refresh
+    of the family makes it): once the newer is unbundled, the older is refused, naming
+    both, and the tag stays; --allow-rollback lets it go back when that is meant."""
+    user = User(tmp_path / "home", CAIRN_REGISTRY_CA_FILE=str(lab.customer.ca_cert))
+    auth = tmp_path / "job.json"
+    auth.write_text(json.dumps({"auths": {lab.customer.address: {"auth": basic("pusher")}}}))
+    user.env["REGISTRY_AUTH_FILE"] = str(auth)
+    bundles = {}
+    for age, created in (("older", None), ("newer", "2026-06-01T00:00:00Z")):
+        store = tmp_path / age / "oci"
+        shutil.copytree(lab.store, store)
+        if created is not None:
+            layout = OciLayout(store)
+            doc = layout.read_json(layout.refs()["static"].digest)
+            doc["annotations"][ANN_CREATED] = created
+            with layout.staging() as stage:
+                stage.set_ref("static", stage.add(json_blob(doc, MEDIA_INDEX)))
+        key = ("--key", str(lab.key), "--passphrase-file", str(lab.work / "passphrase"))
+        signed = user.cairn("sign", str(EXAMPLE), "team.example/qapm", "-i", "static",
+                            "-o", f"oci:{store}", *key)  # fmt: skip
+        assert signed.returncode == 0, signed.stderr
+        bundles[age] = tmp_path / f"{age}.tar.zst"
+        made = user.cairn("bundle", str(EXAMPLE), "-i", "static", "-o", f"oci:{store}",
+                          "--to", str(bundles[age]), *key)  # fmt: skip
+        assert made.returncode == 0, made.stderr
+    dest = f"{lab.customer.address}/rollback"
+    unbundle = ("--to", dest, "--key", str(lab.pub))
+    assert user.cairn("unbundle", str(bundles["newer"]), *unbundle).returncode == 0
+    newer = OciLayout(tmp_path / "newer" / "oci").refs()["static"].digest
+    assert digest_at(lab.customer, "rollback/static:13") == newer
+    res = user.cairn("unbundle", str(bundles["older"]), *unbundle)
+    assert res.returncode == 7, res.stderr
+    assert "would move" in res.stderr and "created 2026-06-01" in res.stderr, res.stderr
+    assert "Nothing was pushed" in res.stderr
+    assert digest_at(lab.customer, "rollback/static:13") == newer
+    res = user.cairn("unbundle", str(bundles["older"]), *unbundle, "--allow-rollback")
+    assert res.returncode == 0, res.stderr
+    assert digest_at(lab.customer, "rollback/static:13") != newer
+
+
+def digest_at(registry: SecureRegistry, reference: str) -> str:
+    """The digest REPO:TAG names in the token registry, read as the pusher account."""
+    cert_dir = certs_d(registry.log.parent / "reader-certs", registry)
+    raw = subprocess.run(
+        ["skopeo", "inspect", "--raw", "--cert-dir", str(cert_dir),
+         "--creds", f"pusher:{PASSWORDS['pusher']}", f"docker://{registry.address}/{reference}"],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    return "sha256:" + hashlib.sha256(raw).hexdigest()

@@ -239,11 +239,20 @@ def unbundle(
     plain_http: PlainHttpOpt = False,
     tls_verify: TlsVerifyOpt = True,
     ca_file: CaFileOpt = None,
+    allow_rollback: Annotated[
+        bool,
+        typer.Option(
+            "--allow-rollback",
+            help="Move tags back to older images than the destination holds (refused "
+            "otherwise: an older bundle would undo a newer one's fixes).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Check a bundle whole (its signed manifest, every checksum, every image's signatures
     and attestations), then push its images with their digests, tags, signatures and
-    attestations; nothing is pushed unless every check passes."""
+    attestations; nothing is pushed unless every check passes, and no tag is moved back
+    to an image older than the one the destination holds."""
     from cairn.family.results import PushResult
     from cairn.trust.delivery import unbundle as run
     from cairn.trust.keys import load_public_key
@@ -254,6 +263,7 @@ def unbundle(
         load_public_key(key),
         access=registry_access(plain_http, tls_verify, ca_file),
         say=_say(as_json),
+        allow_rollback=allow_rollback,
     )
     if as_json:
         print(dumps(PushResult(pushed)))

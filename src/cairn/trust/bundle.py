@@ -41,7 +41,7 @@ from cairn.oci.attachments import (
     signatures_for,
     signed_identity,
 )
-from cairn.oci.image import ANN_REF_NAME, MEDIA_INDEX, canonical_json
+from cairn.oci.image import ANN_CREATED, ANN_REF_NAME, MEDIA_INDEX, canonical_json
 from cairn.oci.layout import (
     ATTACHED,
     OCI_LAYOUT,
@@ -202,6 +202,14 @@ def write_bundle(
             "key": key.public.fingerprint,
             "checksums": "sha256:" + hashlib.sha256(sums).hexdigest(),
             "sizes": {name: _size(item) for name, item in files},
+            # the newest image's creation (its source date): what the bundle is as new as
+            "created": max(
+                (
+                    str(layout.read_json(i.digest).get("annotations", {}).get(ANN_CREATED, ""))
+                    for i in images
+                ),
+                default="",
+            ),
         }
     )
     signature = base64.b64encode(key.sign(manifest))

@@ -10,9 +10,11 @@ pushes anything, then pushes each image's attachments and then its tags.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import IO
 
@@ -24,6 +26,7 @@ from cairn.family.spec import Family, load_family
 from cairn.oci import skopeo
 from cairn.oci.access import Access
 from cairn.oci.attachments import Registries, fetch_attachments
+from cairn.oci.image import ANN_CREATED
 from cairn.oci.layout import OciLayout, new_file_mode
 from cairn.scratch import disk_root, scratch_dir
 from cairn.trust.bundle import (
@@ -37,6 +40,7 @@ from cairn.trust.bundle import (
 )
 from cairn.trust.keys import PublicKey, SigningKey
 from cairn.trust.verify import first_failure, verify_image
+from cairn.untrusted import json_object
 
 
 def _from_registry(
@@ -180,6 +184,42 @@ def _check_images(opened: Opened, key: PublicKey) -> None:
             )
 
 
+def _created(doc: dict[str, object]) -> datetime | None:
+    """An index's org.opencontainers.image.created, if it names a time."""
+    annotations = doc.get("annotations")
+    value = annotations.get(ANN_CREATED) if isinstance(annotations, dict) else None
+    try:
+        return datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _refuse_rollback(opened: Opened, dest: str, registries: Registries) -> None:
+    """No tag moves back: where the destination's tag already names an image created after
+    the bundle's (org.opencontainers.image.created, the family's source date), the bundle
+    is refused, naming both. An older signed bundle cannot undo a newer one's fixes."""
+    for image in opened.images:
+        ours = _created(opened.layout.read_json(image.digest))
+        client, path = registries.of(f"{dest}/{image.name}")
+        for tag in image.tags:
+            there = client.get_manifest(path, tag)
+            if there is None or ours is None:
+                continue
+            try:
+                theirs = _created(json_object(there[1], f"{dest}/{image.name}:{tag}"))
+            except ValueError:
+                continue  # not ours to judge: the push replaces it
+            digest = "sha256:" + hashlib.sha256(there[1]).hexdigest()
+            if theirs is not None and theirs > ours and digest != image.digest:
+                raise VerificationError(
+                    f"The bundle is refused: it would move {dest}/{image.name}:{tag} back from "
+                    f"{digest} (created {theirs.isoformat()}) to the older {image.digest} "
+                    f"(created {ours.isoformat()}). Nothing was pushed.",
+                    "Try: unbundle the newer bundle, or --allow-rollback when going back is "
+                    "meant (a newer image that broke something).",
+                )
+
+
 def unbundle(
     bundle: Path,
     destination: str,
@@ -187,14 +227,17 @@ def unbundle(
     *,
     access: Access,
     say: Callable[[str], None],
+    allow_rollback: bool = False,
 ) -> list[PushedImage]:
     dest = check_destination(destination)
     with scratch_dir("unbundle", disk_root()) as tmp:
         with _nothing_pushed(), open_parts(bundle) as stream:
             opened = read_bundle(stream, key, Path(tmp))
             _check_images(opened, key)
-        say(f"{bundle.name}: {len(opened.images)} images, every check passed")
         registries = Registries(access)
+        if not allow_rollback:
+            _refuse_rollback(opened, dest, registries)
+        say(f"{bundle.name}: {len(opened.images)} images, every check passed")
         return [
             push_one(opened.layout, i.name, i.tags, dest, registries, say=say, as_kept=True)
             for i in opened.images
