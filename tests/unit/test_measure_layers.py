@@ -27,7 +27,11 @@ from cairn.measure.digests import BackgroundHashes, HashJob
 from cairn.measure.gate import ANALYSIS_METRICS, parse_condition
 from cairn.measure.operations import analyze_image
 from cairn.measure.results import Analysis, typed
+from cairn.measure.source import layout_source
+from cairn.measure.walk import walk_source
 from cairn.output import to_json
+from cairn.platforms import parse_platform
+from tests.helpers import layout_with
 from tests.layers import M, docker_archive, manifest_of, oci_image, tar_bytes, write_blob
 
 ROOT = Path(__file__).parents[2]
@@ -379,3 +383,34 @@ def test_a_config_of_the_wrong_types_is_read_as_runtimes_read_it(tmp_path: Path)
     a = analyzed(f"oci:{layout}")  # typed and valid against the schema
     assert (a["cmd"], a["user"], a["env"]) == (["/bin/sh -c run"], "1000", [])
     assert {f["code"] for f in a["findings"]} >= {"config-malformed"}
+
+
+def test_shared_layers_are_read_once_and_give_the_same_walk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    # two images whose one layer is the same blob (the same content)
+    layout = layout_with(tmp_path / "oci", first=b"shared", second=b"shared")
+    amd64 = parse_platform("linux/amd64")
+
+    def walks() -> list[tuple[object, ...]]:
+        out: list[tuple[object, ...]] = []
+        for name in ("first", "second"):
+            with layout_source(name, layout, name, amd64) as source:
+                w = walk_source(source, licenses=True)
+                out.append((sorted(w.index), dict(w.files), [vars(s) for s in w.layers]))
+        return out
+
+    reads = []
+    real = layer_reading._tar_items
+    monkeypatch.setattr(
+        layer_reading,
+        "_tar_items",
+        lambda *a: reads.append(1) or real(*a),  # type: ignore[func-returns-value]
+    )
+    plain = walks()
+    assert len(reads) == 2
+    with layer_reading.shared_layers():
+        shared = walks()
+    assert len(reads) == 3  # the second image's layer was replayed, not read
+    assert shared == plain

@@ -7,12 +7,14 @@ instead of being followed.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import lzma
 import os
 import posixpath
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import IO, cast
 
@@ -189,11 +191,54 @@ class LayerRange:
         )
 
 
+# (layer digest, capture pattern) -> the layer's items and findings, while shared_layers()
+_SHARED: ContextVar[dict[tuple[str, str], tuple[list[Item], list[Finding]]] | None] = ContextVar(
+    "shared_layers", default=None
+)
+
+
+@contextlib.contextmanager
+def shared_layers() -> Iterator[None]:
+    """Within the block, a layer is read once however many images share it (a family's
+    children all carry their parents' layers): its items, captured files included, are
+    kept by digest and replayed for the next image that has it."""
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+def _bytes(data: bytes) -> Callable[[], bytes]:
+    return lambda: data
+
+
+def _recorded(items: Iterator[Item], into: list[Item]) -> Iterator[Item]:
+    """`items`, each kept in `into` as it passes, its captured bytes read now."""
+    for item in items:
+        if item.read is not None:
+            item = Item(  # noqa: PLW2901
+                item.path, item.kind, item.size, item.linkname, item.mode, _bytes(item.read())
+            )
+        into.append(item)
+        yield item
+
+
 def read_layer(walk: Walk, r: LayerRange, stats: LayerStats) -> tuple[str | None, int] | None:
     """Walk one layer. For a compressed one, its digest and length as read (None for the
     digest when already known); for an uncompressed one the background hashes give them.
-    None when the layer was not read to its end (a finding says why)."""
+    None when the layer was not read to its end (a finding says why). Within
+    shared_layers(), a layer read before (and checked against its digest) is replayed."""
     layer = r.layer
+    shared = _SHARED.get()
+    key = (layer.digest, walk.capture.pattern)
+    if shared is not None and layer.digest and key in shared:
+        replayed, findings = shared[key]
+        walk.findings.extend(findings)
+        walk.apply(layer.index, iter(replayed), stats)
+        return (None, r.length) if r.compression is not None else None
+    kept: list[Item] = []
+    before = len(walk.findings)
     limit = max(MIN_EXPANSION, MAX_RATIO * (layer.size or 1))
     try:
         if r.compression is None:
@@ -202,8 +247,11 @@ def read_layer(walk: Walk, r: LayerRange, stats: LayerStats) -> tuple[str | None
             return None
         reader = DigestReader(FileRange(r.fd, r.start, r.length), hashing=not r.known)
         src = Stream(_decompressed(r.compression, reader))
-        walk.apply(layer.index, _tar_items(src, layer.index, limit, walk), stats)
+        items = _tar_items(src, layer.index, limit, walk)
+        walk.apply(layer.index, _recorded(items, kept) if shared is not None else items, stats)
         reader.drain()
+        if shared is not None and layer.digest and reader.digest in (None, layer.digest):
+            shared[key] = (kept, walk.findings[before:])
         return reader.digest, reader.count
     except _Stop:
         return None

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from cairn.family.spec import Family
+from cairn.measure.layer_reading import shared_layers
 from cairn.oci.image import Blob, Descriptor, canonical_json
 from cairn.oci.layout import OciLayout, Staging, attachment_tag
 from cairn.trust import dsse
@@ -110,5 +111,6 @@ def sign_and_attest(
     repositories = [(n, f"{destination}/{n}") for n in names]
     tagged = [(n, r, family.image(n).tags) for n, r in repositories]
     signatures = sign_images(layout, tagged, key)
-    attestations = attest_images(family, layout, repositories, key, advisories=advisories)
+    with shared_layers():  # a parent's layers are read once for all its children
+        attestations = attest_images(family, layout, repositories, key, advisories=advisories)
     return SignResult(key.public.fingerprint, signatures, attestations)
