@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from cairn.errors import RegistryAccessError
+from cairn.untrusted import printable
 
 # an auth file larger than this is no auth file (containers/image has no limit; 1 MiB
 # holds thousands of entries)
@@ -213,7 +214,7 @@ def helper(name: str, host: str, configured_in: str) -> Credential | None:
         if HELPER_NOT_FOUND in said.lower() or HELPER_NOT_FOUND in errors:
             return None
         # a helper's own words (never its output on success, which holds the secret)
-        words = (done.stderr or done.stdout).decode(errors="replace").strip()[-300:]
+        words = printable((done.stderr or done.stdout).decode(errors="replace").strip()[-300:])
         raise RegistryAccessError(
             f"The credential helper docker-credential-{name} failed for {host} "
             f"(exit {done.returncode}): {words}",
