@@ -17,6 +17,7 @@ building it.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -26,6 +27,8 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+import zstandard
 
 from bench.report import bench_workdir, write_section
 from cairn.family.spec import load_family
@@ -79,6 +82,14 @@ def cairn(*args: str) -> float:
     return timed(sys.executable, "-m", "cairn", *args)
 
 
+def _manifest(bundle: Path) -> bytes:
+    """The signed manifest, the bundle's first member."""
+    with bundle.open("rb") as f:
+        head = zstandard.ZstdDecompressor().stream_reader(f).read(1 << 20)
+    size = int(head[124:136].strip(b" \0"), 8)
+    return head[512 : 512 + size]
+
+
 def mb(n: float) -> str:
     return f"{n / 1e6:.1f} MB"
 
@@ -106,8 +117,9 @@ def main() -> None:
             )
             bundle_file = work / "qapm.tar.zst"
             bundle_s = cairn(
-                "bundle", str(EXAMPLE), "--to", str(bundle_file), "--output", store, *key
-            )
+                "bundle", str(EXAMPLE), "--to", str(bundle_file), "--output", store, *key,
+                "--for", f"{team}/qapm",
+            )  # fmt: skip
             unbundle_s = cairn(
                 "unbundle", str(bundle_file), "--to", f"{customer}/qapm", "--insecure",
                 "--key", f"{keyfile}.pub",
@@ -129,6 +141,9 @@ def main() -> None:
                 layers |= {d["digest"] for d in layout.read_json(m.digest)["layers"]}
         blobs = reachable(layout)
         layer_bytes = sum(layout.blob_path(d).stat().st_size for d in layers)
+        largest = max(layout.blob_path(d).stat().st_size for d in blobs)
+        # unbundle takes every file of the bundle into scratch before it pushes
+        unpacked = sum(json.loads(_manifest(bundle_file))["sizes"].values())
         blob_bytes = sum(layout.blob_path(d).stat().st_size for d in blobs)
         bundle_bytes = bundle_file.stat().st_size
         attestations = sum(
@@ -170,8 +185,10 @@ def main() -> None:
             f"| signing and attesting ≤ 2 x the push | {sign_ratio:.2f} | {met[sign_ratio <= 2]} |",
             f"| bundle ≤ 1.02 x the compressed layers | {size_ratio:.3f} | "
             f"{met[size_ratio <= 1.02]} |",
-            f"| bundle + unbundle ≤ 2 x skopeo copy | {carry_ratio:.2f} | "
-            f"{met[carry_ratio <= 2]} |",
+            f"| bundle + unbundle ≤ 1.5 x skopeo copy | {carry_ratio:.2f} | "
+            f"{met[carry_ratio <= 1.5]} |",
+            f"| unbundle's scratch ≤ its largest blob ({mb(largest)}) | {mb(unpacked)} (the "
+            f"whole layout, on disk) | {met[unpacked <= largest]} |",
         ]
     )
     write_section(ROOT / "BENCHMARKS.md", "trust", "Signing, attesting and bundles", body)
