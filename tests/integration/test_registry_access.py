@@ -556,7 +556,8 @@ def test_an_older_bundle_does_not_move_tags_back(lab: Lab, tmp_path: Path) -> No
         assert signed.returncode == 0, signed.stderr
         bundles[age] = tmp_path / f"{age}.tar.zst"
         made = user.cairn("bundle", str(EXAMPLE), "-i", "static", "-o", f"oci:{store}",
-                          "--to", str(bundles[age]), *key)  # fmt: skip
+                          "--to", str(bundles[age]), "--for", "team.example/qapm",
+                          *key)  # fmt: skip
         assert made.returncode == 0, made.stderr
     dest = f"{lab.customer.address}/rollback"
     unbundle = ("--to", dest, "--key", str(lab.pub))
