@@ -395,6 +395,21 @@ class FreshRoots:
 
 
 @pytest.fixture(scope="session")
+def trixie_skopeo(fresh_roots: FreshRoots) -> Path:
+    """The session's trixie root with Debian 13's skopeo (1.18: its policy verifies
+    sigstore signatures; Debian 12's has that disabled)."""
+    root = fresh_roots.get("trixie")
+    root.run(
+        "install skopeo",
+        "apt-get update -qq\nDEBIAN_FRONTEND=noninteractive apt-get install -y -qq skopeo "
+        ">/dev/null\nskopeo --version",
+    )
+    version = root.run("skopeo version", "skopeo --version")
+    assert "1.18" in version, version
+    return root.path
+
+
+@pytest.fixture(scope="session")
 def fresh_roots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FreshRoots]:
     if os.geteuid() != 0:
         pytest.skip("needs root: mmdebstrap, mount and chroot make and enter the fresh roots")

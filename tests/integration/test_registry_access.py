@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.integration.conftest import EXAMPLE, Built, FreshRoots
+from tests.integration.conftest import EXAMPLE, Built
 from tests.secure_registries import (
     SecureRegistry,
     certs_d,
@@ -278,18 +278,6 @@ def test_every_credential_source_carries_a_signed_image_across(
     assert tags(lab.team, f"{name}/static") == ["13", "trixie"]
     pull = policy_pull(trixie_skopeo, lab, dest, prefix, "static")
     assert pull.returncode == 0, pull.stderr
-
-
-@pytest.fixture(scope="module")
-def trixie_skopeo(fresh_roots: FreshRoots) -> Path:
-    """The session's trixie root with Debian 13's skopeo (its policy verifies sigstore)."""
-    root = fresh_roots.get("trixie")
-    root.run(
-        "install skopeo",
-        "apt-get update -qq\nDEBIAN_FRONTEND=noninteractive apt-get install -y -qq skopeo "
-        ">/dev/null\nskopeo --version",
-    )
-    return root.path
 
 
 def policy_pull(

@@ -40,7 +40,6 @@ from tests.helpers import layout_with, snapshot
 from tests.integration.conftest import (
     EXAMPLE,
     Built,
-    FreshRoots,
     Registry,
     cairn,
     cairn_json,
@@ -131,16 +130,8 @@ class Skopeo:
 
 
 @pytest.fixture(scope="module")
-def skopeo(fresh_roots: FreshRoots) -> Skopeo:
-    root = fresh_roots.get("trixie")
-    root.run(
-        "install skopeo",
-        "apt-get update -qq\nDEBIAN_FRONTEND=noninteractive apt-get install -y -qq skopeo "
-        ">/dev/null\nskopeo --version",
-    )
-    version = root.run("skopeo version", "skopeo --version")
-    assert "1.18" in version, version
-    return Skopeo(root.path)
+def skopeo(trixie_skopeo: Path) -> Skopeo:
+    return Skopeo(trixie_skopeo)
 
 
 def tracker_advisories(store: Path, path: Path) -> None:
