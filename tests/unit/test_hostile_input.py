@@ -462,7 +462,7 @@ def test_hostile_descriptors_and_sizes_are_refused(tmp_path: Path, store: OciLay
     with pytest.raises(ImageContentError, match="its descriptor says"):
         layout.check_blob(layer["digest"], layer["size"])
     assert time.monotonic() - start < 1
-    # a signed manifest with odd types: refused, not a traceback
+    # text printed with its line breaks kept, its other control characters escaped
     assert printable("a\nb\x1b", lines=True) == "a\nb\\x1b"
 
 
@@ -491,3 +491,20 @@ def test_a_part_list_naming_a_part_twice_is_refused(tmp_path: Path) -> None:
     (tmp_path / "b.parts").write_text(json.dumps({"parts": [row] * 1000}))
     with pytest.raises(CairnError, match="twice"), open_parts(tmp_path / "b.parts"):
         pass
+
+
+def test_bundle_ships_no_blob_that_is_not_its_digest(tmp_path: Path, store: OciLayout) -> None:
+    layout = OciLayout(tmp_path / "oci")
+    os.system(f"cp -a {store.root} {layout.root}")
+    manifest = layout.platform_manifests("base")[0]
+    layer = layout.read_json(manifest.digest)["layers"][0]["digest"]
+    layout.blob_path(layer).write_bytes(b"sixteen bytes!!!")
+    image = BundledImage("base", layout.refs()["base"].digest, ("13",))
+    with pytest.raises(ImageContentError, match="does not match its digest"):
+        write_bundle(layout, [image], KEY, io.BytesIO())
+    # nor one that is a link out of the store
+    layout.blob_path(layer).unlink()
+    layout.blob_path(layer).symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "elsewhere").write_bytes(b"a file outside the store")
+    with pytest.raises(ImageContentError, match="link"):
+        write_bundle(layout, [image], KEY, io.BytesIO())

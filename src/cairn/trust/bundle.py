@@ -115,10 +115,12 @@ def layout_files(
     return files
 
 
-def signed_prefixes(layout: OciLayout, names: list[str]) -> set[str]:
-    """The REGISTRY/PREFIX each signature of the images names (NAME and tag taken off)."""
-    found = set()
+def signed_prefixes(layout: OciLayout, names: list[str]) -> dict[str, set[str]]:
+    """For each image, the REGISTRY/PREFIX each of its signatures names (NAME and tag
+    taken off)."""
+    found: dict[str, set[str]] = {}
     for name in names:
+        prefixes = found.setdefault(name, set())
         for tag, desc in layout.attachments(name).items():
             if not tag.endswith(".sig"):
                 continue
@@ -126,7 +128,7 @@ def signed_prefixes(layout: OciLayout, names: list[str]) -> set[str]:
                 identity = signed_identity(layout.read_blob(layer["digest"], MAX_PAYLOAD))
                 repository = repository_of_identity(identity or "")
                 if repository.endswith(f"/{name}"):
-                    found.add(repository.removesuffix(f"/{name}"))
+                    prefixes.add(repository.removesuffix(f"/{name}"))
     return found
 
 

@@ -116,9 +116,10 @@ def make_bundle(
                 f"{', '.join(missing)} not built in {layout.root}.",
                 f"Try: cairn build {family.directory}, cairn sign, then bundle.",
             )
-        # what unbundle will refuse is refused here, on this side of the air gap
+        # what unbundle will refuse is refused here, on this side of the air gap (the
+        # blobs' bytes are checked once, as write_bundle hashes each against its name)
         for name in names:
-            failed = first_failure(verify_image(layout, name, key.public))
+            failed = first_failure(verify_image(layout, name, key.public, blobs=False))
             if failed is not None:
                 raise VerificationError(
                     f"{name} is not bundled: its {failed.check} of {failed.subject}: "
@@ -135,7 +136,8 @@ def make_bundle(
 def _identity(layout: OciLayout, names: list[str], chosen: str | None) -> str:
     """The REGISTRY/PREFIX whose signatures the bundle carries: the one chosen, else the
     one the store's signatures name; every image must have some for it."""
-    named = signed_prefixes(layout, names)
+    per_image = signed_prefixes(layout, names)
+    named = set().union(*per_image.values())
     if chosen is None:
         if len(named) != 1:
             raise UsageError(
@@ -146,7 +148,7 @@ def _identity(layout: OciLayout, names: list[str], chosen: str | None) -> str:
             )
         return named.pop()
     prefix = check_destination(chosen)
-    unsigned = [n for n in names if prefix not in signed_prefixes(layout, [n])]
+    unsigned = [n for n in names if prefix not in per_image[n]]
     if unsigned:
         raise VerificationError(
             f"{', '.join(unsigned)} {'has' if len(unsigned) == 1 else 'have'} no signature "
