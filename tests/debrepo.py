@@ -10,11 +10,12 @@ import hashlib
 import http.server
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+
+from tests.helpers import http_server
 
 SUITE = "local"
 ARCHES = ("amd64", "arm64")
@@ -86,11 +87,5 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 def serve(repo: Path) -> Iterator[str]:
     """Serve `repo` on 127.0.0.1; yields its URL."""
     repo.mkdir(parents=True, exist_ok=True)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(repo)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(partial(_Quiet, directory=str(repo))) as host:
+        yield f"http://{host}"

@@ -14,7 +14,6 @@ import io
 import json
 import os
 import tarfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,7 +39,7 @@ from cairn.trust.delivery import _written
 from cairn.trust.signing import sign_images
 from cairn.trust.verify import first_failure, verify_image
 from cairn.untrusted import json_document, printable
-from tests.helpers import layout_with
+from tests.helpers import http_server, layout_with
 
 KEY = keys.SigningKey(ec.generate_private_key(ec.SECP256R1()), "team")
 OTHER = keys.SigningKey(ec.generate_private_key(ec.SECP256R1()), "other")
@@ -200,6 +199,59 @@ def test_a_good_bundle_is_taken_whole(good: bytes, tmp_path: Path, store: OciLay
     assert opened.layout.refs()["base"].digest == store.refs()["base"].digest
     checks = verify_image(opened.layout, "base", KEY.public)
     assert all(c.ok for c in checks if c.check in ("signature", "blobs", "digest"))
+
+
+def test_documents_come_first_and_layers_one_by_one(
+    good: bytes, tmp_path: Path, store: OciLayout
+) -> None:
+    """A bundle holds its documents before its image layers, in the order its checksum
+    list signs; unbundle checks the documents, then takes one layer at a time. A bundle
+    whose members come in another order is refused."""
+    entries = members(good)
+    manifest = json.loads(dict(entries)[bundle_format.MANIFEST])
+    files = [n for n, _ in entries[3:]]
+    layers = {
+        "blobs/sha256/" + layer["digest"].partition(":")[2]
+        for m in store.platform_manifests("base")
+        for layer in store.read_json(m.digest)["layers"]
+    }
+    count = manifest["documents"]
+    assert layers and set(files[count:]) == layers and not layers & set(files[:count])
+    assert files == [
+        line.split("  ")[1] for line in dict(entries)["SHA256SUMS"].decode().splitlines()
+    ]
+    first_layer = files[count]
+    moved = [*entries[:3], *(e for e in entries[3:] if e[0] == first_layer),
+             *(e for e in entries[3:] if e[0] != first_layer)]  # fmt: skip
+    assert "out of the order" in str(refused(pack(moved), tmp_path / "a"))
+    into = tmp_path / "b"
+    into.mkdir()
+    reader = bundle_format.BundleReader(io.BytesIO(good), KEY.public, into)
+    opened = reader.documents()
+    assert opened.layout.refs()["base"].digest == store.refs()["base"].digest
+    assert not any((into / name).exists() for name in layers)  # documents only, so far
+    taken = {digest: b"".join(chunks) for digest, _, chunks in reader.layers()}
+    assert {d.partition(":")[2] for d in taken} == {n.rsplit("/", 1)[1] for n in layers}
+    assert all(hashlib.sha256(data).hexdigest() == d[7:] for d, data in taken.items())
+    # a layer whose bytes are not the signed ones: its stream raises as it ends
+    flipped = [(n, d[:-1] + bytes([d[-1] ^ 1]) if n == first_layer else d) for n, d in entries]
+    reader = bundle_format.BundleReader(io.BytesIO(pack(flipped)), KEY.public, tmp_path / "c")
+    (tmp_path / "c").mkdir()
+    reader.documents()
+    with pytest.raises(CairnError, match="does not match its checksum"):
+        for _, _, chunks in reader.layers():
+            b"".join(chunks)
+
+
+def test_a_bundle_of_format_2_is_read_whole(good: bytes, tmp_path: Path) -> None:
+    """Format 2 signed no count of documents: every file is taken into scratch, as then."""
+    entries = members(good)
+    manifest = json.loads(dict(entries)[bundle_format.MANIFEST])
+    manifest["bundle_version"] = 2
+    del manifest["documents"]
+    opened = read_bundle(io.BytesIO(resigned(entries, manifest)), KEY.public, tmp_path)
+    assert not opened.layers_apart
+    assert all((tmp_path / name).is_file() for name, _ in entries[3:])
 
 
 def test_part_lists_are_read_within_bounds(tmp_path: Path) -> None:
@@ -369,14 +421,8 @@ def hostile_registry(answers: dict[str, Answer]) -> Iterator[tuple[str, list[tup
             else:
                 answer(self)
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(Handler) as host:
+        yield host, seen
 
 
 def _send(

@@ -7,7 +7,10 @@ agree is shown by tests/integration/test_registry_access.py; these check the rul
 from __future__ import annotations
 
 import base64
+import contextlib
+import http.server
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,10 +21,11 @@ from cairn.oci import certs, credentials
 from cairn.oci.access import Access, AccessOptions, repository_of
 from cairn.oci.attachments import signatures_for, signed_identity
 from cairn.oci.credentials import AuthFile, auth_files, find, keys_for
-from cairn.oci.registry import Failure, explain
+from cairn.oci.distribution import Registry
+from cairn.oci.registry import Failure, RetryPolicy, explain
 from cairn.trust import keys
 from cairn.trust.signing import sign_images
-from tests.helpers import layout_with
+from tests.helpers import http_server, layout_with
 
 
 def basic(user: str, password: str) -> str:
@@ -259,3 +263,41 @@ def test_a_push_sends_only_the_signatures_made_for_its_destination(tmp_path: Pat
     team = signatures_for(layout, sig, "team.example/qapm/base")
     assert team is not None and len(team.blobs) == 3
     assert signatures_for(layout, sig, "elsewhere.example/qapm/base") is None
+
+
+# -- connections -----------------------------------------------------------------------
+@contextlib.contextmanager
+def _counting_registry() -> Iterator[tuple[str, list[int]]]:
+    """An HTTP/1.1 registry on 127.0.0.1 that has every blob, and the client port of each
+    request; a HEAD of a path ending in "/drop" is answered, then its connection closed
+    without a word (as a registry's idle time-out does)."""
+    ports: list[int] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_HEAD(self) -> None:
+            ports.append(self.client_address[1])
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            self.close_connection = self.path.endswith("/drop")
+
+    with http_server(Handler) as host:
+        yield host, ports
+
+
+def test_connections_are_kept_alive_and_replaced_when_the_registry_closed_them() -> None:
+    digest = "sha256:" + "0" * 64
+    with _counting_registry() as (host, ports):
+        client = Registry(Access().host(host), RetryPolicy(retries=0, stall_timeout=2.0))
+        for _ in range(20):
+            assert client.has_blob("r", digest)
+        assert len(set(ports)) == 1, "one connection for twenty requests"
+        client.request("HEAD", "r", "blobs/drop", missing_ok=True)  # then closed, unsaid
+        assert client.has_blob("r", digest)  # sent again on a new connection, not failed
+        assert len(set(ports)) == 2
+        client.close()

@@ -65,8 +65,10 @@ def push_images(
             f"{layout.root}.",
             f"Try: cairn build {family.directory} --push {destination} (builds, then pushes).",
         )
-    registries = Registries(access, policy)
-    return [push_one(layout, image.name, image.tags, dest, registries, say=say) for image in images]
+    with Registries(access, policy) as registries:
+        return [
+            push_one(layout, image.name, image.tags, dest, registries, say=say) for image in images
+        ]
 
 
 def push_one(
@@ -84,17 +86,24 @@ def push_one(
     signatures that name DESTINATION/NAME go, unless `as_kept` (a bundle's)."""
     repository = f"{destination}/{name}"
     attached = push_attachments(layout, name, repository, registries, as_kept=as_kept)
-    for tag in tags:
-        say(f"pushing {name} to {repository}:{tag}")
-        skopeo.copy(
-            f"oci:{layout.root}:{name}",
-            f"docker://{repository}:{tag}",
-            options=("--all", "--preserve-digests"),
-            access=registries.access,
-            policy=registries.policy,
-            operation="pushing",
-        )
-    return PushedImage(name, repository, layout.refs()[name].digest, list(tags), attached)
+    index = layout.refs()[name]
+    if not tags:  # a bundle may name an image with no tag: its attachments only
+        return PushedImage(name, repository, index.digest, [], attached)
+    say(f"pushing {name} to {repository}:{tags[0]}")
+    skopeo.copy(
+        f"oci:{layout.root}:{name}",
+        f"docker://{repository}:{tags[0]}",
+        options=("--all", "--preserve-digests"),
+        access=registries.access,
+        policy=registries.policy,
+        operation="pushing",
+    )
+    # the image is there: each other tag is its index's bytes, put once more
+    client, path = registries.of(repository)
+    for tag in tags[1:]:
+        say(f"tagging {repository}:{tag}")
+        client.put_manifest(path, tag, layout.read_blob(index.digest), index.media_type)
+    return PushedImage(name, repository, index.digest, list(tags), attached)
 
 
 def load_image(

@@ -10,6 +10,7 @@ process each.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,14 +39,25 @@ class Registries:
     access: Access = field(default_factory=Access)
     policy: RetryPolicy | None = None
     _clients: dict[str, Registry] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def of(self, repository: str) -> tuple[Registry, str]:
         host, path = split_repository(repository)
-        if host not in self._clients:
-            self._clients[host] = Registry(
-                self.access.host(host), self.policy or RetryPolicy.from_env()
-            )
-        return self._clients[host], path
+        with self._lock:  # threads pushing images side by side share one client a host
+            if host not in self._clients:
+                self._clients[host] = Registry(
+                    self.access.host(host), self.policy or RetryPolicy.from_env()
+                )
+            return self._clients[host], path
+
+    def __enter__(self) -> Registries:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Closes the connections each client kept open."""
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
 
 
 MEDIA_SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
@@ -124,23 +136,41 @@ def signatures_for(layout: OciLayout, sig: Descriptor, repository: str) -> Attac
 
 
 def _push_attachment(client: Registry, path: str, made: Attachment, reference: str) -> None:
-    for blob in made.blobs:
-        client.put_blob(path, blob.descriptor.digest, blob.data)
+    """As push_manifest, for an attachment made for this push."""
+    if not client.has_manifest(path, made.manifest.descriptor.digest):
+        for blob in made.blobs:
+            client.upload_blob(path, blob.descriptor.digest, blob.data)
     client.put_manifest(path, reference, made.manifest.data, made.manifest.descriptor.media_type)
 
 
-def _push_manifest(
-    client: Registry, path: str, layout: OciLayout, desc: Descriptor, reference: str
+def push_manifest(
+    client: Registry,
+    path: str,
+    layout: OciLayout,
+    desc: Descriptor,
+    reference: str,
+    *,
+    there: frozenset[str] = frozenset(),
 ) -> None:
+    """The manifest (or index) `desc` to PATH:REFERENCE, what it names first. A registry
+    holds a manifest only once it holds its blobs: one already there sends none of them
+    again, and for one that is not, the blobs are sent without asking about each (but
+    those in `there`, known to be in PATH), which a registry that checks a password on
+    every request (htpasswd's bcrypt) pays for by the request."""
     doc = layout.read_json(desc.digest)
-    if desc.media_type == MEDIA_INDEX:
-        for child in doc.get("manifests", []):
-            _push_manifest(client, path, layout, Descriptor.from_json(child), child["digest"])
-    else:
-        for blob in [doc["config"], *doc.get("layers", [])]:
-            data = layout.read_blob(blob["digest"])
-            client.put_blob(path, blob["digest"], data)
-    client.put_manifest(path, reference, layout.read_blob(desc.digest), desc.media_type)
+    data = layout.read_blob(desc.digest)
+    if not client.has_manifest(path, desc.digest):
+        if desc.media_type == MEDIA_INDEX:
+            for child in doc.get("manifests", []):
+                child_desc = Descriptor.from_json(child)
+                push_manifest(client, path, layout, child_desc, child_desc.digest, there=there)
+        else:
+            for blob in [doc["config"], *doc.get("layers", [])]:
+                if blob["digest"] not in there:
+                    client.upload_blob(path, blob["digest"], layout.read_blob(blob["digest"]))
+    elif reference == desc.digest:
+        return
+    client.put_manifest(path, reference, data, desc.media_type)
 
 
 def push_attachments(
@@ -159,7 +189,7 @@ def push_attachments(
                 continue
             _push_attachment(client, path, made, tag)
         else:
-            _push_manifest(client, path, layout, desc, tag)
+            push_manifest(client, path, layout, desc, tag)
         pushed.append(tag)
     return pushed
 

@@ -12,21 +12,25 @@ is not, and names what was refused.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import io
 import logging
 import re
-import ssl
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO
+from pathlib import Path
 
-from cairn.errors import ImageContentError, RegistryAccessError
+from cairn.errors import CairnError, ImageContentError, RegistryAccessError
 from cairn.oci import registry
 from cairn.oci.access import HostAccess, is_certificate_failure, is_client_certificate_refusal
 from cairn.oci.certs import client_certificate_refused, untrusted_certificate
+from cairn.oci.connections import KeptAlive, opener
 from cairn.oci.credentials import Credential, Lookup
 from cairn.oci.registry import RetryPolicy
 from cairn.untrusted import MAX_DOCUMENT, json_object, printable
@@ -60,45 +64,12 @@ class TokenServiceFailure(Exception):
         self.reason = reason
 
 
+# a request's body: bytes, a file (read afresh for each attempt), or a stream (sent once,
+# its Content-Length given by the caller)
+Body = bytes | Path | Iterable[bytes] | None
+
 MAX_TOKEN_ANSWER = 1 << 20  # a token service's JSON answer
 MAX_ATTACHMENT_BLOB = 64 << 20  # an attestation's SBOM of a large image is a few MB
-
-
-class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
-    """Redirects (a blob served from a bucket or a CDN) to http(s) only: never ftp."""
-
-    def redirect_request(  # noqa: PLR0917 (urllib's own signature)
-        self,
-        req: urllib.request.Request,
-        fp: IO[bytes],
-        code: int,
-        msg: str,
-        headers: http.client.HTTPMessage,
-        newurl: str,
-    ) -> urllib.request.Request | None:
-        if urllib.parse.urlsplit(newurl).scheme not in ("http", "https"):
-            raise urllib.error.HTTPError(newurl, code, "a redirect to no HTTP URL", headers, fp)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-def _opener(context: ssl.SSLContext, redirects: bool) -> urllib.request.OpenerDirector:
-    """An opener of http and https URLs only (urllib's default also opens file:, ftp: and
-    data: URLs, which a registry could name as its token service), through the
-    environment's proxies."""
-    opener = urllib.request.OpenerDirector()
-    handlers: list[urllib.request.BaseHandler] = [
-        urllib.request.ProxyHandler(),
-        urllib.request.UnknownHandler(),
-        urllib.request.HTTPHandler(),
-        urllib.request.HTTPSHandler(context=context),
-        urllib.request.HTTPDefaultErrorHandler(),
-        urllib.request.HTTPErrorProcessor(),
-    ]
-    if redirects:
-        handlers.append(_HttpOnlyRedirects())
-    for handler in handlers:
-        opener.add_handler(handler)
-    return opener
 
 
 def _origin(url: str) -> tuple[str, str]:
@@ -120,6 +91,9 @@ class Registry:
     policy: RetryPolicy = field(default_factory=RetryPolicy.from_env)
     _token: dict[str, str] = field(default_factory=dict)  # scope -> Authorization value
     _openers: dict[bool, urllib.request.OpenerDirector] = field(default_factory=dict)
+    _connections: KeptAlive | None = None
+    _asks_basic: bool = False  # the registry asked for HTTP Basic: sent from then on unasked
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def host(self) -> str:
@@ -132,12 +106,20 @@ class Registry:
     def _urlopen(
         self, req: urllib.request.Request, *, redirects: bool = True
     ) -> http.client.HTTPResponse:
-        if redirects not in self._openers:
-            self._openers[redirects] = _opener(self.access.context(), redirects)
+        with self._lock:
+            if self._connections is None:
+                self._connections = KeptAlive(self.access.context())
+            if redirects not in self._openers:
+                self._openers[redirects] = opener(self._connections, redirects)
         response: http.client.HTTPResponse = self._openers[redirects].open(
             req, timeout=self.policy.stall_timeout
         )
         return response
+
+    def close(self) -> None:
+        """Closes the connections kept open to the registry (and its token service)."""
+        if self._connections is not None:
+            self._connections.close()
 
     def _same_origin(self, url: str) -> bool:
         """Whether `url` is the registry's own scheme and host: only there is a token or
@@ -150,29 +132,45 @@ class Registry:
         method: str,
         url: str,
         repository: str,
-        data: bytes | None,
+        data: Body,
         headers: dict[str, str],
+        *,
+        reads_from: str = "",
     ) -> http.client.HTTPResponse:
         actions = "pull" if method in ("GET", "HEAD") else "pull,push"
         scope = f"repository:{repository}:{actions}"
+        if reads_from:  # a mount reads another repository of the registry
+            scope += f" repository:{reads_from}:pull"
         fresh = False  # authorization asked for by this request: a 401 with it is final
+        once = not isinstance(data, (bytes, Path, type(None)))  # a stream: sent once
+        if scope not in self._token and self._asks_basic:
+            # one host, one way to authenticate: a new repository is not asked for first
+            cred = self.access.credential(f"{self.host}/{repository}").credential
+            if cred is not None and not cred.identity_token:
+                self._token[scope] = cred.basic()
         for _ in range(3):
-            req = urllib.request.Request(url, data=data, method=method, headers=dict(headers))
+            sent = data.open("rb") if isinstance(data, Path) else data  # read afresh each time
+            sized = {"Content-Length": str(data.stat().st_size)} if isinstance(data, Path) else {}
+            req = urllib.request.Request(url, data=sent, method=method, headers=headers | sized)
             if scope in self._token and self._same_origin(url):
                 # not sent on to where a registry redirects a blob (a bucket, a CDN)
                 req.add_unredirected_header("Authorization", self._token[scope])
             try:
                 return self._urlopen(req)
             except urllib.error.HTTPError as e:
-                body = e.read(64 << 10).decode(errors="replace")
+                with e:  # its connection is kept only if the body was read whole
+                    body = e.read(64 << 10).decode(errors="replace")
                 challenge = e.headers.get("WWW-Authenticate", "") if e.code == 401 else ""
                 # only the registry's own 401 is answered with its credentials: not one
                 # from where it redirected (a bucket, a CDN, or anyone)
-                if e.code != 401 or fresh or not self._same_origin(e.geturl()):
+                if e.code != 401 or fresh or once or not self._same_origin(e.geturl()):
                     raise HttpFailure(e.code, body, challenge) from None
                 # no token yet, or it expired during a long push: ask once more
                 self._token[scope] = self._authorize(challenge, repository, scope)
                 fresh = True
+            finally:
+                if isinstance(sent, io.IOBase):
+                    sent.close()
         raise HttpFailure(401, "the registry refused the credentials")
 
     def _authorize(self, challenge: str, repository: str, scope: str) -> str:
@@ -182,6 +180,7 @@ class Registry:
         if kind == "basic":
             if cred is None or cred.identity_token:
                 raise HttpFailure(401, "no credentials for this registry", challenge)
+            self._asks_basic = True
             return cred.basic()
         if kind != "bearer" or "realm" not in params:
             raise HttpFailure(401, f"an authentication challenge cairn cannot answer: {challenge}")
@@ -209,7 +208,7 @@ class Registry:
                 realm, data=urllib.parse.urlencode(form).encode(), method="POST"
             )
         else:
-            fields = {"service": service, "scope": scope} if scope else {"service": service}
+            fields = [("service", service), *(("scope", one) for one in scope.split())]
             query = urllib.parse.urlencode(fields)
             req = urllib.request.Request(f"{realm}?{query}")
             if cred is not None:
@@ -245,22 +244,28 @@ class Registry:
         repository: str,
         path: str,
         *,
-        data: bytes | None = None,
+        data: Body = None,
         headers: dict[str, str] | None = None,
         url: str | None = None,
         missing_ok: bool = False,
         max_bytes: int = MAX_DOCUMENT,
+        reads_from: str = "",
     ) -> tuple[dict[str, str], bytes] | None:
         """One request, retried as the policy says while the failure is transient: its
-        headers (names in lower case) and body, read within `max_bytes` (a larger answer
-        is refused, not read); None for a 404 when `missing_ok`."""
+        headers (names in lower case, the status as ":status") and body, read within
+        `max_bytes` (a larger answer is refused, not read); None for a 404 when
+        `missing_ok`."""
         target = url or f"{self.base}/v2/{repository}/{path}"
         where, operation = _described(method, self.host, repository, path)
-        attempts = self.policy.retries + 1
+        # a body read as it is sent (a stream) is sent once: no retry can send it again
+        attempts = self.policy.retries + 1 if isinstance(data, (bytes, Path, type(None))) else 1
         for attempt in range(1, attempts + 1):
             try:
-                with self._open(method, target, repository, data, headers or {}) as response:
+                with self._open(
+                    method, target, repository, data, headers or {}, reads_from=reads_from
+                ) as response:
                     got = {k.lower(): v for k, v in response.headers.items()}
+                    got[":status"] = str(response.status)
                     body = _bounded(
                         response, max_bytes, f"{operation} {where}", self.policy.stall_timeout
                     )
@@ -358,12 +363,63 @@ class Registry:
     def has_blob(self, repository: str, digest: str) -> bool:
         return self.request("HEAD", repository, f"blobs/{digest}", missing_ok=True) is not None
 
-    def put_blob(self, repository: str, digest: str, data: bytes) -> None:
-        if self.has_blob(repository, digest):
-            return
+    def has_manifest(self, repository: str, digest: str) -> bool:
+        got = self.request(
+            "HEAD", repository, f"manifests/{digest}", headers={"Accept": ACCEPT}, missing_ok=True
+        )
+        return got is not None
+
+    def put_blob(self, repository: str, digest: str, data: bytes | Path) -> None:
+        """A blob (bytes, or a file sent as it is read) into `repository`, unless it is
+        there."""
+        if not self.has_blob(repository, digest):
+            self.upload_blob(repository, digest, data)
+
+    def upload_blob(self, repository: str, digest: str, data: bytes | Path) -> None:
+        """A blob sent without asking whether the registry has it (it may: then it is
+        sent again, and the registry keeps one)."""
         started = self.request("POST", repository, "blobs/uploads/", data=b"")
         assert started is not None
-        location = urllib.parse.urljoin(self.base, started[0].get("location", ""))
+        self._finish_upload(repository, started[0], digest, data, {})
+
+    def stream_blob(self, repository: str, digest: str, size: int, chunks: Iterable[bytes]) -> None:
+        """A blob of `size` bytes sent as `chunks` come, in one request. The registry
+        keeps it only if it hashes to `digest` (the distribution API has it check); a
+        failure part-way leaves nothing but an upload the registry purges, and is not
+        retried: the chunks are gone."""
+        started = self.request("POST", repository, "blobs/uploads/", data=b"")
+        assert started is not None
+        self._finish_upload(repository, started[0], digest, chunks, {"Content-Length": str(size)})
+
+    def mount_blob(self, repository: str, digest: str, source: str) -> bool:
+        """The blob `source` (another repository of the registry) holds, into `repository`
+        without sending it again; False when the registry does not mount it (the account
+        may not read `source`, or the registry mounts nothing): then the caller sends it."""
+        if self.has_blob(repository, digest):
+            return True
+        query = urllib.parse.urlencode({"mount": digest, "from": source})
+        started = self.request(
+            "POST", repository, f"blobs/uploads/?{query}", data=b"", reads_from=source
+        )
+        assert started is not None
+        if started[0].get(":status") == "201":
+            return True
+        location = started[0].get("location", "")
+        if location:  # the upload it opened instead is not wanted
+            with contextlib.suppress(CairnError):
+                url = urllib.parse.urljoin(self.base, location)
+                self.request("DELETE", repository, "blobs/uploads/", url=url, missing_ok=True)
+        return False
+
+    def _finish_upload(
+        self,
+        repository: str,
+        started: dict[str, str],
+        digest: str,
+        data: Body,
+        headers: dict[str, str],
+    ) -> None:
+        location = urllib.parse.urljoin(self.base, started.get("location", ""))
         sep = "&" if "?" in location else "?"
         self.request(
             "PUT",
@@ -371,8 +427,30 @@ class Registry:
             "blobs/uploads/",
             url=f"{location}{sep}digest={urllib.parse.quote(digest)}",
             data=data,
-            headers={"Content-Type": "application/octet-stream"},
+            headers={"Content-Type": "application/octet-stream", **headers},
         )
+
+    def copy_blob(self, source: str, repository: str, digest: str, size: int) -> None:
+        """A blob of `source` (another repository of the registry) into `repository`, read
+        back as it is sent: for a registry that mounts nothing. Not retried (as
+        stream_blob); the registry checks the digest."""
+        where = f"{self.host}/{source}"
+        try:
+            response = self._open(
+                "GET", f"{self.base}/v2/{source}/blobs/{digest}", source, None, {}
+            )
+        except HttpFailure as e:
+            failure = registry.Failure(e.status, False, f"HTTP {e.status}: {e.body}")
+            raise registry.explain("reading a blob of", where, failure, 1) from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+            raise registry.explain(
+                "reading a blob of", where, self._connection_failure(e), 1
+            ) from None
+        with response:
+            chunks = _chunks(
+                response, size, f"reading a blob of {where}", self.policy.stall_timeout
+            )
+            self.stream_blob(repository, digest, size, chunks)
 
     def get_blob(self, repository: str, digest: str) -> bytes | None:
         """An attachment's blob (a signature payload, an attestation): 64 MiB at most."""
@@ -404,12 +482,19 @@ MIN_RATE = 1024  # bytes a second an answer must average, past its first stall t
 
 
 def _bounded(response: http.client.HTTPResponse, max_bytes: int, what: str, stall: float) -> bytes:
-    """The answer's body, refused (not read on) past `max_bytes`, and ended when it comes
-    slower than MIN_RATE on average once `stall` seconds have gone: a registry that drips
-    a byte a second (each read within the stall time-out) cannot hold cairn for days."""
-    chunks, got, start = [], 0, time.monotonic()
-    while chunk := response.read1(min(64 << 10, max_bytes + 1 - got)):  # what has come
-        chunks.append(chunk)
+    """The answer's body, read within `max_bytes` and MIN_RATE (as _chunks)."""
+    return b"".join(_chunks(response, max_bytes, what, stall))
+
+
+def _chunks(
+    response: http.client.HTTPResponse, max_bytes: int, what: str, stall: float
+) -> Iterator[bytes]:
+    """The answer's body as it comes, refused (not read on) past `max_bytes`, and ended
+    when it comes slower than MIN_RATE on average once `stall` seconds have gone: a
+    registry that drips a byte a second (each read within the stall time-out) cannot hold
+    cairn for days."""
+    got, start = 0, time.monotonic()
+    while chunk := response.read1(min(1 << 20, max_bytes + 1 - got)):  # what has come
         got += len(chunk)
         if got > max_bytes:
             raise ImageContentError(
@@ -420,7 +505,7 @@ def _bounded(response: http.client.HTTPResponse, max_bytes: int, what: str, stal
         took = time.monotonic() - start
         if took > stall and got < MIN_RATE * (took - stall):
             raise OSError(f"the answer came at {got / took:.0f} bytes/s, too slow to wait for")
-    return b"".join(chunks)
+        yield chunk
 
 
 def _described(method: str, host: str, repository: str, path: str) -> tuple[str, str]:

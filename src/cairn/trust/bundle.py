@@ -7,7 +7,10 @@ The tar holds, in this order:
     cairn-bundle.json.sig   the key's signature of cairn-bundle.json (base64)
     SHA256SUMS              every other file's sha256
     oci-layout, index.json, blobs/sha256/...   an OCI layout: each image under its name,
-                            each attachment under NAME:TAG, every blob once
+                            each attachment under NAME:TAG, every blob once; its
+                            documents (manifests, indexes, configs, what is attached)
+                            first, then the image layers, so that unbundle checks every
+                            signature before the first layer and takes layers one by one
 Every member is owned by 0:0, mode 0644, dated 0, in a fixed order, and cairn writes
 index.json itself; with deterministic signatures, the same images give the same bytes
 whether they were read from a layout or a registry. `--part-size` splits the file into
@@ -44,24 +47,26 @@ from cairn.oci.attachments import (
 from cairn.oci.image import ANN_CREATED, ANN_REF_NAME, MEDIA_INDEX, canonical_json
 from cairn.oci.layout import (
     ATTACHED,
+    LAYER_MEDIA,
     OCI_LAYOUT,
     NotRegular,
     OciLayout,
     checked_digest,
     new_file_mode,
     open_regular,
-    reachable,
+    reached,
 )
 from cairn.trust import ustar
 from cairn.trust.keys import PublicKey, SigningKey
 from cairn.untrusted import MAX_DOCUMENT, json_object, printable
 
 # 2: the manifest lists every file's size, so that each is taken at its signed size
-BUNDLE_VERSION = 2
+# 3: the layout's documents come before its image layers, and the manifest counts them
+BUNDLE_VERSION = 3
 MANIFEST = "cairn-bundle.json"
 SIGNATURE = "cairn-bundle.json.sig"
 SUMS = "SHA256SUMS"
-ZSTD_LEVEL = 10
+ZSTD_LEVEL = 3  # layers are compressed already: a higher level saves no space
 
 
 @dataclass(frozen=True)
@@ -81,10 +86,11 @@ def _member(name: str, size: int) -> tarfile.TarInfo:
 
 def layout_files(
     layout: OciLayout, images: list[BundledImage], prefix: str | None = None
-) -> list[tuple[str, Path | bytes]]:
+) -> tuple[list[tuple[str, Path | bytes]], int]:
     """The layout part of the bundle: oci-layout, an index.json naming the images and their
-    attachments, and every blob they reach, once, sorted. With `prefix` (REGISTRY/PREFIX),
-    each image's signatures are only those that name PREFIX/NAME."""
+    attachments, and every blob they reach, once: the documents sorted, then the image
+    layers sorted; and how many files come before the layers. With `prefix`
+    (REGISTRY/PREFIX), each image's signatures are only those that name PREFIX/NAME."""
     entries = []
     made: dict[str, bytes] = {}  # the blobs of signature manifests made for `prefix`
     for image in images:
@@ -104,7 +110,9 @@ def layout_files(
             entries.append(entry)
     index = {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": entries}
     view = _IndexView(layout, index, made)
-    blobs = sorted(reachable(view))
+    media_types = reached(view)
+    layers = {d for d, media_type in media_types.items() if media_type.startswith(LAYER_MEDIA)}
+    blobs = sorted(media_types, key=lambda d: (d in layers, d))
     files: list[tuple[str, Path | bytes]] = [
         ("oci-layout", canonical_json(OCI_LAYOUT)),
         ("index.json", canonical_json(index)),
@@ -112,7 +120,7 @@ def layout_files(
     files += [
         (f"blobs/sha256/{d.partition(':')[2]}", made.get(d) or layout.blob_path(d)) for d in blobs
     ]
-    return files
+    return files, len(files) - len(layers)
 
 
 def signed_prefixes(layout: OciLayout, names: list[str]) -> dict[str, set[str]]:
@@ -178,6 +186,13 @@ def _sha256(item: Path | bytes) -> str:
     return h.hexdigest()
 
 
+def _expected(name: str, item: Path | bytes) -> str:
+    """A bundle file's checksum: a blob's is its name (checked as it is written)."""
+    if isinstance(item, bytes):
+        return hashlib.sha256(item).hexdigest()
+    return name.rsplit("/", 1)[1]
+
+
 def write_bundle(
     layout: OciLayout,
     images: list[BundledImage],
@@ -187,23 +202,20 @@ def write_bundle(
 ) -> None:
     """The bundle of `images` (all in `layout`), signed with `key`, as a zstd stream; with
     `prefix`, only the signatures made for REGISTRY/PREFIX go in."""
-    files = layout_files(layout, images, prefix)
-    hashed = [(name, _sha256(item)) for name, item in files]
-    for name, digest in hashed:
-        if name.startswith("blobs/") and name.rsplit("/", 1)[1] != digest:
-            raise ImageContentError(
-                f"The blob {name} of {layout.root} does not match its digest: it is not "
-                "bundled (unbundle would refuse it).",
-                "Try: build the image again (or copy it again from its registry).",
-            )
+    files, documents = layout_files(layout, images, prefix)
+    # a blob's checksum is its name: each is hashed as it is written, and a store's blob
+    # that does not match (or is no regular file) fails the bundle, unwritten
+    hashed = [(name, _expected(name, item)) for name, item in files]
     sums = "".join(f"{digest}  {name}\n" for name, digest in hashed).encode()
+    sizes = {name: _size(item) for name, item in files}
     manifest = canonical_json(
         {
             "bundle_version": BUNDLE_VERSION,
             "images": [{"name": i.name, "digest": i.digest, "tags": list(i.tags)} for i in images],
             "key": key.public.fingerprint,
             "checksums": "sha256:" + hashlib.sha256(sums).hexdigest(),
-            "sizes": {name: _size(item) for name, item in files},
+            "sizes": sizes,
+            "documents": documents,
             # the newest image's creation (its source date): what the bundle is as new as
             "created": max(
                 (
@@ -220,26 +232,74 @@ def write_bundle(
         (SIGNATURE, signature),
         (SUMS, sums),
     ]
-    compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-    with (
-        compressor.stream_writer(out, closefd=False) as zout,
-        tarfile.open(fileobj=zout, mode="w|", format=tarfile.USTAR_FORMAT) as tar,
-    ):
+    with zstandard.ZstdCompressor(level=ZSTD_LEVEL).stream_writer(out, closefd=False) as zout:
+        tar = _TarWriter(zout)
         for name, item in head + files:
             if isinstance(item, bytes):
-                tar.addfile(_member(name, len(item)), io.BytesIO(item))
-            else:
-                with _opened(item) as f:
-                    tar.addfile(_member(name, os.fstat(f.fileno()).st_size), f)
+                tar.add(name, len(item), iter((item,)))
+                continue
+            with _opened(item) as f:
+                size = os.fstat(f.fileno()).st_size
+                h = hashlib.sha256()
+                tar.add(name, size, _hashed(f, size, h))
+            if h.hexdigest() != name.rsplit("/", 1)[1] or size != sizes[name]:
+                raise ImageContentError(
+                    f"The blob {name} of {layout.root} does not match its digest: it is not "
+                    "bundled (unbundle would refuse it).",
+                    "Try: build the image again (or copy it again from its registry).",
+                )
+        tar.close()
+
+
+def _hashed(f: IO[bytes], size: int, h: Any) -> Iterator[bytes]:
+    """`size` bytes of `f` a MiB at a time, into `h` as they pass."""
+    left = size
+    while left and (chunk := f.read(min(1 << 20, left))):
+        h.update(chunk)
+        left -= len(chunk)
+        yield chunk
+
+
+class _TarWriter:
+    """A POSIX ustar stream of regular files (what tarfile writes for them, without its
+    small copies): a header, the data, padding to 512 bytes; two zero blocks and padding
+    to tar's 10,240-byte record at the end."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self._out = out
+        self._written = 0
+
+    def _put(self, data: bytes) -> None:
+        self._out.write(data)
+        self._written += len(data)
+
+    def add(self, name: str, size: int, chunks: Iterator[bytes]) -> None:
+        self._put(_member(name, size).tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict"))
+        sent = 0
+        for chunk in chunks:
+            sent += len(chunk)
+            self._put(chunk)
+        if sent != size:
+            raise ImageContentError(
+                f"{name} changed while it was bundled ({sent} bytes read, {size} expected).",
+                "Try: bundle again once nothing writes to the store.",
+            )
+        self._put(b"\0" * (-size % 512))
+
+    def close(self) -> None:
+        self._put(b"\0" * 1024)
+        self._put(b"\0" * (-self._written % 10240))
 
 
 @dataclass(frozen=True)
 class Opened:
-    """A bundle checked and unpacked into a layout."""
+    """A bundle checked and its documents unpacked into a layout (every file, when its
+    layers do not come apart: a bundle older than format 3)."""
 
     layout: OciLayout
     images: tuple[BundledImage, ...]
     key: str
+    layers_apart: bool
 
 
 def _refused(what: str, hint: str = "") -> VerificationError:
@@ -267,6 +327,7 @@ class _Head:
     key: str
     digests: dict[str, str]
     sizes: dict[str, int] | None
+    documents: int  # how many files come before the image layers (all, before format 3)
 
 
 def _images(manifest: dict[str, Any]) -> tuple[BundledImage, ...]:
@@ -335,24 +396,26 @@ def _checked_head(
         ):
             raise _refused("its manifest's sizes are not those of its checksum list")
         sizes = {str(k): int(v) for k, v in listed.items()}
-    return _Head(_images(manifest), printable(manifest.get("key"), 100), digests, sizes)
+    documents = _documents(manifest, version, len(digests))
+    return _Head(_images(manifest), printable(manifest.get("key"), 100), digests, sizes, documents)
 
 
-def _take(chunks: Iterator[bytes], target: Path, digest: str, size: int | None) -> None:
-    """One member's data into `target` (a new file: never through a link), hashed as it
-    is written; a member whose bytes or size are not the signed ones is refused at once."""
-    h = hashlib.sha256()
-    written = 0
+def _documents(manifest: dict[str, Any], version: int, files: int) -> int:
+    """How many files come before the image layers: all of them before format 3."""
+    if version < 3:
+        return files
+    documents = manifest.get("documents")
+    if type(documents) is not int or not 0 < documents <= files:
+        raise _refused("its manifest's count of documents is damaged")
+    return documents
+
+
+def _write(chunks: Iterator[bytes], target: Path) -> None:
+    """A member's (checked) data into `target`, a new file: never through a link."""
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     with os.fdopen(fd, "wb") as out:
         for chunk in chunks:
-            written += len(chunk)
-            if size is not None and written > size:
-                break
-            h.update(chunk)
             out.write(chunk)
-    if (size is not None and written != size) or h.hexdigest() != digest:
-        raise _refused(f"{target.name} does not match its checksum")
 
 
 def _head_member(
@@ -383,57 +446,171 @@ def _room(into: Path, needed: int) -> None:
         )
 
 
-def read_bundle(stream: IO[bytes], key: PublicKey, into: Path) -> Opened:
-    """Check a bundle and take its files into the directory `into`, verifying first: its
-    manifest, signature and checksum list come first and are read within small caps; the
-    signature, the format and the list are checked, and the room for every file; only
-    then is each file taken, on sight: listed, of its signed size, a regular file, hashed
-    as it is written. Nothing unlisted or unsigned is written, and a failure raises
-    before the caller pushes anything."""
-    try:
-        reader = zstandard.ZstdDecompressor().stream_reader(stream, closefd=False)
-        items = ustar.members(reader)
-        manifest = _head_member(items, MANIFEST, MAX_DOCUMENT)
-        signature = _head_member(items, SIGNATURE, MAX_SIGNATURE)
-        sums = _head_member(items, SUMS, MAX_SUMS)
-        head = _checked_head(manifest, signature, sums, key)
-        if head.sizes is not None:
-            _room(into, sum(head.sizes.values()))
-        (into / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
-        taken: set[str] = set()
-        for member, chunks in items:
-            name = member.name
-            if name not in head.digests:
-                raise _refused(
-                    f"{printable(name, 120)!r} is in the bundle and not in its checksums"
-                )
-            if name in taken:
-                raise _refused(f"{name} is in the bundle twice")
-            size = head.sizes[name] if head.sizes is not None else None
-            if size is not None and member.size != size:
-                raise _refused(f"{name} is {member.size} bytes, and its signed size is {size}")
-            if size is None:  # format 1 signs no sizes: each file must fit before it is taken
-                _room(into, member.size)
-            _take(chunks, into / name, head.digests[name], size)
-            taken.add(name)
-        missing = sorted(set(head.digests) - taken)
-        if missing:
-            raise _refused(f"{missing[0]} is missing")
-    except ustar.Refused as e:
-        raise _refused(str(e)) from None
-    except OSError as e:
-        if e.errno == errno.ENOSPC:
-            raise StoreError(
-                f"Unpacking the bundle filled the disk holding {into}.",
-                "Try: TMPDIR=DIR on a disk with room.",
+class BundleReader:
+    """A bundle read as it comes, verifying first: its manifest, signature and checksum
+    list come first and are read within small caps; the signature, the format and the
+    list are checked, and the room the files need; only then is each file taken, on sight:
+    listed, of its signed size, a regular file, hashed as it is written. `documents` takes
+    the layout's documents (every file, from a bundle older than format 3) into `into`;
+    `layers` then takes each image layer in turn. Nothing unlisted or unsigned is
+    written, and a failure raises before the caller pushes what it concerns."""
+
+    def __init__(self, stream: IO[bytes], key: PublicKey, into: Path) -> None:
+        self._stream, self._key, self._into = stream, key, into
+        self._items: Iterator[tuple[ustar.Member, Iterator[bytes]]] = iter(())
+        self._head: _Head | None = None
+        self._order: list[str] = []  # the files, in the order the checksum list signs
+        self._taken = 0
+
+    @contextlib.contextmanager
+    def refusals(self) -> Iterator[None]:
+        """What reading the bundle raises, as a refusal of it (or a full disk)."""
+        try:
+            yield
+        except ustar.Refused as e:
+            raise _refused(str(e)) from None
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise StoreError(
+                    f"Unpacking the bundle filled the disk holding {self._into}.",
+                    "Try: TMPDIR=DIR on a disk with room.",
+                ) from None
+            raise _refused(f"it cannot be unpacked ({e.strerror or e})") from None
+        except (zstandard.ZstdError, EOFError) as e:
+            raise _refused(
+                f"it is truncated or damaged ({e})",
+                "Try: copy the bundle again; with parts, check that every part is there.",
             ) from None
-        raise _refused(f"it cannot be unpacked ({e.strerror or e})") from None
-    except (zstandard.ZstdError, EOFError) as e:
-        raise _refused(
-            f"it is truncated or damaged ({e})",
-            "Try: copy the bundle again; with parts, check that every part is there.",
-        ) from None
-    return Opened(OciLayout(into), head.images, head.key)
+
+    def documents(self) -> Opened:
+        """The signed head checked, and the documents taken into `into`."""
+        with self.refusals():
+            head = self._read_head()
+            (self._into / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+            if head.sizes is not None:
+                _room(self._into, sum(head.sizes[n] for n in self._order[: head.documents]))
+            for _ in range(head.documents):
+                name, chunks = self._next()
+                _write(self._checked(name, chunks), self._into / name)
+            if head.documents == len(self._order):
+                self._end()
+        apart = head.documents < len(self._order)
+        return Opened(OciLayout(self._into), head.images, head.key, apart)
+
+    def check_again(self, before: BundleReader) -> None:
+        """The signed head checked, and the documents hashed without being written: the
+        bundle `before` read, unchanged since (the same signed head, so the same bytes)."""
+        with self.refusals():
+            head = self._read_head()
+            if head != before._head:
+                raise _refused("it changed while it was read")
+            for _ in range(head.documents):
+                name, chunks = self._next()
+                for _ in self._checked(name, chunks):
+                    pass
+
+    def _read_head(self) -> _Head:
+        reader = zstandard.ZstdDecompressor().stream_reader(self._stream, closefd=False)
+        self._items = ustar.members(reader)
+        manifest = _head_member(self._items, MANIFEST, MAX_DOCUMENT)
+        signature = _head_member(self._items, SIGNATURE, MAX_SIGNATURE)
+        sums = _head_member(self._items, SUMS, MAX_SUMS)
+        head = self._head = _checked_head(manifest, signature, sums, self._key)
+        self._order = list(head.digests)
+        return head
+
+    def layers(self) -> Iterator[tuple[str, int, Iterator[bytes]]]:
+        """Each image layer after the documents (none in a bundle older than format 3):
+        its digest, its signed size, and its bytes as they are read, checked as they go:
+        past the signed size, or at the end with another digest, the iterator raises the
+        bundle's refusal. What the caller leaves unread of one is read (and checked)
+        before the next. Then the end of the bundle: every listed file was there."""
+        head = self._head
+        assert head is not None, "documents() first"
+        while self._taken < len(self._order):
+            with self.refusals():
+                name, chunks = self._next()
+            checked = self._checked(name, chunks)
+            yield "sha256:" + head.digests[name], (head.sizes or {}).get(name, 0), checked
+            for _ in checked:
+                pass
+        with self.refusals():
+            self._end()
+
+    def _next(self) -> tuple[str, Iterator[bytes]]:
+        """The next file, which must be the next the checksum list names (a bundle's
+        files come in its signed order: its documents before its layers), at its signed
+        size, with room for it."""
+        head = self._head
+        assert head is not None
+        expected = self._order[self._taken]
+        got = next(self._items, None)
+        if got is None:
+            raise _refused(f"{expected} is missing")
+        member, chunks = got
+        name = member.name
+        if name not in head.digests:
+            raise _refused(f"{printable(name, 120)!r} is in the bundle and not in its checksums")
+        if name != expected:
+            seen = name in self._order[: self._taken]
+            raise _refused(
+                f"{name} is in the bundle twice"
+                if seen
+                else f"{name} comes before {expected}, out of the order its checksums sign"
+            )
+        size = head.sizes[name] if head.sizes is not None else None
+        if size is not None and member.size != size:
+            raise _refused(f"{name} is {member.size} bytes, and its signed size is {size}")
+        if size is None:  # format 1 signs no sizes: each file must fit before it is taken
+            _room(self._into, member.size)
+        self._taken += 1
+        return name, chunks
+
+    def _checked(self, name: str, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """`chunks`, hashed as they pass: a refusal as soon as they pass the signed size,
+        or at their end when they are not the signed bytes."""
+        head = self._head
+        assert head is not None
+        size = head.sizes[name] if head.sizes is not None else None
+        h, got = hashlib.sha256(), 0
+        with self.refusals():
+            for chunk in chunks:
+                got += len(chunk)
+                if size is not None and got > size:
+                    break
+                h.update(chunk)
+                yield chunk
+            if (size is not None and got != size) or h.hexdigest() != head.digests[name]:
+                raise _refused(f"{name} does not match its checksum")
+
+    def _end(self) -> None:
+        """Every listed file taken, and nothing after them."""
+        if self._taken < len(self._order):
+            raise _refused(f"{self._order[self._taken]} is missing")
+        extra = next(self._items, None)
+        if extra is not None:
+            name = extra[0].name
+            raise _refused(
+                f"{name} is in the bundle twice"
+                if name in self._order
+                else f"{printable(name, 120)!r} is in the bundle and not in its checksums"
+            )
+
+
+def read_bundle(
+    stream: IO[bytes], key: PublicKey, into: Path, *, keep_layers: bool = True
+) -> Opened:
+    """The whole bundle checked, its documents taken into `into`, and its image layers
+    too with `keep_layers` (else each is hashed and dropped)."""
+    reader = BundleReader(stream, key, into)
+    opened = reader.documents()
+    for digest, size, chunks in reader.layers():
+        if keep_layers:
+            with reader.refusals():
+                if size:
+                    _room(into, size)
+                _write(chunks, into / "blobs" / "sha256" / digest.partition(":")[2])
+    return opened
 
 
 # ------------------------------------------------------------------ parts

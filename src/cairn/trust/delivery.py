@@ -4,16 +4,20 @@ A bundle is made from the family's store, or from the registry the images were p
 to (each image copied with its digests, its attachments read byte for byte); both give
 the same file for the same images. Unbundling checks everything (the manifest's
 signature, every checksum, every image's signatures and attestations) before it
-pushes anything, then pushes each image's attachments and then its tags.
+pushes anything; then it reads the bundle again, sending each layer to the registry
+as it is read (the images' attachments beside them), and last each image's manifests
+and tags.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import IO
@@ -25,15 +29,15 @@ from cairn.family.results import PushedImage
 from cairn.family.spec import Family, load_family
 from cairn.oci import skopeo
 from cairn.oci.access import Access
-from cairn.oci.attachments import Registries, fetch_attachments
+from cairn.oci.attachments import Registries, fetch_attachments, push_attachments, push_manifest
 from cairn.oci.image import ANN_CREATED
 from cairn.oci.layout import OciLayout, new_file_mode
 from cairn.scratch import disk_root, scratch_dir
 from cairn.trust.bundle import (
     BundledImage,
+    BundleReader,
     Opened,
     open_parts,
-    read_bundle,
     signed_prefixes,
     write_bundle,
     write_parts,
@@ -105,10 +109,10 @@ def make_bundle(
         if source is None:
             layout = built_layout(family, opts)
         else:
-            registries = Registries(access)
-            layout = _from_registry(
-                family, names, check_destination(source), Path(tmp) / "oci", registries
-            )
+            with Registries(access) as registries:
+                layout = _from_registry(
+                    family, names, check_destination(source), Path(tmp) / "oci", registries
+                )
         refs = layout.refs()
         missing = [n for n in names if n not in refs]
         if missing:
@@ -168,6 +172,19 @@ def _nothing_pushed() -> Iterator[None]:
         raise
 
 
+@contextlib.contextmanager
+def _no_image_pushed() -> Iterator[None]:
+    """A failure while layers are sent says that no image was pushed, nor tag moved."""
+    try:
+        yield
+    except CairnError as e:
+        e.message += (
+            " No image was pushed and no image's tag moved: the layers sent before are "
+            "unreferenced blobs, which the registry's garbage collection removes."
+        )
+        raise
+
+
 def _check_images(opened: Opened, key: PublicKey) -> None:
     refs = opened.layout.refs()
     for image in opened.images:
@@ -216,10 +233,13 @@ def _refuse_rollback(opened: Opened, dest: str, registries: Registries) -> None:
                 raise VerificationError(
                     f"The bundle is refused: it would move {dest}/{image.name}:{tag} back from "
                     f"{digest} (created {theirs.isoformat()}) to the older {image.digest} "
-                    f"(created {ours.isoformat()}). Nothing was pushed.",
+                    f"(created {ours.isoformat()}).",
                     "Try: unbundle the newer bundle, or --allow-rollback when going back is "
                     "meant (a newer image that broke something).",
                 )
+
+
+PUSHING_AT_ONCE = 4
 
 
 def unbundle(
@@ -232,15 +252,131 @@ def unbundle(
     allow_rollback: bool = False,
 ) -> list[PushedImage]:
     dest = check_destination(destination)
-    with scratch_dir("unbundle", disk_root()) as tmp:
-        with _nothing_pushed(), open_parts(bundle) as stream:
-            opened = read_bundle(stream, key, Path(tmp))
+    with scratch_dir("unbundle", disk_root()) as tmp, Registries(access) as registries:
+        # first the whole bundle is checked, its documents kept, its layers hashed and
+        # dropped: a bundle damaged anywhere is refused before the registry is touched
+        with _nothing_pushed():
+            with open_parts(bundle) as stream:
+                first = BundleReader(stream, key, Path(tmp))
+                opened = first.documents()
+                for _, _, chunks in first.layers():
+                    for _ in chunks:
+                        pass
             _check_images(opened, key)
-        registries = Registries(access)
-        if not allow_rollback:
-            _refuse_rollback(opened, dest, registries)
+            if not allow_rollback:
+                _refuse_rollback(opened, dest, registries)
+        if not opened.layers_apart:  # an older bundle: every file is in scratch
+            say(f"{bundle.name}: {len(opened.images)} images, every check passed")
+            return [
+                push_one(opened.layout, i.name, i.tags, dest, registries, say=say, as_kept=True)
+                for i in opened.images
+            ]
+        # read again (the same checks: the file may have changed since), each layer sent
+        # as it is read, while the images' attachments go beside it; then each image's
+        # manifests and tags. Scratch holds the documents only
+        with (
+            _no_image_pushed(),
+            ThreadPoolExecutor(PUSHING_AT_ONCE) as pool,
+            _cancelled_on_failure(pool),
+        ):
+            attach = functools.partial(push_attachments, opened.layout, as_kept=True)
+            attaching = [
+                pool.submit(attach, i.name, f"{dest}/{i.name}", registries) for i in opened.images
+            ]
+            with open_parts(bundle) as stream:
+                again = BundleReader(stream, key, Path(tmp))
+                again.check_again(first)
+                there = _push_layers(again, opened, dest, registries, say)
+            attached = [a.result() for a in attaching]
         say(f"{bundle.name}: {len(opened.images)} images, every check passed")
+        with ThreadPoolExecutor(PUSHING_AT_ONCE) as pool, _cancelled_on_failure(pool):
+            tagging = [
+                pool.submit(
+                    _push_image, opened.layout, image, dest, registries, there=there, say=say
+                )
+                for image in opened.images
+            ]
+            digests = [t.result() for t in tagging]
         return [
-            push_one(opened.layout, i.name, i.tags, dest, registries, say=say, as_kept=True)
-            for i in opened.images
+            PushedImage(i.name, f"{dest}/{i.name}", digest, list(i.tags), tags)
+            for i, digest, tags in zip(opened.images, digests, attached, strict=True)
         ]
+
+
+@contextlib.contextmanager
+def _cancelled_on_failure(pool: ThreadPoolExecutor) -> Iterator[None]:
+    """A failure in the block cancels what the pool has not started (it waits for what
+    it has)."""
+    try:
+        yield
+    except BaseException:
+        pool.shutdown(cancel_futures=True)
+        raise
+
+
+def _push_image(
+    layout: OciLayout,
+    image: BundledImage,
+    dest: str,
+    registries: Registries,
+    *,
+    there: frozenset[str],
+    say: Callable[[str], None],
+) -> str:
+    """An image of a bundle whose layers were sent (`there`) to DEST/NAME: its configs,
+    manifests and index, byte for byte (digests kept), under each tag; its index's
+    digest."""
+    repository = f"{dest}/{image.name}"
+    client, path = registries.of(repository)
+    index = layout.refs()[image.name]
+    for tag in image.tags:
+        say(f"pushing {image.name} to {repository}:{tag}")
+        push_manifest(client, path, layout, index, tag, there=there)
+    return index.digest
+
+
+def _layer_repositories(opened: Opened, dest: str) -> dict[str, list[str]]:
+    """Each image layer's digest -> the repositories (DEST/NAME) whose images have it."""
+    wanted: dict[str, list[str]] = {}
+    for image in opened.images:
+        for manifest in opened.layout.platform_manifests(image.name):
+            for layer in opened.layout.read_json(manifest.digest).get("layers", []):
+                repositories = wanted.setdefault(str(layer.get("digest")), [])
+                if f"{dest}/{image.name}" not in repositories:
+                    repositories.append(f"{dest}/{image.name}")
+    return wanted
+
+
+def _push_layers(
+    reader: BundleReader,
+    opened: Opened,
+    dest: str,
+    registries: Registries,
+    say: Callable[[str], None],
+) -> frozenset[str]:
+    """The bundle's image layers (a bundle older than format 3 holds them among its
+    documents: none come here), each sent to the first repository whose image has it as
+    it is read from the bundle, hashed on the way (the registry keeps a blob only when it
+    hashes to the signed digest), then mounted into the others. Scratch holds none.
+    Returns the layers sent: each is in every repository whose image has it."""
+    wanted = _layer_repositories(opened, dest)
+    sent: set[str] = set()
+    for digest, size, chunks in reader.layers():
+        repositories = wanted.get(digest)
+        if not repositories:
+            raise VerificationError(
+                f"The bundle is refused: it carries {digest} as a layer, and none of its "
+                "images has it."
+            )
+        client, first = registries.of(repositories[0])
+        if client.has_blob(first, digest):
+            say(f"layer {digest[7:19]} is in {dest} already")
+        else:
+            say(f"sending layer {digest[7:19]} ({size / 1e6:.1f} MB) to {dest}")
+            client.stream_blob(first, digest, size, chunks)
+        for repository in repositories[1:]:
+            other, there = registries.of(repository)
+            if not other.mount_blob(there, digest, first):
+                other.copy_blob(first, there, digest, size)
+        sent.add(digest)
+    return frozenset(sent)

@@ -104,7 +104,7 @@ def _targets(
     `tmp`, a bundle unpacked there (and its manifest, signature and checksums checked)."""
     if not text.startswith(("oci:", "docker://")) and Path(text).name.endswith(BUNDLE_NAMES):
         with open_parts(Path(text)) as stream:
-            opened = read_bundle(stream, key, tmp)
+            opened = read_bundle(stream, key, tmp, keep_layers=False)
         return [(opened.layout, i.name) for i in opened.images]
     ref = parse_ref(text)
     if ref.transport == "docker":
@@ -134,15 +134,15 @@ def verify_references(references: list[str], key: PublicKey, *, access: Access) 
     manifests and attachments read into a scratch layout, no layer), or every image of a
     bundle FILE.tar.zst (or FILE.parts)."""
     images = []
-    registries = Registries(access)
-    for text in references:
-        with scratch_dir("verify", disk_root()) as tmp:
-            # a registry's image is read without its layers; a layout's are hashed, every
-            # one (a bundle's were, as they were taken)
-            with_blobs = text.startswith("oci:")
-            for layout, name in _targets(text, Path(tmp), registries, key):
-                checks = verify_image(layout, name, key, blobs=with_blobs)
-                label = text if text.startswith(("oci:", "docker://")) else f"{text}:{name}"
-                images.append(VerifiedImage(label, layout.refs()[name].digest, checks))
+    with Registries(access) as registries:
+        for text in references:
+            with scratch_dir("verify", disk_root()) as tmp:
+                # a registry's image is read without its layers; a layout's are hashed, every
+                # one (a bundle's were, as they were taken)
+                with_blobs = text.startswith("oci:")
+                for layout, name in _targets(text, Path(tmp), registries, key):
+                    checks = verify_image(layout, name, key, blobs=with_blobs)
+                    label = text if text.startswith(("oci:", "docker://")) else f"{text}:{name}"
+                    images.append(VerifiedImage(label, layout.refs()[name].digest, checks))
     verified = all(c.ok for i in images for c in i.checks)
     return VerifyResult(key.fingerprint, verified, images)
