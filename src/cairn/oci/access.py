@@ -20,6 +20,7 @@ import json
 import os
 import re
 import ssl
+import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -91,6 +92,7 @@ class HostAccess:
     _scheme: str | None = None
     _context: ssl.SSLContext | None = None
     _lookups: dict[str, Lookup] = field(default_factory=dict)
+    _asking: threading.Lock = field(default_factory=threading.Lock)  # threads share a host
 
     @property
     def plain_http_allowed(self) -> bool:
@@ -104,11 +106,11 @@ class HostAccess:
     def scheme(self) -> str:
         """https, or http when plain HTTP is allowed and the host speaks no TLS (asked once).
         A host that speaks TLS is never spoken to in the clear, whatever its certificate."""
-        if self._scheme is None:
-            self._scheme = "https"
-            if self.plain_http_allowed and not self._speaks_tls():
-                self._scheme = "http"
-        return self._scheme
+        with self._asking:
+            if self._scheme is None:
+                plain = self.plain_http_allowed and not self._speaks_tls()
+                self._scheme = "http" if plain else "https"
+            return self._scheme
 
     def _speaks_tls(self) -> bool:
         req = urllib.request.Request(f"https://{self.host}/v2/", method="GET")

@@ -14,6 +14,7 @@ import functools
 import http.client
 import ssl
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -35,6 +36,7 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
     ) -> urllib.request.Request | None:
         if urllib.parse.urlsplit(newurl).scheme not in ("http", "https"):
             raise urllib.error.HTTPError(newurl, code, "a redirect to no HTTP URL", headers, fp)
+        fp.close()  # its body is not read: urllib's handler would read it whole, unbounded
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
@@ -55,6 +57,7 @@ class _Reusable(http.client.HTTPResponse):
 
 
 MAX_IDLE = 8  # connections kept open to one origin
+IDLE_SECONDS = 30  # how long one is trusted to stay open unused
 BLOCK = 1 << 20  # a file sent as a request's body, a MiB at a time
 
 
@@ -62,13 +65,15 @@ class KeptAlive(urllib.request.AbstractHTTPHandler):
     """http and https over connections kept open between requests, as every registry
     client does: urllib's own handlers close each one, and a push of a signed family makes
     a thousand small requests, each then paying a TCP and TLS handshake (and a proxy's
-    CONNECT). A connection goes back to the pool only when its answer was read whole; one
-    the registry closed while idle is replaced once, the request sent again."""
+    CONNECT). A connection goes back to the pool only when its answer was read whole, and
+    is used again only within IDLE_SECONDS (a firewall may drop it silently after that);
+    one the registry closed while idle is replaced, the request sent again. Nothing is
+    pooled through a proxy."""
 
     def __init__(self, context: ssl.SSLContext) -> None:
         super().__init__()
         self._context = context
-        self._idle: dict[tuple[str, str], list[http.client.HTTPConnection]] = {}
+        self._idle: dict[tuple[str, str], list[tuple[http.client.HTTPConnection, float]]] = {}
         self._lock = threading.Lock()  # one client may serve several threads
 
     def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
@@ -88,8 +93,9 @@ class KeptAlive(urllib.request.AbstractHTTPHandler):
         return http.client.HTTPConnection(host, timeout=timeout, blocksize=BLOCK)
 
     def _open(self, req: urllib.request.Request, *, tls: bool) -> http.client.HTTPResponse:
-        if req._tunnel_host:  # type: ignore[attr-defined]
-            # through a proxy's CONNECT: a connection a request, as urllib makes it
+        if req._tunnel_host or not req.selector.startswith("/"):  # type: ignore[attr-defined]
+            # through a proxy (a CONNECT, or a full URL sent to it): a connection a
+            # request, as urllib makes it
             if tls:
                 return self.do_open(http.client.HTTPSConnection, req, context=self._context)
             return self.do_open(http.client.HTTPConnection, req)
@@ -101,9 +107,7 @@ class KeptAlive(urllib.request.AbstractHTTPHandler):
         # new connection, which no idle time-out has closed
         resendable = req.data is None or isinstance(req.data, bytes)
         while True:
-            with self._lock:
-                idle = self._idle.get(key) if resendable else None
-                conn = idle.pop() if idle else None
+            conn = self._kept(key) if resendable else None
             reused = conn is not None
             if conn is None:
                 conn = self._connect(req.host, req.timeout, tls)
@@ -131,18 +135,34 @@ class KeptAlive(urllib.request.AbstractHTTPHandler):
                 response.give_back = functools.partial(self._give_back, key, conn)
             return response
 
+    def _kept(self, key: tuple[str, str]) -> http.client.HTTPConnection | None:
+        """The connection to `key` most recently given back, if it has not sat too long."""
+        stale = []
+        with self._lock:
+            idle = self._idle.get(key, [])
+            while idle:
+                conn, since = idle.pop()
+                if time.monotonic() - since < IDLE_SECONDS:
+                    break
+                stale.append(conn)
+            else:
+                conn = None
+        for old in stale:
+            old.close()
+        return conn
+
     def _give_back(self, key: tuple[str, str], conn: http.client.HTTPConnection, ok: bool) -> None:
         with self._lock:
             idle = self._idle.setdefault(key, [])
             kept = ok and conn.sock is not None and len(idle) < MAX_IDLE
             if kept:
-                idle.append(conn)
+                idle.append((conn, time.monotonic()))
         if not kept:
             conn.close()
 
     def close(self) -> None:
         with self._lock:
-            conns = [conn for idle in self._idle.values() for conn in idle]
+            conns = [conn for idle in self._idle.values() for conn, _ in idle]
             self._idle.clear()
         for conn in conns:
             conn.close()

@@ -398,9 +398,12 @@ class Registry:
         if self.has_blob(repository, digest):
             return True
         query = urllib.parse.urlencode({"mount": digest, "from": source})
-        started = self.request(
-            "POST", repository, f"blobs/uploads/?{query}", data=b"", reads_from=source
-        )
+        try:
+            started = self.request(
+                "POST", repository, f"blobs/uploads/?{query}", data=b"", reads_from=source
+            )
+        except RegistryAccessError:
+            return False  # may not read `source` (a login a repository): sent instead
         assert started is not None
         if started[0].get(":status") == "201":
             return True
@@ -442,6 +445,10 @@ class Registry:
         except HttpFailure as e:
             failure = registry.Failure(e.status, False, f"HTTP {e.status}: {e.body}")
             raise registry.explain("reading a blob of", where, failure, 1) from None
+        except TokenServiceFailure as e:
+            raise registry.token_service_failed(
+                "reading a blob of", where, e.url, e.reason, 1
+            ) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
             raise registry.explain(
                 "reading a blob of", where, self._connection_failure(e), 1

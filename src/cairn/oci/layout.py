@@ -487,22 +487,13 @@ def _remove_stale_staging(directory: Path) -> None:
 
 def reachable(layout: OciLayout) -> set[str]:
     """Every blob digest that index.json reaches through indexes and manifests."""
-    return set(reached(layout))
-
-
-LAYER_MEDIA = "application/vnd.oci.image.layer."
-
-
-def reached(layout: OciLayout) -> dict[str, str]:
-    """Every blob index.json reaches through indexes and manifests, with the media type it
-    was first reached as (an image layer's is application/vnd.oci.image.layer.*)."""
-    seen: dict[str, str] = {}
+    seen: set[str] = set()
     todo: list[Any] = list(layout.index().get("manifests", []))
     while todo:
         desc = Descriptor.from_json(todo.pop())
         if desc.digest in seen:
             continue
-        seen[desc.digest] = desc.media_type
+        seen.add(desc.digest)
         try:
             if desc.media_type == MEDIA_INDEX:
                 todo += list(layout.read_json(desc.digest)["manifests"])

@@ -47,14 +47,13 @@ from cairn.oci.attachments import (
 from cairn.oci.image import ANN_CREATED, ANN_REF_NAME, MEDIA_INDEX, canonical_json
 from cairn.oci.layout import (
     ATTACHED,
-    LAYER_MEDIA,
     OCI_LAYOUT,
     NotRegular,
     OciLayout,
     checked_digest,
     new_file_mode,
     open_regular,
-    reached,
+    reachable,
 )
 from cairn.trust import ustar
 from cairn.trust.keys import PublicKey, SigningKey
@@ -110,9 +109,15 @@ def layout_files(
             entries.append(entry)
     index = {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": entries}
     view = _IndexView(layout, index, made)
-    media_types = reached(view)
-    layers = {d for d, media_type in media_types.items() if media_type.startswith(LAYER_MEDIA)}
-    blobs = sorted(media_types, key=lambda d: (d in layers, d))
+    reached = reachable(view)
+    # the images' layers: not what an attachment (a referrer of another tool) may hold
+    layers = {
+        layer["digest"]
+        for image in images
+        for manifest in layout.platform_manifests(image.name)
+        for layer in layout.read_json(manifest.digest).get("layers", [])
+    } & reached
+    blobs = sorted(reached, key=lambda d: (d in layers, d))
     files: list[tuple[str, Path | bytes]] = [
         ("oci-layout", canonical_json(OCI_LAYOUT)),
         ("index.json", canonical_json(index)),

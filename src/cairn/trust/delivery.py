@@ -174,13 +174,14 @@ def _nothing_pushed() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _no_image_pushed() -> Iterator[None]:
-    """A failure while layers are sent says that no image was pushed, nor tag moved."""
+    """A failure while layers are sent says that no image was pushed, nor its tags moved."""
     try:
         yield
     except CairnError as e:
         e.message += (
-            " No image was pushed and no image's tag moved: the layers sent before are "
-            "unreferenced blobs, which the registry's garbage collection removes."
+            " No image was pushed and no image's tag moved (signatures and attestations "
+            "may be there, under tags named by the images' digests); the layers sent "
+            "before are unreferenced blobs, which the registry's garbage collection removes."
         )
         raise
 
@@ -259,10 +260,14 @@ def unbundle(
             with open_parts(bundle) as stream:
                 first = BundleReader(stream, key, Path(tmp))
                 opened = first.documents()
-                for _, _, chunks in first.layers():
+                carried = set()
+                for digest, _, chunks in first.layers():
+                    carried.add(digest)
                     for _ in chunks:
                         pass
             _check_images(opened, key)
+            if opened.layers_apart:
+                _check_layers(opened, carried)
             if not allow_rollback:
                 _refuse_rollback(opened, dest, registries)
         if not opened.layers_apart:  # an older bundle: every file is in scratch
@@ -279,13 +284,14 @@ def unbundle(
             ThreadPoolExecutor(PUSHING_AT_ONCE) as pool,
             _cancelled_on_failure(pool),
         ):
-            attach = functools.partial(push_attachments, opened.layout, as_kept=True)
-            attaching = [
-                pool.submit(attach, i.name, f"{dest}/{i.name}", registries) for i in opened.images
-            ]
             with open_parts(bundle) as stream:
                 again = BundleReader(stream, key, Path(tmp))
                 again.check_again(first)
+                attach = functools.partial(push_attachments, opened.layout, as_kept=True)
+                attaching = [
+                    pool.submit(attach, i.name, f"{dest}/{i.name}", registries)
+                    for i in opened.images
+                ]
                 there = _push_layers(again, opened, dest, registries, say)
             attached = [a.result() for a in attaching]
         say(f"{bundle.name}: {len(opened.images)} images, every check passed")
@@ -335,6 +341,18 @@ def _push_image(
     return index.digest
 
 
+def _check_layers(opened: Opened, carried: set[str]) -> None:
+    """The layers the bundle carries apart are exactly its images' layers."""
+    wanted = set(_layer_repositories(opened, ""))
+    if carried != wanted:
+        odd = sorted(carried ^ wanted)[0]
+        raise VerificationError(
+            f"The bundle is refused: {odd} is "
+            + ("carried as a layer and no image has it" if odd in carried else "missing"),
+            "Try: bundle the images again with this cairn.",
+        )
+
+
 def _layer_repositories(opened: Opened, dest: str) -> dict[str, list[str]]:
     """Each image layer's digest -> the repositories (DEST/NAME) whose images have it."""
     wanted: dict[str, list[str]] = {}
@@ -363,10 +381,11 @@ def _push_layers(
     sent: set[str] = set()
     for digest, size, chunks in reader.layers():
         repositories = wanted.get(digest)
-        if not repositories:
+        if not repositories:  # _check_layers refused it before: the file changed since
             raise VerificationError(
                 f"The bundle is refused: it carries {digest} as a layer, and none of its "
-                "images has it."
+                "images has it.",
+                "Try: copy the bundle again from its source.",
             )
         client, first = registries.of(repositories[0])
         if client.has_blob(first, digest):
