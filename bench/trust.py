@@ -24,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,13 +70,38 @@ def registry(d: Path) -> Iterator[str]:
         proc.wait(30)
 
 
-def timed(*cmd: str) -> float:
+def timed(*cmd: str, env: dict[str, str] | None = None) -> float:
     start = time.monotonic()
-    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     took = time.monotonic() - start
     if res.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{res.stderr[-4000:]}")
     return took
+
+
+@contextlib.contextmanager
+def peak_bytes(directory: Path) -> Iterator[list[int]]:
+    """The most bytes the files under `directory` held at once while the block ran,
+    sampled every 10 ms (in the list, when the block ends)."""
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.01):
+            total = 0
+            for root, _, files in os.walk(directory):
+                for name in files:
+                    with contextlib.suppress(OSError):
+                        total += (Path(root) / name).lstat().st_size
+            peak[0] = max(peak[0], total)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield peak
+    finally:
+        done.set()
+        sampler.join()
 
 
 def cairn(*args: str) -> float:
@@ -120,10 +146,14 @@ def main() -> None:
                 "bundle", str(EXAMPLE), "--to", str(bundle_file), "--output", store, *key,
                 "--for", f"{team}/qapm",
             )  # fmt: skip
-            unbundle_s = cairn(
-                "unbundle", str(bundle_file), "--to", f"{customer}/qapm", "--insecure",
-                "--key", f"{keyfile}.pub",
-            )  # fmt: skip
+            scratch = work / "unbundle-scratch"
+            scratch.mkdir()
+            with peak_bytes(scratch) as peak:
+                unbundle_s = timed(
+                    sys.executable, "-m", "cairn", "unbundle", str(bundle_file),
+                    "--to", f"{customer}/qapm", "--insecure", "--key", f"{keyfile}.pub",
+                    env=os.environ | {"TMPDIR": str(scratch)},
+                )  # fmt: skip
             copy_s = 0.0
             for image in family.images:
                 for tag in image.tags:
@@ -142,8 +172,10 @@ def main() -> None:
         blobs = reachable(layout)
         layer_bytes = sum(layout.blob_path(d).stat().st_size for d in layers)
         largest = max(layout.blob_path(d).stat().st_size for d in blobs)
-        # unbundle takes every file of the bundle into scratch before it pushes
-        unpacked = sum(json.loads(_manifest(bundle_file))["sizes"].values())
+        signed = json.loads(_manifest(bundle_file))
+        layer_files = {f"blobs/sha256/{d.partition(':')[2]}" for d in layers}
+        documents = sum(size for n, size in signed["sizes"].items() if n not in layer_files)
+        unpacked = peak[0]
         blob_bytes = sum(layout.blob_path(d).stat().st_size for d in blobs)
         bundle_bytes = bundle_file.stat().st_size
         attestations = sum(
@@ -187,8 +219,9 @@ def main() -> None:
             f"{met[size_ratio <= 1.02]} |",
             f"| bundle + unbundle ≤ 1.5 x skopeo copy | {carry_ratio:.2f} | "
             f"{met[carry_ratio <= 1.5]} |",
-            f"| unbundle's scratch ≤ its largest blob ({mb(largest)}) | {mb(unpacked)} (the "
-            f"whole layout, on disk) | {met[unpacked <= largest]} |",
+            f"| unbundle's peak scratch ≤ its largest blob ({mb(largest)}) | {mb(unpacked)} "
+            f"(its documents: {mb(documents)}; layers go to the registry as they are read) "
+            f"| {met[unpacked <= largest]} |",
         ]
     )
     write_section(ROOT / "BENCHMARKS.md", "trust", "Signing, attesting and bundles", body)
