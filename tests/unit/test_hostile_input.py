@@ -474,6 +474,23 @@ def test_a_registry_cannot_lead_the_client_astray(
             _client(host, tmp_path, monkeypatch).get_manifest("r", "x")
         assert time.monotonic() - start < 6
 
+    # a body cut short of its Content-Length: a failure, not a shorter document
+    def cut(h: http.server.BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", "100")
+        h.end_headers()
+        h.wfile.write(b"abc")
+        h.close_connection = True
+
+    # a Location that is no URL: a named refusal, not a ValueError
+    no_url: Answer = lambda h: _send(h, 302, Location="http://[::1/v2/r/manifests/x")  # noqa: E731
+    for answer, needle in ((cut, "IncompleteRead"), (no_url, "no usable URL")):
+        with (
+            hostile_registry({"/v2/r/manifests/": answer}) as (host, _),
+            pytest.raises(CairnError, match=needle),
+        ):
+            _client(host, tmp_path, monkeypatch).get_manifest("r", "x")
+
     # an attachment naming one blob 500 times: the blob is fetched once
     blob = os.urandom(1 << 16)
     digest = "sha256:" + hashlib.sha256(blob).hexdigest()

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import http.server
 import json
+import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from cairn.errors import RegistryAccessError, UsageError
+from cairn.errors import CairnError, RegistryAccessError, UsageError
 from cairn.oci import certs, credentials
 from cairn.oci.access import Access, AccessOptions, repository_of
 from cairn.oci.attachments import signatures_for, signed_identity
@@ -285,6 +288,10 @@ def _counting_registry() -> Iterator[tuple[str, list[int]]]:
             self.send_header("Content-Length", "0")
             self.end_headers()
             self.close_connection = self.path.endswith("/drop")
+            if self.path.endswith("/stray"):  # a late answer no request asked for
+                self.wfile.flush()
+                time.sleep(0.2)
+                self.wfile.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
 
     with http_server(Handler) as host:
         yield host, ports
@@ -300,4 +307,82 @@ def test_connections_are_kept_alive_and_replaced_when_the_registry_closed_them()
         client.request("HEAD", "r", "blobs/drop", missing_ok=True)  # then closed, unsaid
         assert client.has_blob("r", digest)  # sent again on a new connection, not failed
         assert len(set(ports)) == 2
+        client.request("HEAD", "r", "blobs/stray", missing_ok=True)
+        time.sleep(0.5)
+        assert client.has_blob("r", digest)  # not the stray 404: a new connection
+        assert len(set(ports)) == 3
+        client.close()
+
+
+@contextlib.contextmanager
+def _registry_that_mounts_nothing() -> Iterator[tuple[str, dict[tuple[str, str], bytes]]]:
+    """A registry on 127.0.0.1 keeping blobs by (repository, digest), checking each upload
+    against its digest (400 otherwise), and answering every mount with a new upload (202),
+    as registries that mount nothing do."""
+    blobs: dict[tuple[str, str], bytes] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def _answer(self, status: int, body: bytes = b"", **headers: str) -> None:
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _blob(self) -> tuple[str, str]:
+            repo, _, digest = self.path.removeprefix("/v2/").partition("/blobs/")
+            return repo, digest
+
+        def do_HEAD(self) -> None:
+            self._answer(200 if self._blob() in blobs else 404)
+
+        def do_GET(self) -> None:
+            data = blobs.get(self._blob())
+            self._answer(404) if data is None else self._answer(200, data)
+
+        def do_POST(self) -> None:
+            repo = self.path.removeprefix("/v2/").partition("/blobs/uploads/")[0]
+            self._answer(202, Location=f"/upload/{repo}")
+
+        def do_PUT(self) -> None:
+            path, _, query = self.path.partition("?digest=")
+            data = self.rfile.read(int(self.headers["Content-Length"]))
+            digest = urllib.parse.unquote(query)
+            if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+                self._answer(400, b'{"errors":[{"code":"DIGEST_INVALID"}]}')
+                return
+            blobs[(path.removeprefix("/upload/"), digest)] = data
+            self._answer(201)
+
+        def do_DELETE(self) -> None:
+            self._answer(204)
+
+    with http_server(Handler) as host:
+        yield host, blobs
+
+
+def test_a_streamed_blob_is_kept_only_whole_and_copied_where_no_mount_is_made() -> None:
+    data = b"layer " * 50_000
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    with _registry_that_mounts_nothing() as (host, blobs):
+        client = Registry(Access().host(host), RetryPolicy(retries=0, stall_timeout=2.0))
+        chunks = (data[i : i + 4096] for i in range(0, len(data), 4096))
+        client.stream_blob("a", digest, len(data), chunks)
+        assert blobs[("a", digest)] == data
+        # other bytes under the digest: the registry keeps nothing, and cairn says so
+        with pytest.raises(CairnError, match="HTTP 400"):
+            client.stream_blob("c", digest, len(data), iter([data[:-1] + b"!"]))
+        assert ("c", digest) not in blobs
+        # no mount: the blob is read back from "a" as it is sent to "b"
+        assert not client.mount_blob("b", digest, "a")
+        client.copy_blob("a", "b", digest, len(data))
+        assert blobs[("b", digest)] == data
+        assert client.mount_blob("b", digest, "a")  # there now: nothing to send
         client.close()

@@ -100,9 +100,10 @@ def push_one(
     )
     # the image is there: each other tag is its index's bytes, put once more
     client, path = registries.of(repository)
+    data = layout.read_blob(index.digest)
     for tag in tags[1:]:
         say(f"tagging {repository}:{tag}")
-        client.put_manifest(path, tag, layout.read_blob(index.digest), index.media_type)
+        client.put_manifest(path, tag, data, index.media_type)
     return PushedImage(name, repository, index.digest, list(tags), attached)
 
 

@@ -157,9 +157,9 @@ def push_manifest(
     again, and for one that is not, the blobs are sent without asking about each (but
     those in `there`, known to be in PATH), which a registry that checks a password on
     every request (htpasswd's bcrypt) pays for by the request."""
-    doc = layout.read_json(desc.digest)
     data = layout.read_blob(desc.digest)
     if not client.has_manifest(path, desc.digest):
+        doc = layout.read_json(desc.digest)  # what it names: read only when it is sent
         if desc.media_type == MEDIA_INDEX:
             for child in doc.get("manifests", []):
                 child_desc = Descriptor.from_json(child)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import http.client
+import select
 import ssl
 import threading
 import time
@@ -142,7 +143,7 @@ class KeptAlive(urllib.request.AbstractHTTPHandler):
             idle = self._idle.get(key, [])
             while idle:
                 conn, since = idle.pop()
-                if time.monotonic() - since < IDLE_SECONDS:
+                if time.monotonic() - since < IDLE_SECONDS and not _has_word(conn):
                     break
                 stale.append(conn)
             else:
@@ -166,6 +167,15 @@ class KeptAlive(urllib.request.AbstractHTTPHandler):
             self._idle.clear()
         for conn in conns:
             conn.close()
+
+
+def _has_word(conn: http.client.HTTPConnection) -> bool:
+    """Whether an idle connection has something to read: bytes no request asked for (a
+    server's stray answer, which would be taken for the next one's) or its end."""
+    if conn.sock is None:
+        return True
+    readable, _, _ = select.select([conn.sock], [], [], 0)
+    return bool(readable)
 
 
 def _closed_while_idle(e: BaseException) -> bool:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import io
 import logging
 import re
 import threading
@@ -24,7 +23,6 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from cairn.errors import CairnError, ImageContentError, RegistryAccessError
 from cairn.oci import registry
@@ -64,9 +62,8 @@ class TokenServiceFailure(Exception):
         self.reason = reason
 
 
-# a request's body: bytes, a file (read afresh for each attempt), or a stream (sent once,
-# its Content-Length given by the caller)
-Body = bytes | Path | Iterable[bytes] | None
+# a request's body: bytes, or a stream (sent once, its Content-Length given by the caller)
+Body = bytes | Iterable[bytes] | None
 
 MAX_TOKEN_ANSWER = 1 << 20  # a token service's JSON answer
 MAX_ATTACHMENT_BLOB = 64 << 20  # an attestation's SBOM of a large image is a few MB
@@ -142,16 +139,14 @@ class Registry:
         if reads_from:  # a mount reads another repository of the registry
             scope += f" repository:{reads_from}:pull"
         fresh = False  # authorization asked for by this request: a 401 with it is final
-        once = not isinstance(data, (bytes, Path, type(None)))  # a stream: sent once
+        once = not isinstance(data, (bytes, type(None)))  # a stream: sent once
         if scope not in self._token and self._asks_basic:
             # one host, one way to authenticate: a new repository is not asked for first
             cred = self.access.credential(f"{self.host}/{repository}").credential
             if cred is not None and not cred.identity_token:
                 self._token[scope] = cred.basic()
         for _ in range(3):
-            sent = data.open("rb") if isinstance(data, Path) else data  # read afresh each time
-            sized = {"Content-Length": str(data.stat().st_size)} if isinstance(data, Path) else {}
-            req = urllib.request.Request(url, data=sent, method=method, headers=headers | sized)
+            req = urllib.request.Request(url, data=data, method=method, headers=dict(headers))
             if scope in self._token and self._same_origin(url):
                 # not sent on to where a registry redirects a blob (a bucket, a CDN)
                 req.add_unredirected_header("Authorization", self._token[scope])
@@ -168,9 +163,6 @@ class Registry:
                 # no token yet, or it expired during a long push: ask once more
                 self._token[scope] = self._authorize(challenge, repository, scope)
                 fresh = True
-            finally:
-                if isinstance(sent, io.IOBase):
-                    sent.close()
         raise HttpFailure(401, "the registry refused the credentials")
 
     def _authorize(self, challenge: str, repository: str, scope: str) -> str:
@@ -190,7 +182,10 @@ class Registry:
         """A token from the registry's token service, for `scope`. The service must be
         reached over HTTPS (plain HTTP only when the registry itself speaks it): a password
         is never sent in the clear, nor to a file: or ftp: URL a registry names."""
-        scheme = urllib.parse.urlsplit(realm).scheme
+        try:
+            scheme = urllib.parse.urlsplit(realm).scheme
+        except ValueError:
+            scheme = ""  # no URL: refused below as not https
         if scheme != "https" and not (scheme == "http" and self.access.scheme() == "http"):
             raise HttpFailure(
                 401, f"the registry names a token service at {printable(realm, 120)}, not https"
@@ -258,7 +253,7 @@ class Registry:
         target = url or f"{self.base}/v2/{repository}/{path}"
         where, operation = _described(method, self.host, repository, path)
         # a body read as it is sent (a stream) is sent once: no retry can send it again
-        attempts = self.policy.retries + 1 if isinstance(data, (bytes, Path, type(None))) else 1
+        attempts = self.policy.retries + 1 if isinstance(data, (bytes, type(None))) else 1
         for attempt in range(1, attempts + 1):
             try:
                 with self._open(
@@ -284,6 +279,8 @@ class Registry:
                     ) from None
             except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
                 failure = self._connection_failure(e)
+            except ValueError as e:  # a Location or realm that is no URL (urllib's parse)
+                failure = registry.Failure(None, False, f"it answered with no usable URL ({e})")
             if not failure.transient or attempt == attempts:
                 raise registry.explain(operation, where, failure, attempt)
             wait = self.policy.delay(attempt)
@@ -369,13 +366,7 @@ class Registry:
         )
         return got is not None
 
-    def put_blob(self, repository: str, digest: str, data: bytes | Path) -> None:
-        """A blob (bytes, or a file sent as it is read) into `repository`, unless it is
-        there."""
-        if not self.has_blob(repository, digest):
-            self.upload_blob(repository, digest, data)
-
-    def upload_blob(self, repository: str, digest: str, data: bytes | Path) -> None:
+    def upload_blob(self, repository: str, digest: str, data: bytes) -> None:
         """A blob sent without asking whether the registry has it (it may: then it is
         sent again, and the registry keeps one)."""
         started = self.request("POST", repository, "blobs/uploads/", data=b"")
@@ -407,12 +398,23 @@ class Registry:
         assert started is not None
         if started[0].get(":status") == "201":
             return True
-        location = started[0].get("location", "")
-        if location:  # the upload it opened instead is not wanted
-            with contextlib.suppress(CairnError):
-                url = urllib.parse.urljoin(self.base, location)
+        with contextlib.suppress(CairnError):  # the upload it opened instead is not wanted
+            url = self._upload_url(started[0])
+            if self._same_origin(url):
                 self.request("DELETE", repository, "blobs/uploads/", url=url, missing_ok=True)
         return False
+
+    def _upload_url(self, started: dict[str, str]) -> str:
+        """Where the registry said an upload goes (its Location, against its own URL)."""
+        location = started.get("location", "")
+        try:
+            return urllib.parse.urljoin(self.base, location)
+        except ValueError:
+            raise ImageContentError(
+                f"{self.host} named an upload location that is no URL: "
+                f"{printable(location, 120)!r}.",
+                "Try: check the registry, and what stands in front of it (a proxy).",
+            ) from None
 
     def _finish_upload(
         self,
@@ -422,7 +424,7 @@ class Registry:
         data: Body,
         headers: dict[str, str],
     ) -> None:
-        location = urllib.parse.urljoin(self.base, started.get("location", ""))
+        location = self._upload_url(started)
         sep = "&" if "?" in location else "?"
         self.request(
             "PUT",
@@ -513,6 +515,8 @@ def _chunks(
         if took > stall and got < MIN_RATE * (took - stall):
             raise OSError(f"the answer came at {got / took:.0f} bytes/s, too slow to wait for")
         yield chunk
+    if response.length:  # read1 ends quietly where the connection did: short of its length
+        raise http.client.IncompleteRead(b"", response.length)
 
 
 def _described(method: str, host: str, repository: str, path: str) -> tuple[str, str]:
